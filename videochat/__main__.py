@@ -1,0 +1,5 @@
+import sys
+
+from videochat.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per CLI verb (see videochat.cli.VERBS): ``add_arguments(parser)`` and ``run(args)``."""

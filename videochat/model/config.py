@@ -1,0 +1,150 @@
+"""Typed configuration of a VideoChat model, with named presets.
+
+Field names are ours; `VideoChatConfig.from_original_json` maps the original `configs/config.json`.
+Options the original lacks (e.g. temporal position embeddings for the small embedded model) default
+to off, so the original presets compute exactly the original function.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class VisionConfig:
+    """EVA ViT-g with UniFormerV2-style temporal modules (DESIGN.md §1.2)."""
+
+    image_size: int = 224
+    patch_size: int = 14
+    width: int = 1408
+    depth: int = 39
+    heads: int = 16
+    mlp_ratio: float = 4.3637  # hidden = int(width * mlp_ratio) = 6144 for ViT-g
+    qkv_bias: bool = True  # separate q_bias / v_bias, no k bias
+    layer_norm_eps: float = 1e-6
+    lmhra: bool = False  # original `no_lmhra=true` in the released config
+    double_lmhra: bool = False
+    lmhra_reduction: float = 2.0
+    gmhra_layers: int = 8
+    gmhra_dropout: float = 0.5
+    temporal_downsample: bool = False
+    # Our additions (off in the original presets):
+    temporal_pos_embed: bool = False  # learnable per-frame embedding added to the patch tokens
+    max_frames: int = 64  # size of the temporal embedding table when enabled
+
+
+@dataclass
+class QFormerConfig:
+    """BLIP-2 Q-Former, query path only (DESIGN.md §1.3)."""
+
+    width: int = 768
+    layers: int = 12
+    heads: int = 12
+    ffn: int = 3072
+    layer_norm_eps: float = 1e-12
+    cross_attention_freq: int = 2
+    vision_width: int = 1408  # width of the encoder tokens the cross-attention reads
+    num_query_tokens: int = 32
+    num_extra_query_tokens: int = 64
+    ln_vision_eps: float = 1e-5
+
+
+@dataclass
+class LLMConfig:
+    """A Hugging Face LLaMA-family causal LM: either a directory/hub id, or an inline config dict."""
+
+    path: str | None = None  # HF directory with config.json (+ weights, tokenizer)
+    hf_config: dict[str, Any] | None = None  # inline transformers config (model_type + fields)
+    tokenizer_path: str | None = None  # defaults to `path`
+    chat_template: str = (
+        "videochat"  # conversation format; "videochat" = the original's `###` format
+    )
+
+
+@dataclass
+class VideoChatConfig:
+    vision: VisionConfig = field(default_factory=VisionConfig)
+    qformer: QFormerConfig = field(default_factory=QFormerConfig)
+    llm: LLMConfig = field(default_factory=LLMConfig)
+    num_frames: int = 8  # default frames sampled per video
+    max_text_len: int = 512
+    low_resource: bool = False  # original's 8-bit LLM + vision on CPU mode
+
+    @property
+    def num_queries(self) -> int:
+        return self.qformer.num_query_tokens + self.qformer.num_extra_query_tokens
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> VideoChatConfig:
+        return cls(
+            vision=VisionConfig(**data.get("vision", {})),
+            qformer=QFormerConfig(**data.get("qformer", {})),
+            llm=LLMConfig(**data.get("llm", {})),
+            **{k: v for k, v in data.items() if k not in ("vision", "qformer", "llm")},
+        )
+
+    @classmethod
+    def preset(cls, name: str) -> VideoChatConfig:
+        try:
+            factory = PRESETS[name]
+        except KeyError:
+            raise KeyError(
+                f"unknown preset {name!r}; known: {', '.join(sorted(PRESETS))}"
+            ) from None
+        return factory()
+
+
+def _llama_config(hidden: int, layers: int, heads: int, ffn: int, vocab: int = 32000) -> dict:
+    return {
+        "model_type": "llama",
+        "vocab_size": vocab,
+        "hidden_size": hidden,
+        "intermediate_size": ffn,
+        "num_hidden_layers": layers,
+        "num_attention_heads": heads,
+        "max_position_embeddings": 2048,
+        "rms_norm_eps": 1e-6,
+        "hidden_act": "silu",
+        "pad_token_id": 0,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+        "tie_word_embeddings": False,
+    }
+
+
+def videochat_7b() -> VideoChatConfig:
+    """The released VideoChat-7B (EVA ViT-g + Vicuna-7B v0)."""
+    return VideoChatConfig(llm=LLMConfig(hf_config=_llama_config(4096, 32, 32, 11008)))
+
+
+def videochat_13b() -> VideoChatConfig:
+    """The released VideoChat-13B (EVA ViT-g + StableVicuna-13B)."""
+    return VideoChatConfig(llm=LLMConfig(hf_config=_llama_config(5120, 40, 40, 13824)))
+
+
+def tiny() -> VideoChatConfig:
+    """The parity fixtures' configuration (tests/fixtures/parity/encode): random weights, 28 px."""
+    return VideoChatConfig(
+        vision=VisionConfig(image_size=28, width=64, depth=4, heads=4, gmhra_layers=2),
+        qformer=QFormerConfig(
+            width=32,
+            layers=4,
+            heads=4,
+            ffn=64,
+            vision_width=64,
+            num_query_tokens=6,
+            num_extra_query_tokens=4,
+        ),
+        llm=LLMConfig(
+            hf_config={**_llama_config(48, 2, 4, 128, vocab=512), "max_position_embeddings": 256}
+        ),
+        num_frames=4,
+    )
+
+
+PRESETS = {"videochat-7b": videochat_7b, "videochat-13b": videochat_13b, "tiny": tiny}
