@@ -1,0 +1,73 @@
+"""Shared helpers for the training tests: fixture loaders and tiny media generators."""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+FIXTURES = Path(__file__).parent / "fixtures" / "parity"
+PROMPTS = FIXTURES / "prompts"
+
+
+@lru_cache(maxsize=1)
+def fixture_tokenizer():
+    """The fixtures' tokenizer with pad = eos, as VideoChat calls it."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(FIXTURES / "tokenizer"))
+    tok.pad_token = tok.eos_token
+    return tok
+
+
+@lru_cache(maxsize=1)
+def fixture_llm():
+    """The fixtures' tiny LLaMA, loaded with stock transformers."""
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(str(FIXTURES / "llm" / "hf")).eval()
+
+
+def load_cases(name: str) -> list[dict]:
+    return json.loads((PROMPTS / f"{name}.json").read_text())["cases"]
+
+
+def parse_conversation(text: str, start: str, end: str) -> dict:
+    """Recover (system, msg, QA) from a fixture conversation so our builder can re-create it."""
+    system, rest = text.split("###Human: " + start + end, 1)
+    msg, rest = rest.split(" ###Human: ", 1)
+    pairs = re.findall(r"(.*?) ###Assistant: (.*?) ###(?:Human: |$)", rest)
+    return {"system": system, "msg": msg, "qa": pairs}
+
+
+def write_video(path: Path, frames: int = 12, size: int = 32, fps: int = 6, seed: int = 0) -> Path:
+    """A small H.264/MPEG-4 clip of moving colour blocks (PyAV)."""
+    import av
+
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 255, size=(3,), dtype=np.uint8)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=fps)
+        stream.width = stream.height = size
+        stream.pix_fmt = "yuv420p"
+        for t in range(frames):
+            img = np.zeros((size, size, 3), dtype=np.uint8)
+            img[:] = base
+            x = (t * 3) % (size - 8)
+            img[8:16, x : x + 8] = 255 - base
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def write_image(path: Path, size: int = 32, seed: int = 0) -> Path:
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 255, size=(size, size, 3), dtype=np.uint8)).save(path)
+    return path
