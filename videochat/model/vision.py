@@ -55,7 +55,8 @@ class VisionEncoder(nn.Module):
         if cfg.temporal_pos_embed:
             # Our addition: zero-init, so a model that gains it computes the same function at first.
             self.temporal_embed = nn.Parameter(torch.zeros(1, cfg.max_frames, dim))
-        rates = torch.linspace(0, drop_path_rate, cfg.depth).tolist()  # stochastic depth decay
+        steps = max(cfg.depth - 1, 1)  # stochastic depth rises linearly 0 → rate (meta-safe)
+        rates = [drop_path_rate * i / steps for i in range(cfg.depth)]
         self.blocks = nn.ModuleList(EvaBlock(cfg, rate) for rate in rates)
         self.gmhra = nn.ModuleList(
             GlobalMHRA(dim, cfg.heads, cfg.mlp_ratio, cfg.gmhra_dropout)
