@@ -1,0 +1,1 @@
+"""Procedural video world with ground truth: scenes, rendering, encoding, questions, datasets."""
