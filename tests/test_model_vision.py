@@ -264,3 +264,23 @@ def test_impossible_config_is_a_clear_error():
     bad = dataclasses.replace(RELEASED, heads=5, gmhra_layers=9, image_size=30)
     with pytest.raises(ValueError, match="not a multiple of patch_size.*heads 5.*gmhra_layers 9"):
         VisionEncoder(bad)
+
+
+def test_released_vit_g_shapes_and_eva_conversion_on_meta_device():
+    """The real ViT-g layout (DESIGN.md §1.2), checked without allocating its 1.2 B parameters."""
+    cfg = VisionConfig()  # released: 224 px, width 1408, depth 39, 16 heads, 8 GMHRA
+    with torch.device("meta"):
+        target = VisionEncoder(cfg).state_dict()
+    assert target["blocks.38.mlp.fc1.weight"].shape == (6144, 1408)
+    assert target["gmhra.7.mlp.c_fc.weight"].shape == (6144, 1408)
+    assert target["pos_embed"].shape == (1, 257, 1408)
+    assert "blocks.39.norm1.weight" not in target and "gmhra.8.ln_1.weight" not in target
+    assert output_tokens(cfg, 8) == 8 * 257 + 1
+
+    eva = {k: torch.empty_like(v, dtype=torch.float16) for k, v in target.items()}
+    eva = {k: v for k, v in eva.items() if not is_temporal_key(k)}
+    eva["patch_embed.proj.weight"] = torch.empty(1408, 3, 14, 14, device="meta")
+    converted, info = convert_eva_checkpoint(eva, cfg, target)
+    assert converted["patch_embed.proj.weight"].shape == (1408, 3, 1, 14, 14)
+    assert info.expected_missing == [k for k in target if is_temporal_key(k)]
+    assert len(info.expected_missing) == 1 + 8 * 16
