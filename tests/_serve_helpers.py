@@ -1,0 +1,110 @@
+"""Shared pieces of the serving tests: tiny media, a controllable backend, a real uvicorn server."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import io
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import av
+import numpy as np
+from PIL import Image
+
+
+def video_bytes(
+    color: tuple[int, int, int], frames: int = 8, size: int = 32, fps: int = 4
+) -> bytes:
+    """A small H.264 MP4 of one flat colour with a moving bar (so frames differ)."""
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width = stream.height = size
+        stream.pix_fmt = "yuv420p"
+        for i in range(frames):
+            arr = np.full((size, size, 3), color, dtype=np.uint8)
+            arr[:, (i * 3) % size : (i * 3) % size + 4] = 255 - np.array(color, dtype=np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(arr, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return buf.getvalue()
+
+
+def png_bytes(color: tuple[int, int, int], size: int = 32) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (size, size), color).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def data_url(data: bytes, mime: str) -> str:
+    return f"data:{mime};base64," + base64.b64encode(data).decode()
+
+
+class FakeBackend:
+    """A stand-in model for engine/API plumbing tests: answers with what it was given, slowly if
+    asked, and can be held at a gate so tests can fill the queue deterministically."""
+
+    model_id = "videochat"
+
+    def __init__(self, delay_s: float = 0.0, gate: threading.Event | None = None) -> None:
+        self.delay_s = delay_s
+        self.gate = gate
+        self.pieces_sent = 0
+
+    def new_session(self, system: str) -> dict[str, Any]:
+        return {"system": system, "media": [], "turns": []}
+
+    def add_media(self, session: dict, item: Any, num_frames: int) -> None:
+        source = item.resolved.source
+        data = source if isinstance(source, bytes) else source.read_bytes()
+        session["media"].append(f"{item.kind}:{hashlib.sha1(data).hexdigest()[:8]}")
+
+    def add_turn(self, session: dict, question: str, answer: str) -> None:
+        session["turns"].append((question, answer))
+
+    def ask(self, session: dict, question: str, generation: dict) -> Iterator[str]:
+        if self.gate is not None:
+            self.gate.wait(10)
+        words = [*session["media"], f"turns={len(session['turns'])}", question]
+        words += ["tick"] * max(0, generation["max_new_tokens"] - len(words))
+        for word in words[: generation["max_new_tokens"]]:
+            time.sleep(self.delay_s)
+            self.pieces_sent += 1
+            yield word + " "
+
+    def usage(self, session: dict, answer: str) -> tuple[int, int]:
+        return 7, len(answer.split())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_server(app, timeout: float = 60.0) -> Iterator[str]:
+    """Serve `app` with a real uvicorn on 127.0.0.1:<free port>; yields the base URL."""
+    import uvicorn
+
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
