@@ -1,0 +1,92 @@
+"""Frame-folder clips (MVBench ``data_type: frame``) turned into something the chat session can play.
+
+The session takes media sources (paths, bytes), not pixels, so a folder of numbered images is
+sampled here (the same ``middle`` window rule as videos, from ``videochat.media.sample``) and only
+the chosen frames are packed, losslessly (PNG in a MOV container), into a small in-memory video whose
+frame times are the frames' true times at the folder's ``fps``. The media pipeline then decodes all of
+them, so the model sees exactly these frames and the timestamp message carries their real times.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from videochat.media.errors import CorruptMediaError, MediaNotFoundError
+from videochat.media.sample import sample_window
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
+_TICKS_PER_SECOND = 3000  # time base of the packed clip: exact for 1, 2, 3, 5, 10, 24, 25, 30 fps
+
+
+def natural_key(name: str) -> list[int | str]:
+    """Sort key that orders ``frame2.jpg`` before ``frame10.jpg``."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
+
+
+def list_frames(folder: Path) -> list[Path]:
+    """The folder's image files in natural order."""
+    if not folder.is_dir():
+        raise MediaNotFoundError(str(folder), "frame folder not found")
+    frames = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+    if not frames:
+        raise MediaNotFoundError(str(folder), "frame folder holds no images (.jpg/.png/...)")
+    return sorted(frames, key=lambda p: natural_key(p.name))
+
+
+def _read_rgb(path: Path, size: tuple[int, int] | None) -> np.ndarray:
+    try:
+        with Image.open(path) as image:
+            rgb = image.convert("RGB")
+    except (UnidentifiedImageError, OSError) as exc:
+        raise CorruptMediaError(str(path), f"cannot read this frame image ({exc})") from None
+    if size is not None and rgb.size != size:
+        rgb = rgb.resize(size, Image.Resampling.BICUBIC)
+    return np.asarray(rgb, dtype=np.uint8)  # (H, W, 3)
+
+
+def select_frames(
+    folder: Path, num_frames: int, fps: float, start: float | None, end: float | None
+) -> tuple[list[Path], list[int]]:
+    """The folder's frames and the indices the ``middle`` rule picks within [start, end]."""
+    frames = list_frames(folder)
+    indices = sample_window("middle", len(frames), num_frames, fps, start, end)
+    return frames, indices
+
+
+def pack_frames(frames: list[Path], indices: list[int], fps: float) -> bytes:
+    """Encode the chosen frames as a lossless MOV whose frame times are ``index / fps``."""
+    first = _read_rgb(frames[indices[0]], None)
+    height, width = first.shape[:2]
+    time_base = Fraction(1, _TICKS_PER_SECOND)
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="mov") as container:
+        stream = container.add_stream("png", rate=Fraction(fps).limit_denominator(1000))
+        stream.width, stream.height, stream.pix_fmt = width, height, "rgb24"
+        stream.time_base = time_base
+        last_pts = -1
+        for k, index in enumerate(indices):
+            rgb = first if k == 0 else _read_rgb(frames[index], (width, height))
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            # repeated indices (short windows) still need increasing timestamps
+            last_pts = max(last_pts + 1, round(index / fps * _TICKS_PER_SECOND))
+            frame.pts, frame.time_base = last_pts, time_base
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return buffer.getvalue()
+
+
+def frame_folder_video(
+    folder: Path, num_frames: int, fps: float, start: float | None = None, end: float | None = None
+) -> tuple[bytes, int]:
+    """(packed clip, number of frames in it) for a frame folder item."""
+    frames, indices = select_frames(folder, num_frames, fps, start, end)
+    return pack_frames(frames, indices, fps), len(indices)
