@@ -1,0 +1,165 @@
+"""Decode only the frames asked for: seek to the keyframe before each, decode forward to it.
+
+Two strategies, same result:
+* ``seek``: per wanted frame, ``container.seek`` (stream time_base, backward, keyframes only) then
+  decode forward to the first frame at/after its expected pts; consecutive targets inside one
+  GOP (or within a second) are reached by decoding on without a new seek.
+* ``sequential``: one pass from the start counting frames; used for short streams (cheaper than
+  seeking there, and exact by index even for variable frame rate) and when seeking fails.
+Every loop checks the decode deadline.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+
+import av
+from PIL import Image
+
+from videochat.media.limits import Deadline
+from videochat.media.probe import VideoInfo
+
+SEQUENTIAL_MAX_FRAMES = 300  # streams up to this many frames are decoded in one pass
+
+
+@dataclass
+class DecodedFrame:
+    index: int  # requested frame index
+    image: Image.Image  # RGB, full resolution
+    pts: int | None
+
+
+@dataclass
+class DecodeResult:
+    frames: dict[int, DecodedFrame]
+    eof_count: int | None  # frames actually present, when EOF came before a wanted index
+
+
+Opener = Callable[[], tuple[av.container.InputContainer, av.video.stream.VideoStream]]
+
+
+def read_frames(
+    open_stream: Opener,
+    info: VideoInfo,
+    indices: list[int],
+    deadline: Deadline,
+    strategy: str = "auto",
+) -> DecodeResult:
+    """Decode the frames at ``indices`` (any order, repeats allowed)."""
+    wanted = sorted(set(indices))
+    if strategy == "auto":
+        strategy = "sequential" if info.num_frames_total <= SEQUENTIAL_MAX_FRAMES else "seek"
+    if strategy == "seek":
+        result = _SeekReader(open_stream, info, deadline).read(wanted)
+        if result is not None:
+            return result
+    return _read_sequential(open_stream, wanted, deadline)
+
+
+def _decoded(
+    container: av.container.InputContainer, stream, max_errors: int = 50
+) -> Iterator[av.VideoFrame]:
+    """Frames in presentation order; a few undecodable packets are skipped, as players do."""
+    errors = 0
+    for packet in container.demux(stream):
+        try:
+            frames = packet.decode()
+        except av.error.InvalidDataError:
+            errors += 1
+            if errors > max_errors:
+                raise
+            continue
+        yield from frames
+
+
+def _read_sequential(open_stream: Opener, wanted: list[int], deadline: Deadline) -> DecodeResult:
+    container, stream = open_stream()
+    frames: dict[int, DecodedFrame] = {}
+    todo = set(wanted)
+    count, last = 0, None
+    with container:
+        for frame in _decoded(container, stream):
+            deadline.check()
+            if count in todo:
+                frames[count] = DecodedFrame(count, frame.to_image(), frame.pts)
+                todo.discard(count)
+                if not todo:
+                    return DecodeResult(frames, None)
+            last, count = frame, count + 1
+    if last is not None:  # EOF early: clamp missing indices to the last frame
+        for index in todo:
+            frames[index] = DecodedFrame(index, last.to_image(), last.pts)
+    return DecodeResult(frames, count)
+
+
+class _SeekReader:
+    """Seek-and-decode-forward over one open container; returns None when seeking is unusable."""
+
+    def __init__(self, open_stream: Opener, info: VideoInfo, deadline: Deadline) -> None:
+        self.container, self.stream = open_stream()
+        self.info = info
+        self.deadline = deadline
+        self.frames: Iterator[av.VideoFrame] | None = None
+        self.current: av.VideoFrame | None = None
+        self.last_key: int | None = None
+        self.gop = 0  # largest keyframe distance seen, in pts
+        half_frame = Fraction(1, 2) / (
+            Fraction(info.fps).limit_denominator(100_000) * info.time_base
+        )
+        self.tolerance = math.ceil(half_frame) - 1  # strictly under half a frame, in pts
+        self.one_second = int(1 / info.time_base)
+
+    def read(self, wanted: list[int]) -> DecodeResult | None:
+        frames: dict[int, DecodedFrame] = {}
+        with self.container:
+            for index in wanted:
+                self.deadline.check()
+                target = self.info.target_pts(index)
+                try:
+                    frame = self._frame_at(target)
+                except (av.error.PermissionError, av.error.ValueError, _SeekUnusable):
+                    return None
+                if frame is None:  # EOF before the target: the frame count was wrong
+                    return DecodeResult(frames, -1)
+                frames[index] = DecodedFrame(index, frame.to_image(), frame.pts)
+        return DecodeResult(frames, None)
+
+    def _frame_at(self, target: int) -> av.VideoFrame | None:
+        if not self._decode_on(target):
+            self.container.seek(target, stream=self.stream, backward=True, any_frame=False)
+            self.frames, self.current = _decoded(self.container, self.stream), None
+        for frame in self.frames:
+            self.deadline.check()
+            if frame.pts is None:
+                raise _SeekUnusable
+            first_after_seek = self.current is None
+            self._note(frame)
+            if frame.pts >= target - self.tolerance:
+                late = frame.pts > target + self.tolerance and target > self.info.start_pts
+                if first_after_seek and late:
+                    raise _SeekUnusable  # landed past the target: the index is unreliable
+                return frame
+        return None
+
+    def _decode_on(self, target: int) -> bool:
+        """Whether decoding forward from here is cheaper than a new seek."""
+        if self.frames is None or self.current is None or target < self.current.pts:
+            return False
+        reach = self.one_second
+        if self.gop and self.last_key is not None:
+            reach = max(reach, self.last_key + self.gop - self.current.pts)
+        return target - self.current.pts <= reach
+
+    def _note(self, frame: av.VideoFrame) -> None:
+        if frame.key_frame:
+            if self.last_key is not None and frame.pts > self.last_key:
+                self.gop = max(self.gop, frame.pts - self.last_key)
+            self.last_key = frame.pts
+        self.current = frame
+
+
+class _SeekUnusable(Exception):
+    """This container cannot be read by seeking (no pts, or seeks land past their target)."""
