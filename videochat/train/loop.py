@@ -1,0 +1,331 @@
+"""The training loop: one code path for one process, torchrun DDP and FSDP.
+
+Batches follow a deterministic per-epoch plan (`sampler.plan_epoch`), so a checkpoint only needs
+(epoch, batches done) to resume exactly where it stopped. Rank 0 shows a tqdm bar and writes
+``metrics.jsonl`` (and TensorBoard events when tensorboard is installed).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from videochat.errors import VideoChatError
+from videochat.train import checkpoint as ckpt
+from videochat.train import distributed as D
+from videochat.train import setup as S
+from videochat.train.data import Batch, TrainDataset, collate, read_all
+from videochat.train.labels import LabelledText, assemble
+from videochat.train.recipe import Recipe
+from videochat.train.sampler import PlanSampler, plan_epoch
+from videochat.train.state import RunState, capture_rng, restore_rng
+
+log = logging.getLogger("videochat.train")
+
+
+class TooManyBadSamplesError(VideoChatError):
+    """More media files failed to load than the recipe's max_bad_fraction allows."""
+
+
+class TrainStep(nn.Module):
+    """model + batch → loss, as one module so DDP/FSDP hooks see the whole forward."""
+
+    def __init__(self, model: nn.Module, recipe: Recipe) -> None:
+        super().__init__()
+        self.model = model
+        self.stage = recipe.stage
+        self.max_txt_len = recipe.max_txt_len
+
+    def forward(self, pixels: torch.Tensor, texts: list[LabelledText]) -> torch.Tensor:
+        visual = self.model.encode_video(pixels)  # (B, Q, D)
+        tok = self.model.tokenizer
+        inputs = assemble(
+            visual,
+            texts,
+            self.model.llm.get_input_embeddings(),
+            bos_id=tok.bos_token_id,
+            pad_id=tok.pad_token_id,
+            bos_mode="embed" if self.stage == 1 else "constant",
+            max_len=None if self.stage == 1 else self.max_txt_len + visual.shape[1],
+        )
+        out = self.model.llm(
+            inputs_embeds=inputs.inputs_embeds,
+            attention_mask=inputs.attention_mask,
+            labels=inputs.labels,
+        )
+        return out.loss
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    output_dir: Path
+    last_loss: float | None
+    bad_samples: int
+    trainable: dict[str, torch.Tensor] = field(default_factory=dict)
+    export_dir: Path | None = None
+
+
+def train(recipe: Recipe) -> TrainResult:
+    """Run (or resume) a recipe to its last step; return what a caller or test needs."""
+    ctx = D.setup(recipe.device)
+    try:
+        return _Run(recipe, ctx).run()
+    finally:
+        D.teardown(ctx)
+
+
+class _Run:
+    def __init__(self, recipe: Recipe, ctx: D.DistContext) -> None:
+        self.recipe, self.ctx = recipe, ctx
+        self.out = Path(recipe.output_dir)
+        D.seed_everything(recipe.seed + ctx.rank)
+        entries = read_all(recipe)
+        self.model = S.build_model(recipe)
+        self.trainable = S.apply_freeze(self.model, recipe.freeze)
+        if recipe.gradient_checkpointing:
+            S.enable_gradient_checkpointing(self.model)
+        self.model.to(ctx.device)
+        self.precision = S.pick_precision(recipe.precision, ctx.device)
+        size = self.model.config.vision.image_size
+        self.dataset = TrainDataset(entries, recipe, self.model.tokenizer, size)
+        self.media = [e.media for e in entries]
+        self.batches_per_epoch = len(self._plan(0))
+        steps_per_epoch = math.ceil(self.batches_per_epoch / recipe.grad_accum_steps)
+        self.total_steps = recipe.max_steps or recipe.epochs * steps_per_epoch
+        self.planned_samples = self.total_steps * recipe.grad_accum_steps * recipe.batch_size
+        self.optimizer = S.make_optimizer(self.model, recipe.optim)
+        self.scheduler = S.make_scheduler(self.optimizer, recipe.optim, self.total_steps)
+        self.scaler = torch.amp.GradScaler(enabled=self.precision.needs_scaler)
+        self.step_module = D.wrap(TrainStep(self.model, recipe), ctx, recipe.strategy)
+        self.state = RunState()
+
+    def _plan(self, epoch: int) -> list:
+        r = self.recipe
+        return plan_epoch(self.media, r.batch_size, self.ctx.world, self.ctx.rank, r.seed, epoch)
+
+    def run(self) -> TrainResult:
+        if self.recipe.resume:
+            self._resume()
+        from videochat.train.progress import Progress
+
+        progress = Progress(self.recipe, self.ctx, self.total_steps, self.state.step)
+        last_loss = None
+        try:
+            while self.state.step < self.total_steps and self.state.epoch < self._epochs():
+                last_loss = self._epoch(progress) or last_loss
+        finally:
+            progress.close()
+        if self.state.step == 0 or self._saved_step != self.state.step:
+            self._save()
+        export = self._export() if self.recipe.export else None
+        return TrainResult(
+            self.state.step, self.out, last_loss, int(self.state.bad), self._weights(), export
+        )
+
+    def _epochs(self) -> int:
+        per_epoch = math.ceil(self.batches_per_epoch / self.recipe.grad_accum_steps)
+        return max(self.recipe.epochs, math.ceil(self.total_steps / max(1, per_epoch)))
+
+    _saved_step = -1
+
+    def _epoch(self, progress) -> float | None:
+        r, st = self.recipe, self.state
+        plan = self._plan(st.epoch)
+        loader = DataLoader(
+            self.dataset,
+            batch_sampler=PlanSampler(plan, st.batch),
+            collate_fn=collate,
+            num_workers=r.num_workers,
+        )
+        self.step_module.train()
+        last_loss, pending, window = None, 0, _Window()
+        for batch in loader:
+            st.batch += 1
+            pending += 1
+            final = pending == r.grad_accum_steps or st.batch == len(plan)
+            window.add(self._micro_step(batch, sync=final, count=pending if final else None), batch)
+            if not final:
+                continue
+            last_loss = self._optimizer_step(window, progress)
+            pending, window = 0, _Window()
+            if st.step >= self.total_steps:
+                break
+        if st.batch >= len(plan):
+            st.epoch, st.batch = st.epoch + 1, 0
+            if r.save_every == 0 and self._saved_step != st.step:
+                self._save()
+        return last_loss
+
+    def _micro_step(self, batch: Batch, sync: bool, count: int | None) -> float:
+        """Forward + backward of one micro-batch; a batch with no good sample adds zero gradient."""
+        weight = 1.0 / self.recipe.grad_accum_steps
+        pixels, texts = batch.pixels, batch.texts
+        if pixels is None:  # every sample bad: keep collective ops in step with the other ranks
+            pixels, texts, weight = self._dummy_inputs(), [_DUMMY_TEXT], 0.0
+        pixels = pixels.to(self.ctx.device, non_blocking=True)
+        context = (
+            self.step_module.no_sync()
+            if (not sync and hasattr(self.step_module, "no_sync"))
+            else _null()
+        )
+        with context:
+            with self.precision.autocast():
+                loss = self.step_module(pixels, texts)
+            self.scaler.scale(loss * weight).backward()
+        return float(loss.detach()) if weight else float("nan")
+
+    def _dummy_inputs(self) -> torch.Tensor:
+        size = self.model.config.vision.image_size
+        return torch.zeros(1, 1, 3, size, size)  # (B, T, 3, S, S)
+
+    def _optimizer_step(self, window: _Window, progress) -> float:
+        r, st = self.recipe, self.state
+        if r.optim.max_grad_norm > 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(
+                [p for p in self.model.parameters() if p.requires_grad], r.optim.max_grad_norm
+            )
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        st.step += 1
+        loss_sum, n_loss, n_good, n_bad = D.all_sum(
+            [window.loss_sum, window.n_loss, window.n_good, window.n_bad], self.ctx
+        )
+        st.bad += n_bad
+        st.seen += n_good + n_bad
+        loss = loss_sum / max(1.0, n_loss)
+        for bad in window.bad:
+            log.warning("rank %d: skipped bad sample %s (%s)", self.ctx.rank, bad.path, bad.reason)
+        progress.update(st, loss, self.scheduler.get_last_lr()[0], n_good, window.indices)
+        self._check_bad()
+        if r.save_every and st.step % r.save_every == 0:
+            self._save()
+        return loss
+
+    def _check_bad(self) -> None:
+        limit = self.recipe.max_bad_fraction * self.planned_samples * self.ctx.world
+        if self.state.bad > limit:
+            raise TooManyBadSamplesError(
+                f"{int(self.state.bad)} of {int(self.state.seen)} samples so far could not be "
+                f"loaded, over max_bad_fraction={self.recipe.max_bad_fraction} of the run; "
+                "see the logged paths, fix or remove them, or raise max_bad_fraction"
+            )
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def _weights(self) -> dict[str, torch.Tensor]:
+        if self.recipe.strategy == "fsdp" and self.ctx.distributed:
+            from torch.distributed.checkpoint.state_dict import (
+                StateDictOptions,
+                get_model_state_dict,
+            )
+
+            full = get_model_state_dict(
+                self.step_module, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
+            )
+            return {
+                k.removeprefix("model."): v
+                for k, v in full.items()
+                if k.removeprefix("model.") in self.trainable
+            }
+        params = dict(self.model.named_parameters())
+        return {name: params[name].detach().cpu().clone() for name in self.trainable}
+
+    def _save(self) -> None:
+        weights = self._weights()
+        rng = D.gather_objects(capture_rng(), self.ctx)
+        state = {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "run": self.state.to_dict(),
+            "world": self.ctx.world,
+            "rng": rng,
+            "recipe": json.dumps(self.recipe.to_dict()),
+        }
+        if self.ctx.is_main:
+            path = ckpt.save_checkpoint(
+                self.out, self.state.step, weights, state, self.recipe.keep_checkpoints
+            )
+            log.info("saved %s", path)
+        D.barrier(self.ctx)
+        self._saved_step = self.state.step
+
+    def _resume(self) -> None:
+        path = ckpt.latest_checkpoint(self.out)
+        if path is None:
+            log.info("resume=true but no checkpoint in %s yet: starting fresh", self.out)
+            return
+        saved = ckpt.load_checkpoint(path)
+        if saved.state["world"] != self.ctx.world:
+            raise ckpt.CheckpointError(
+                f"{path} was written by {saved.state['world']} processes; resume with the same "
+                f"number (now {self.ctx.world}) so the data plan matches"
+            )
+        params = dict(self.model.named_parameters())
+        with torch.no_grad():
+            for name, value in saved.weights.items():
+                params[name].copy_(value)
+        self.optimizer.load_state_dict(saved.state["optimizer"])
+        self.scheduler.load_state_dict(saved.state["scheduler"])
+        self.scaler.load_state_dict(saved.state["scaler"])
+        self.state = RunState.from_dict(saved.state["run"])
+        restore_rng(saved.state["rng"][self.ctx.rank])
+        self._saved_step = self.state.step
+        log.info("resumed from %s at step %d", path, self.state.step)
+
+    def _export(self) -> Path | None:
+        from videochat.model import save_model
+
+        target = Path(self.recipe.export)
+        if self.ctx.is_main:
+            model = self.model
+            if self.recipe.strategy == "fsdp" and self.ctx.distributed:
+                model = S.build_model(self.recipe)
+                params = dict(model.named_parameters())
+                with torch.no_grad():
+                    for name, value in self._weights().items():
+                        params[name].copy_(value)
+            save_model(model, target)
+            log.info("exported %s", target)
+        D.barrier(self.ctx)
+        return target
+
+
+_DUMMY_TEXT = LabelledText(before_ids=[], after_ids=[1, 1], after_labels=[1, 1])
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+class _Window:
+    """Numbers of the micro-batches that make up one optimizer step."""
+
+    def __init__(self) -> None:
+        self.loss_sum = self.n_loss = self.n_good = self.n_bad = 0.0
+        self.bad: list = []
+        self.indices: list[int] = []
+
+    def add(self, loss: float, batch: Batch) -> None:
+        if not math.isnan(loss):
+            self.loss_sum += loss
+            self.n_loss += 1
+        self.n_good += len(batch)
+        self.n_bad += len(batch.bad)
+        self.bad.extend(batch.bad)
+        self.indices.extend(batch.indices)

@@ -1,0 +1,164 @@
+"""Everything a run needs before its first step: model, freezing, optimizer, schedule, precision."""
+
+from __future__ import annotations
+
+import math
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from videochat.errors import VideoChatError
+from videochat.train.recipe import FreezeSpec, OptimSpec, Recipe
+
+
+class TrainSetupError(VideoChatError):
+    """The recipe asks for something this machine or model cannot do."""
+
+
+def build_model(recipe: Recipe) -> nn.Module:
+    """A model directory (load_model) or a preset with random weights (+ optional init weights)."""
+    from videochat.model import build_model as build
+    from videochat.model import load_model
+
+    spec = recipe.model
+    if spec.path:
+        model = load_model(spec.path)
+    else:
+        from videochat.model.config import VideoChatConfig
+
+        try:
+            config = VideoChatConfig.preset(spec.preset or "")
+        except KeyError as exc:
+            raise TrainSetupError(f"recipe model.preset: {exc.args[0]}") from None
+        config.num_frames = recipe.num_frames
+        model = build(
+            config, _tokenizer(spec.tokenizer or config.llm.tokenizer_path), seed=recipe.seed
+        )
+    if spec.init:
+        _load_init(model, spec.init)
+    return model
+
+
+def _tokenizer(path: str | None):
+    if not path:
+        raise TrainSetupError("recipe model.tokenizer is needed for a preset without a tokenizer")
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as exc:
+        raise TrainSetupError(f"cannot load tokenizer {path}: {exc}") from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token  # VideoChat's call path
+    return tokenizer
+
+
+def _load_init(model: nn.Module, source: str) -> None:
+    from videochat.train.checkpoint import load_trainable
+
+    weights = load_trainable(source)
+    own = dict(model.named_parameters())
+    unknown = sorted(set(weights) - set(own))
+    if unknown:
+        raise TrainSetupError(
+            f"model.init {source}: {len(unknown)} unknown keys, e.g. {unknown[0]}"
+        )
+    for name, value in weights.items():
+        if own[name].shape != value.shape:
+            raise TrainSetupError(
+                f"model.init {source}: {name} has shape {tuple(value.shape)}, "
+                f"the model expects {tuple(own[name].shape)}"
+            )
+        with torch.no_grad():
+            own[name].copy_(value)
+
+
+def apply_freeze(model: nn.Module, spec: FreezeSpec) -> list[str]:
+    """Set requires_grad per module group as the recipe says; return the trainable names."""
+    groups = {
+        "visual_encoder": lambda name: spec.mhra if "mhra" in name else spec.vit,
+        "ln_vision": lambda name: spec.ln_vision,
+        "qformer": lambda name: spec.qformer,
+        "query_tokens": lambda name: spec.query_tokens,
+        "extra_query_tokens": lambda name: spec.extra_query_tokens,
+        "llama_proj": lambda name: spec.llama_proj,
+        "llm": lambda name: spec.llm,
+    }
+    trainable = []
+    for name, param in model.named_parameters():
+        head = name.split(".", 1)[0]
+        rule = groups.get(head)
+        frozen = True if rule is None else rule(name)
+        param.requires_grad_(not frozen)
+        if not frozen:
+            trainable.append(name)
+    if not trainable:
+        raise TrainSetupError("the freeze settings leave no parameter to train")
+    return trainable
+
+
+def make_optimizer(model: nn.Module, spec: OptimSpec) -> torch.optim.Optimizer:
+    """AdamW; no weight decay on biases, norms and other 1-D parameters (as the original)."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            (no_decay if param.ndim <= 1 or name.endswith(".bias") else decay).append(param)
+    groups = [
+        {"params": decay, "weight_decay": spec.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(
+        [g for g in groups if g["params"]], lr=spec.lr, betas=tuple(spec.betas)
+    )
+
+
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, spec: OptimSpec, total_steps: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up, then half a cosine down to min_lr_ratio × lr."""
+    warmup = int(spec.warmup_ratio * total_steps)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return step / max(1, warmup)
+        progress = (step - warmup) / max(1, total_steps - warmup)
+        return max(spec.min_lr_ratio, 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+@dataclass
+class Precision:
+    dtype: torch.dtype | None  # autocast dtype; None = fp32
+    device_type: str
+
+    def autocast(self) -> AbstractContextManager:
+        if self.dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device_type, dtype=self.dtype)
+
+    @property
+    def needs_scaler(self) -> bool:
+        return self.dtype == torch.float16
+
+
+def pick_precision(requested: str, device: torch.device) -> Precision:
+    """fp32 on CPU; on GPU bf16/fp16 autocast (auto = bf16 where supported, else fp16)."""
+    if device.type != "cuda" or requested == "fp32":
+        return Precision(None, device.type)
+    if requested == "auto":
+        requested = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return Precision(torch.bfloat16 if requested == "bf16" else torch.float16, device.type)
+
+
+def enable_gradient_checkpointing(model: nn.Module) -> None:
+    """Recompute activations in backward: the LLM via transformers, the ViT if it supports it."""
+    model.llm.config.use_cache = False
+    model.llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    vision = model.visual_encoder
+    if hasattr(vision, "set_grad_checkpointing"):
+        vision.set_grad_checkpointing(True)
+    elif hasattr(vision, "grad_checkpointing"):
+        vision.grad_checkpointing = True
