@@ -13,7 +13,14 @@ from videochat.eval.frames import frame_folder_video, list_frames, natural_key
 def test_dict_table_relative_prefix_and_items(tmp_path):
     bench = write_bench(
         tmp_path / "bench",
-        {"colour": {"json": "colour.json", "prefix": "../videos", "data_type": "video", "bound": True}},
+        {
+            "colour": {
+                "json": "colour.json",
+                "prefix": "../videos",
+                "data_type": "video",
+                "bound": True,
+            }
+        },
         {"colour": [colour_item("a.mp4", "red", start=0.5, end=1.5), colour_item("b.mp4", "blue")]},
     )
     items = load_benchmark(bench)
@@ -83,7 +90,9 @@ def test_malformed_items_are_kept_with_their_problem(tmp_path):
          "end": 1},
         colour_item("ok.mp4", "red"),
     ]  # fmt: skip
-    bench = write_bench(tmp_path, {"t": {"json": "t.json", "prefix": ".", "bound": True}}, {"t": rows})
+    bench = write_bench(
+        tmp_path, {"t": {"json": "t.json", "prefix": ".", "bound": True}}, {"t": rows}
+    )
     problems = [i.problem for i in load_benchmark(bench)]
     assert problems[0] == "answer 'z' is not one of the candidates"
     assert "at least two strings" in problems[1]

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
+from videochat.errors import VideoChatError
 from videochat.eval.bench import BenchItem
 from videochat.eval.parse import lmms_eval_normalise, parse_lmms_eval, parse_option
 from videochat.eval.protocols import LMMS_EVAL, VIDEOCHAT2, get_protocol
-from videochat.errors import VideoChatError
 
 CANDS = ["Ate the medicine.", "Tidied up the blanket.", "Put down the cup.", "Took the box."]
 
