@@ -56,6 +56,7 @@ class FakeBackend:
         self.delay_s = delay_s
         self.gate = gate
         self.pieces_sent = 0
+        self.entered = threading.Event()  # set when a generation starts (before the gate)
 
     def new_session(self, system: str) -> dict[str, Any]:
         return {"system": system, "media": [], "turns": []}
@@ -69,17 +70,20 @@ class FakeBackend:
         session["turns"].append((question, answer))
 
     def ask(self, session: dict, question: str, generation: dict) -> Iterator[str]:
+        self.entered.set()
         if self.gate is not None:
             self.gate.wait(10)
+        session["pieces"] = 0
         words = [*session["media"], f"turns={len(session['turns'])}", question]
         words += ["tick"] * max(0, generation["max_new_tokens"] - len(words))
         for word in words[: generation["max_new_tokens"]]:
             time.sleep(self.delay_s)
             self.pieces_sent += 1
+            session["pieces"] += 1
             yield word + " "
 
     def usage(self, session: dict, answer: str) -> tuple[int, int]:
-        return 7, len(answer.split())
+        return 7, session["pieces"]
 
 
 def free_port() -> int:

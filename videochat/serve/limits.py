@@ -9,10 +9,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from videochat.serve.errors import error_body
 
 
-class _TooLarge(Exception):
-    pass
-
-
 class BodySizeLimit:
     """413 in OpenAI's error shape for any request body over `max_bytes` (chunked bodies too)."""
 
@@ -29,27 +25,28 @@ class BodySizeLimit:
             await self._refuse(send)
             return
         seen = 0
-        started = False
+        started = refused = False
 
         async def counting_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, refused
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise _TooLarge
+                if seen > self.max_bytes and not started:
+                    # answer now; the app sees a disconnect and whatever it sends is dropped
+                    refused = True
+                    await self._refuse(send)
+                    return {"type": "http.disconnect"}
             return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
+            if refused:
+                return
             started = started or message["type"] == "http.response.start"
             await send(message)
 
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except _TooLarge:
-            if not started:
-                await self._refuse(send)
+        await self.app(scope, counting_receive, tracking_send)
 
     async def _refuse(self, send: Send) -> None:
         msg = f"request body is larger than the {self.max_bytes} byte limit"
