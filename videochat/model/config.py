@@ -8,7 +8,9 @@ to off, so the original presets compute exactly the original function.
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -64,6 +66,15 @@ class LLMConfig:
 
 
 @dataclass
+class CheckpointPaths:
+    """The original's separate weight files (absolute paths), applied in this order when loading."""
+
+    vit: str | None = None  # eva_vit_g.pth: plain EVA ViT state dict
+    qformer: str | None = None  # blip2_pretrained_flant5xxl.pth: {'model': whole BLIP-2}
+    videochat: str | None = None  # videochat_7b.pth: {'model': trainable params + buffers}
+
+
+@dataclass
 class VideoChatConfig:
     vision: VisionConfig = field(default_factory=VisionConfig)
     qformer: QFormerConfig = field(default_factory=QFormerConfig)
@@ -71,6 +82,7 @@ class VideoChatConfig:
     num_frames: int = 8  # default frames sampled per video
     max_text_len: int = 512
     low_resource: bool = False  # original's 8-bit LLM + vision on CPU mode
+    checkpoints: CheckpointPaths = field(default_factory=CheckpointPaths)
 
     @property
     def num_queries(self) -> int:
@@ -85,8 +97,52 @@ class VideoChatConfig:
             vision=VisionConfig(**data.get("vision", {})),
             qformer=QFormerConfig(**data.get("qformer", {})),
             llm=LLMConfig(**data.get("llm", {})),
-            **{k: v for k, v in data.items() if k not in ("vision", "qformer", "llm")},
+            checkpoints=CheckpointPaths(**(data.get("checkpoints") or {})),
+            **{k: v for k, v in data.items() if k not in _NESTED},
         )
+
+    @classmethod
+    def from_original_json(cls, path: str | Path) -> VideoChatConfig:
+        """Read the original `configs/config.json` (`{"model": {vit_model_path, ...}}`).
+
+        Relative checkpoint paths are resolved against the config's folder, its parent (the
+        original's working directory, `video_chat/`) and the current directory, first hit wins.
+        Our one extension: `"preset": NAME` picks the base architecture (default videochat-7b;
+        the original's sizes are fixed by `vit_model: eva_clip_g` and BERT-base).
+        """
+        path = Path(path)
+        try:
+            model = json.loads(path.read_text())["model"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ValueError(
+                f"{path}: not an original VideoChat config (expected JSON with a 'model' object): "
+                f"{exc}"
+            ) from None
+        if model.get("vit_model", "eva_clip_g") != "eva_clip_g":
+            raise ValueError(
+                f"{path}: vit_model {model['vit_model']!r} unsupported (eva_clip_g only)"
+            )
+        cfg = cls.preset(model.get("preset", "videochat-7b"))
+        _apply_original_fields(cfg, model)
+        find = _path_finder(path)
+        cfg.checkpoints = CheckpointPaths(
+            vit=find(model.get("vit_model_path")),
+            qformer=find(model.get("q_former_model_path")),
+            videochat=find(model.get("videochat_model_path")),
+        )
+        if model.get("llama_model_path"):
+            cfg.llm = LLMConfig(path=find(model["llama_model_path"]), hf_config=None)
+        return cfg
+
+    def validate(self) -> None:
+        """Raise ValueError naming the fields when the parts cannot be joined."""
+        if self.qformer.vision_width != self.vision.width:
+            raise ValueError(
+                f"qformer.vision_width ({self.qformer.vision_width}) must equal vision.width "
+                f"({self.vision.width}): the Q-Former cross-attends to the vision tokens"
+            )
+        if self.llm.path is None and self.llm.hf_config is None:
+            raise ValueError("llm needs either `path` (an HF model directory) or `hf_config`")
 
     @classmethod
     def preset(cls, name: str) -> VideoChatConfig:
@@ -145,6 +201,45 @@ def tiny() -> VideoChatConfig:
         ),
         num_frames=4,
     )
+
+
+_NESTED = ("vision", "qformer", "llm", "checkpoints")
+
+# original config key → (our section, our field, converter)
+_ORIGINAL_FIELDS: dict[str, tuple[str | None, str, Any]] = {
+    "img_size": ("vision", "image_size", int),
+    "temporal_downsample": ("vision", "temporal_downsample", bool),
+    "no_lmhra": ("vision", "lmhra", lambda v: not v),
+    "double_lmhra": ("vision", "double_lmhra", bool),
+    "lmhra_reduction": ("vision", "lmhra_reduction", float),
+    "gmhra_layers": ("vision", "gmhra_layers", int),
+    "gmhra_dropout": ("vision", "gmhra_dropout", float),
+    "num_query_token": ("qformer", "num_query_tokens", int),
+    "extra_num_query_token": ("qformer", "num_extra_query_tokens", int),
+    "max_txt_len": (None, "max_text_len", int),
+    "low_resource": (None, "low_resource", bool),
+}
+
+
+def _apply_original_fields(cfg: VideoChatConfig, model: dict[str, Any]) -> None:
+    for key, (section, name, convert) in _ORIGINAL_FIELDS.items():
+        if key in model:
+            target = cfg if section is None else getattr(cfg, section)
+            setattr(target, name, convert(model[key]))
+
+
+def _path_finder(config_path: Path):
+    """Resolve the original's relative paths (it ran from `video_chat/`, the config's parent)."""
+    bases = [config_path.parent, config_path.parent.parent, Path.cwd()]
+
+    def find(value: str | None) -> str | None:
+        if not value:
+            return None
+        candidates = [Path(value)] if Path(value).is_absolute() else [b / value for b in bases]
+        hit = next((c for c in candidates if c.exists()), candidates[0])
+        return str(hit.resolve())
+
+    return find
 
 
 PRESETS = {"videochat-7b": videochat_7b, "videochat-13b": videochat_13b, "tiny": tiny}

@@ -1,0 +1,118 @@
+"""Q-Former parity with the original (tests/fixtures/parity/qformer) and key conversion."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from _model_helpers import fixture_json, tensors
+
+from videochat.errors import ModelLoadError
+from videochat.model.config import QFormerConfig
+from videochat.model.convert import convert_tensors, original_to_ours
+from videochat.model.qformer import FP32LayerNorm, QFormer
+
+TINY = QFormerConfig(
+    width=32,
+    layers=4,
+    heads=4,
+    ffn=64,
+    vision_width=64,
+    num_query_tokens=6,
+    num_extra_query_tokens=4,
+)
+
+
+def _strip(key: str) -> str | None:
+    ours = original_to_ours(key)
+    return None if ours is None or not ours.startswith("qformer.") else ours[len("qformer.") :]
+
+
+@pytest.fixture(scope="module")
+def qformer() -> QFormer:
+    model = QFormer(TINY).eval()
+    target = {k: v.shape for k, v in model.state_dict().items()}
+    sd, report = convert_tensors(
+        tensors("qformer/weights.safetensors"),
+        target,
+        _strip,
+        source="fixture",
+        required=lambda k: True,
+    )
+    model.load_state_dict(sd, strict=True)
+    assert report.expected_missing == []
+    assert sorted(report.ignored) == [
+        "Qformer.bert.embeddings.position_ids",
+        "extra_query_tokens",
+        "query_tokens",
+    ]
+    return model
+
+
+@pytest.mark.parametrize(
+    "mask, expected",
+    [
+        ("encoder_attention_mask", "output"),
+        ("encoder_attention_mask_partial", "output_partial_mask"),
+    ],
+)
+def test_qformer_matches_original(qformer: QFormer, mask: str, expected: str) -> None:
+    io = tensors("qformer/io.safetensors")
+    with torch.no_grad():
+        out = qformer(io["query_embeds"], io["encoder_hidden_states"], io[mask])
+    torch.testing.assert_close(out, io[expected], rtol=1e-5, atol=1e-5)
+
+
+def test_partial_mask_changes_only_the_masked_sample(qformer: QFormer) -> None:
+    io = tensors("qformer/io.safetensors")
+    assert not torch.allclose(io["output"][1], io["output_partial_mask"][1])
+    with torch.no_grad():
+        out = qformer(
+            io["query_embeds"], io["encoder_hidden_states"], io["encoder_attention_mask_partial"]
+        )
+    torch.testing.assert_close(out[0], io["output"][0], rtol=1e-5, atol=1e-5)
+
+
+def test_intermediate_layers_match(qformer: QFormer) -> None:
+    io = tensors("qformer/io.safetensors")
+    with torch.no_grad():
+        x = qformer.norm(io["query_embeds"])
+        torch.testing.assert_close(x, io["debug.embeddings_out"], rtol=1e-5, atol=1e-5)
+        for i, layer in enumerate(qformer.layers):
+            x = layer(x, io["encoder_hidden_states"], None)
+            torch.testing.assert_close(x, io[f"debug.layer_out.{i}"], rtol=1e-5, atol=1e-5)
+
+
+def test_cross_attention_every_second_layer(qformer: QFormer) -> None:
+    cfg = fixture_json("qformer/config.json")
+    has_cross = [i for i, layer in enumerate(qformer.layers) if layer.cross_attn is not None]
+    assert has_cross == cfg["cross_attention_layers"] == [0, 2]
+
+
+def test_shape_mismatch_names_key_and_shapes() -> None:
+    wide = QFormer(QFormerConfig(width=32, layers=4, heads=4, ffn=64, vision_width=48))
+    target = {k: v.shape for k, v in wide.state_dict().items()}
+    with pytest.raises(
+        ModelLoadError,
+        match=r"crossattention\.self\.key\.weight has shape \(32, 64\) but the model needs \(32, 48\)",
+    ):
+        convert_tensors(
+            tensors("qformer/weights.safetensors"),
+            target,
+            _strip,
+            source="fixture",
+            required=lambda k: True,
+        )
+
+
+def test_fp32_layernorm_computes_in_float32() -> None:
+    torch.manual_seed(0)
+    norm = FP32LayerNorm(16, eps=1e-5)
+    with torch.no_grad():
+        norm.weight.normal_()
+    x = torch.randn(2, 3, 16) * 50
+    out = norm(x.to(torch.bfloat16))
+    assert out.dtype == torch.bfloat16
+    ref = torch.nn.functional.layer_norm(
+        x.to(torch.bfloat16).float(), (16,), norm.weight, norm.bias, 1e-5
+    )
+    torch.testing.assert_close(out, ref.to(torch.bfloat16), rtol=0, atol=0)

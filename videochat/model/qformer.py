@@ -1,0 +1,110 @@
+"""BLIP-2 Q-Former, query path only (DESIGN.md §1.3), written compactly on SDPA.
+
+VideoChat never feeds text through the Q-Former, so only what the 32+64 learnable queries touch is
+built: LayerNorm on the query embeddings (no position embeddings), post-LN BERT blocks with
+self-attention, cross-attention to the vision tokens every `cross_attention_freq` layers (from 0)
+and the query feed-forward (`intermediate_query` / `output_query` in the original). Dropout is
+omitted: the original always runs the Q-Former frozen in eval mode.
+
+Masks follow the original: the (all-ones) self-attention mask would add -10000, the encoder mask
+adds `finfo(dtype).min` at padded vision tokens.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from videochat.model.config import QFormerConfig
+
+
+class QFormerAttention(nn.Module):
+    """Multi-head attention + output projection + residual + post-LayerNorm (a BERT sub-block)."""
+
+    def __init__(self, width: int, context_width: int, heads: int, eps: float) -> None:
+        super().__init__()
+        if width % heads:
+            raise ValueError(f"Q-Former width {width} is not divisible by {heads} heads")
+        self.heads = heads
+        self.query = nn.Linear(width, width)
+        self.key = nn.Linear(context_width, width)
+        self.value = nn.Linear(context_width, width)
+        self.out = nn.Linear(width, width)
+        self.norm = nn.LayerNorm(width, eps=eps)
+
+    def _split(self, x: Tensor) -> Tensor:
+        b, n, c = x.shape
+        return x.view(b, n, self.heads, c // self.heads).transpose(1, 2)  # (B, H, N, C/H)
+
+    def forward(
+        self, x: Tensor, context: Tensor | None = None, bias: Tensor | None = None
+    ) -> Tensor:
+        """x: (B, Q, C); context: (B, N, Cc) or None for self-attention; bias: (B, 1, 1, N)."""
+        context = x if context is None else context
+        q, k, v = (
+            self._split(self.query(x)),
+            self._split(self.key(context)),
+            self._split(self.value(context)),
+        )
+        attn = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)  # (B, H, Q, C/H)
+        attn = attn.transpose(1, 2).reshape(x.shape)  # (B, Q, C)
+        return self.norm(self.out(attn) + x)
+
+
+class QFormerLayer(nn.Module):
+    """One post-LN BERT block as the queries see it: self-attn, optional cross-attn, FFN."""
+
+    def __init__(self, cfg: QFormerConfig, cross_attention: bool) -> None:
+        super().__init__()
+        eps = cfg.layer_norm_eps
+        self.self_attn = QFormerAttention(cfg.width, cfg.width, cfg.heads, eps)
+        self.cross_attn = (
+            QFormerAttention(cfg.width, cfg.vision_width, cfg.heads, eps)
+            if cross_attention
+            else None
+        )
+        self.fc1 = nn.Linear(cfg.width, cfg.ffn)
+        self.fc2 = nn.Linear(cfg.ffn, cfg.width)
+        self.ffn_norm = nn.LayerNorm(cfg.width, eps=eps)
+
+    def forward(self, x: Tensor, vision: Tensor, vision_bias: Tensor | None) -> Tensor:
+        x = self.self_attn(x)  # (B, Q, C)
+        if self.cross_attn is not None:
+            x = self.cross_attn(x, vision, vision_bias)  # (B, Q, C)
+        return self.ffn_norm(self.fc2(F.gelu(self.fc1(x))) + x)
+
+
+class QFormer(nn.Module):
+    """Queries (B, Q, C) attend to vision tokens (B, N, Cv) → (B, Q, C) (`last_hidden_state`)."""
+
+    def __init__(self, cfg: QFormerConfig) -> None:
+        super().__init__()
+        self.config = cfg
+        self.norm = nn.LayerNorm(cfg.width, eps=cfg.layer_norm_eps)
+        self.layers = nn.ModuleList(
+            QFormerLayer(cfg, cross_attention=i % cfg.cross_attention_freq == 0)
+            for i in range(cfg.layers)
+        )
+
+    def forward(self, queries: Tensor, vision: Tensor, vision_mask: Tensor | None = None) -> Tensor:
+        """vision_mask: (B, N) with 1 = attend, 0 = padding; None = attend to every token."""
+        x = self.norm(queries)  # (B, Q, C)
+        vision = vision.to(x.dtype)
+        bias = None
+        if vision_mask is not None:
+            keep = vision_mask.to(dtype=x.dtype, device=x.device)[:, None, None, :]  # (B, 1, 1, N)
+            bias = (1.0 - keep) * torch.finfo(x.dtype).min
+        for layer in self.layers:
+            x = layer(x, vision, bias)
+        return x
+
+
+class FP32LayerNorm(nn.LayerNorm):
+    """LayerNorm computed in float32 whatever the input dtype (the original `ln_vision`)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        weight = None if self.weight is None else self.weight.float()
+        bias = None if self.bias is None else self.bias.float()
+        out = F.layer_norm(x.float(), self.normalized_shape, weight, bias, self.eps)
+        return out.to(x.dtype)
