@@ -118,33 +118,65 @@ def event_frame(time: float, fps: int) -> int:
 
 
 def simulate(scene: Scene) -> Timeline:
-    """Step the scene frame by frame: move, reflect off the arena walls, apply scripted events."""
-    n, frames, dt = len(scene.objects), scene.num_frames, 1.0 / scene.fps
-    pos = np.array([o.start for o in scene.objects], dtype=np.float64).reshape(n, 2)  # (N, 2)
-    vel = np.array([o.velocity for o in scene.objects], dtype=np.float64).reshape(n, 2)
-    radius = np.array([o.radius for o in scene.objects], dtype=np.float64)
+    """Ground truth of the whole scene: per-object tracks, visibility, colours and events."""
+    n, frames = len(scene.objects), scene.num_frames
     positions = np.zeros((frames, n, 2), dtype=np.float32)
-    visible, colours = _static_states(scene)
+    visible, colours = scripted_states(scene)
     events = _scripted_events(scene)
-    coll = scene.collision
-    coll_frame = event_frame(coll.time, scene.fps) if coll else -1
-    x0, y0, x1, y1 = scene.arena
-    for f in range(frames):
-        if f > 0:
-            pos += vel * dt
-            for wall, hit in _reflect(pos, vel, radius, (x0, y0, x1, y1)):
-                if visible[f, hit]:
-                    events.append({"type": "bounce", "time": round(f * dt, 3), "object": hit})
-                    events[-1]["wall"] = wall
-        positions[f] = pos
-        if f == coll_frame:
-            _apply_effect(coll, vel, visible, f)
+    for i, o in enumerate(scene.objects):
+        pos, heading = track(scene, o)  # (F, 2), (F, 2)
+        positions[:, i] = pos
+        events += _bounce_events(scene, i, heading, visible[:, i])
     events.sort(key=lambda e: (e["time"], e["type"]))
     return Timeline(positions=positions, visible=visible, colours=colours, events=events)
 
 
-def _static_states(scene: Scene) -> tuple[np.ndarray, np.ndarray]:
-    """Visibility and colour per frame from the scripted appear/disappear/recolour times."""
+def track(scene: Scene, o: SceneObject) -> tuple[np.ndarray, np.ndarray]:
+    """Closed-form centre of one object at every frame, reflected off the arena walls.
+
+    Returns positions (F, 2) and the sign of the velocity per axis (F, 2); a sign flip between
+    two frames is a wall bounce. The collision pair changes velocity after the contact frame.
+    """
+    t = np.arange(scene.num_frames, dtype=np.float64) / scene.fps  # (F,)
+    start, vel = np.array(o.start, dtype=np.float64), np.array(o.velocity, dtype=np.float64)
+    pos, heading = _fold_path(scene, o.radius, start, vel, t)
+    c = scene.collision
+    if c is not None and o.id in (c.a, c.b):
+        fc = event_frame(c.time, scene.fps)
+        after = t[fc:] - t[fc]
+        new_vel = {"bounce": -vel, "stop": 0.0 * vel}.get(c.effect, vel)
+        pos[fc:], heading[fc:] = _fold_path(scene, o.radius, pos[fc].copy(), new_vel, after)
+    return pos, heading
+
+
+def _fold_path(scene: Scene, r: float, start, vel, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Straight motion folded into [wall + r, wall - r] per axis: mirror images = elastic bounces."""
+    x0, y0, x1, y1 = scene.arena
+    pos, heading = np.zeros((len(t), 2)), np.zeros((len(t), 2))
+    for axis, (lo, hi) in enumerate(((x0 + r, x1 - r), (y0 + r, y1 - r))):
+        span = max(hi - lo, 1e-9)
+        m = np.mod(start[axis] - lo + vel[axis] * t, 2 * span)  # (F,) unfolded, mod a round trip
+        forward = m <= span
+        pos[:, axis] = lo + np.where(forward, m, 2 * span - m)
+        heading[:, axis] = np.sign(vel[axis]) * np.where(forward, 1.0, -1.0)
+    return pos, heading
+
+
+def _bounce_events(scene: Scene, i: int, heading: np.ndarray, visible: np.ndarray) -> list[dict]:
+    """Wall bounces of object i while it is visible (velocity sign flips between frames)."""
+    walls = (("left", "right"), ("top", "bottom"))
+    events = []
+    flips = (heading[1:] != heading[:-1]) & (heading[1:] != 0) & (heading[:-1] != 0)  # (F-1, 2)
+    for f, axis in zip(*np.nonzero(flips), strict=True):
+        if visible[f + 1]:
+            wall = walls[axis][1] if heading[f, axis] > 0 else walls[axis][0]
+            time = round(float(f + 1) / scene.fps, 3)
+            events.append({"type": "bounce", "time": time, "object": i, "wall": wall})
+    return events
+
+
+def scripted_states(scene: Scene) -> tuple[np.ndarray, np.ndarray]:
+    """Visibility and colour per frame from the scripted events (appear, disappear, recolour, vanish)."""
     frames, n = scene.num_frames, len(scene.objects)
     visible = np.ones((frames, n), dtype=bool)
     colours = np.zeros((frames, n), dtype=np.int64)
@@ -157,6 +189,10 @@ def _static_states(scene: Scene) -> tuple[np.ndarray, np.ndarray]:
         if o.recolour is not None:
             t, new = o.recolour
             colours[event_frame(t, scene.fps) :, i] = COLOUR_NAMES.index(new)
+    coll = scene.collision
+    if coll is not None and coll.effect.startswith("vanish"):  # gone right after the contact frame
+        gone = coll.a if coll.effect == "vanish_a" else coll.b
+        visible[event_frame(coll.time, scene.fps) + 1 :, gone] = False
     return visible, colours
 
 
@@ -178,29 +214,3 @@ def _scripted_events(scene: Scene) -> list[dict]:
             {"type": "collision", "time": c.time, "objects": [c.a, c.b], "effect": c.effect}
         )
     return events
-
-
-def _reflect(pos: np.ndarray, vel: np.ndarray, radius: np.ndarray, box) -> list[tuple[str, int]]:
-    """Mirror objects that crossed a wall back inside (in place); return (wall, object) hits."""
-    x0, y0, x1, y1 = box
-    hits: list[tuple[str, int]] = []
-    for axis, lo, hi, names in ((0, x0, x1, ("left", "right")), (1, y0, y1, ("top", "bottom"))):
-        low = pos[:, axis] - radius < lo
-        high = pos[:, axis] + radius > hi
-        pos[low, axis] = 2 * (lo + radius[low]) - pos[low, axis]
-        pos[high, axis] = 2 * (hi - radius[high]) - pos[high, axis]
-        vel[low | high, axis] *= -1
-        hits += [(names[0], int(i)) for i in np.flatnonzero(low)]
-        hits += [(names[1], int(i)) for i in np.flatnonzero(high)]
-    return hits
-
-
-def _apply_effect(coll: Collision, vel: np.ndarray, visible: np.ndarray, frame: int) -> None:
-    """What happens right after the contact frame."""
-    if coll.effect == "bounce":
-        vel[[coll.a, coll.b]] *= -1
-    elif coll.effect == "stop":
-        vel[[coll.a, coll.b]] = 0.0
-    else:
-        gone = coll.a if coll.effect == "vanish_a" else coll.b
-        visible[frame + 1 :, gone] = False
