@@ -71,3 +71,23 @@ def write_image(path: Path, size: int = 32, seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
     Image.fromarray(rng.integers(0, 255, size=(size, size, 3), dtype=np.uint8)).save(path)
     return path
+
+
+def make_data(root: Path, videos: int = 4, images: int = 2, missing: int = 0) -> list[str]:
+    """Tiny stage-2 data (videos + images + optionally missing files); returns recipe overrides."""
+    root.mkdir(parents=True, exist_ok=True)
+    vids, imgs = [], []
+    for i in range(videos):
+        write_video(root / f"v{i}.mp4", seed=i)
+        vids.append({"video": f"v{i}.mp4", "QA": [{"q": "What moves?", "a": "A white block."}]})
+    for i in range(missing):
+        vids.append({"video": f"gone{i}.mp4", "QA": [{"q": "What moves?", "a": "Nothing."}]})
+    for i in range(images):
+        write_image(root / f"i{i}.png", seed=i)
+        imgs.append({"image": f"i{i}.png", "QA": [{"q": "Describe it.", "a": "Coloured noise."}]})
+    (root / "vid.json").write_text(json.dumps(vids))
+    (root / "img.json").write_text(json.dumps(imgs))
+    sources = [f"{{file: {root / 'vid.json'}, root: {root}}}"]
+    if images:
+        sources.append(f"{{file: {root / 'img.json'}, root: {root}}}")
+    return [f"data=[{', '.join(sources)}]"]

@@ -223,6 +223,11 @@ def _convert(hint: Any, value: Any, where: str, key: str) -> Any:
         return [_convert(args[0], v, where, f"{key}.{i}") for i, v in enumerate(value)]
     if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
+    if hint is float and isinstance(value, str):
+        try:
+            return float(value)  # YAML 1.1 reads "5e-3" as a string
+        except ValueError:
+            pass
     if hint is str and isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
     if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
