@@ -1,0 +1,74 @@
+"""The engine's view of a loaded VideoChat model: fresh ChatSessions over one shared visual cache.
+
+Media go through the server's caps before the session decodes them (the session's own loaders use
+the library defaults), and media errors name the item as the client sent it, never a server path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from videochat.serve.conversation import MediaRef
+from videochat.serve.settings import ServeSettings
+
+
+class ChatBackend:
+    """Implements serve.engine.Backend with videochat.chat.ChatSession (one per request)."""
+
+    def __init__(self, model: Any, settings: ServeSettings, cache: Any = None) -> None:
+        from videochat.chat import VisualCache
+
+        self.model = model
+        self.model_id = settings.model_id
+        self.limits = settings.media_limits()
+        self.cache = cache if cache is not None else VisualCache()
+
+    def new_session(self, system: str) -> Any:
+        from videochat.chat import ChatSession
+
+        return ChatSession(self.model, system=system, cache=self.cache)
+
+    def add_media(self, session: Any, item: MediaRef, num_frames: int) -> None:
+        from videochat.media import MediaError
+
+        source = item.resolved.source
+        try:
+            self._check_caps(item.kind, source)
+            if item.kind == "video":
+                session.add_video(source, num_frames=num_frames)
+            elif item.kind == "image":
+                session.add_image(source)
+            else:
+                session.add_media(source, num_frames=num_frames)
+        except MediaError as exc:  # re-named: the client's name for it, not a server path
+            raise type(exc)(item.resolved.name, exc.reason) from None
+
+    def _check_caps(self, kind: str, source: Any) -> None:
+        """Apply the server's pixel/duration/frame caps (probe + one frame: cheap)."""
+        from videochat.media import load_image, load_media, load_video
+
+        size = self.model.config.vision.image_size
+        if kind == "video":
+            load_video(source, num_frames=1, size=size, limits=self.limits)
+        elif kind == "image":
+            load_image(source, size=size, limits=self.limits)
+        else:
+            load_media(source, num_frames=1, size=size, limits=self.limits)
+
+    def add_turn(self, session: Any, question: str, answer: str) -> None:
+        session.add_turn(question, answer)
+
+    def ask(self, session: Any, question: str, generation: dict[str, Any]) -> Iterator[str]:
+        return session.ask(question, stream=True, **generation)
+
+    def usage(self, session: Any, answer: str) -> tuple[int, int]:
+        ids = self.model.tokenizer(answer, add_special_tokens=False)["input_ids"]
+        return int(session.last_prompt_tokens), len(ids)
+
+
+def load_backend(model: str | None, settings: ServeSettings) -> ChatBackend:
+    """Load a model (None: the embedded one) and wrap it; runs in the engine's thread."""
+    from videochat.model.load import load_model
+
+    return ChatBackend(load_model(model), settings)
