@@ -1,0 +1,227 @@
+"""The assembled VideoChat model: video encoder → ln_vision → Q-Former → llama_proj → LLM.
+
+`encode_video` is the original `encode_img`; `embed_segments` interleaves text embeddings and
+visual embeddings the way the original chat builds its context. Generation and losses run on
+`model.llm` (a transformers causal LM) with `inputs_embeds`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from videochat.errors import ModelLoadError
+from videochat.model.config import VideoChatConfig
+from videochat.model.convert import LoadReport, convert_original
+from videochat.model.qformer import FP32LayerNorm, QFormer
+from videochat.model.vision import VisionEncoder
+
+
+class VideoChat(nn.Module):
+    """VideoChat (arXiv 2305.06355). Build it with `build_model` / `load_model`, not directly."""
+
+    def __init__(self, config: VideoChatConfig, llm: nn.Module, tokenizer: Any = None) -> None:
+        super().__init__()
+        config.validate()
+        self.config = config
+        q = config.qformer
+        self.visual_encoder = VisionEncoder(config.vision)
+        self.ln_vision = FP32LayerNorm(config.vision.width, eps=q.ln_vision_eps)
+        self.qformer = QFormer(q)
+        self.query_tokens = nn.Parameter(torch.zeros(1, q.num_query_tokens, q.width))
+        self.extra_query_tokens = (
+            nn.Parameter(torch.zeros(1, q.num_extra_query_tokens, q.width))
+            if q.num_extra_query_tokens > 0
+            else None
+        )
+        self.llm = llm
+        self.llama_proj = nn.Linear(q.width, llm.config.hidden_size)
+        self.tokenizer = tokenizer
+
+    @property
+    def device(self) -> torch.device:
+        """Where the LLM (and the text side) lives; inputs for `llm` go here."""
+        return self.llm.get_input_embeddings().weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.llama_proj.weight.dtype
+
+    @property
+    def image_size(self) -> int:
+        return self.config.vision.image_size
+
+    @property
+    def vision_device(self) -> torch.device:
+        """Where pixels must go (CPU in low-resource mode, else the model's device)."""
+        return self.visual_encoder.pos_embed.device
+
+    def encode_video_steps(self, pixels: Tensor) -> dict[str, Tensor]:
+        """`encode_video` with every intermediate (for parity checks and inspection)."""
+        if pixels.ndim == 4:  # (B, 3, H, W): one image
+            pixels = pixels[:, None]
+        if pixels.ndim != 5 or pixels.shape[2] != 3:
+            raise ValueError(
+                f"encode_video expects pixels (B, T, 3, H, W); got {tuple(pixels.shape)}"
+            )
+        vis = self.visual_encoder
+        video = pixels.to(self.vision_device, vis.pos_embed.dtype).permute(0, 2, 1, 3, 4)
+        tokens = vis(video)  # (B, T·(N+1)+1, Dv)
+        image_embeds = self.ln_vision(tokens.to(self.ln_vision.weight.device))  # (B, L, Dv)
+        queries = self.query_tokens
+        if self.extra_query_tokens is not None:
+            queries = torch.cat([queries, self.extra_query_tokens], dim=1)  # (1, Q, C)
+        queries = queries.expand(pixels.shape[0], -1, -1)  # (B, Q, C)
+        hidden = self.qformer(queries, image_embeds)  # (B, Q, C)
+        embeds = self.llama_proj(hidden)  # (B, Q, D_llm)
+        return {
+            "visual_encoder_out": tokens,
+            "image_embeds": image_embeds,
+            "qformer_last_hidden_state": hidden,
+            "inputs_llama": embeds.to(self.device),
+        }
+
+    def encode_video(self, pixels: Tensor) -> Tensor:
+        """(B, T, 3, H, W) normalised pixels (T=1 for an image) → (B, Q, D_llm) LLM embeddings."""
+        return self.encode_video_steps(pixels)["inputs_llama"]
+
+    def embed_segments(self, segment_ids: list[Tensor], visual: list[Tensor]) -> Tensor:
+        """embed(seg0), visual[0], embed(seg1), visual[1], … → (1, L, D_llm).
+
+        segment_ids: token ids per text segment, (L_i,) or (1, L_i); visual: (Q, D) or (1, Q, D)
+        each, one fewer than segments (the original's prompt split at its placeholders).
+        """
+        if len(visual) != len(segment_ids) - 1:
+            raise ValueError(
+                f"{len(segment_ids)} text segments need {len(segment_ids) - 1} visual "
+                f"embeddings between them; got {len(visual)}"
+            )
+        table = self.llm.get_input_embeddings()
+        parts = []
+        for i, ids in enumerate(segment_ids):
+            parts.append(table(ids.reshape(-1).to(table.weight.device)))  # (L_i, D)
+            if i < len(visual):
+                parts.append(visual[i].reshape(-1, table.embedding_dim).to(parts[-1]))  # (Q, D)
+        return torch.cat(parts)[None]  # (1, L, D)
+
+    def load_original_state_dict(self, sd: Mapping[str, Tensor]) -> LoadReport:
+        """Load a full original-layout state dict (`VideoChat.state_dict()` of the original).
+
+        Every weight must be present with the right shape; tensors take this model's dtype.
+        """
+        dtype = self.dtype
+        tensors, report = convert_original(
+            sd, target_shapes(self), source="original state dict", cast=_caster(dtype)
+        )
+        device = self.llama_proj.weight.device
+        device = torch.device("cpu") if device.type == "meta" else device  # a fresh skeleton
+        assign_tensors(self, tensors, device)
+        finalize(self, device)
+        return report
+
+
+def _caster(dtype: torch.dtype):
+    return lambda t: t.to(dtype) if t.is_floating_point() else t
+
+
+def target_shapes(model: nn.Module) -> dict[str, torch.Size]:
+    """`{key: shape}` of the state dict, tied duplicates (e.g. a tied lm_head) listed once."""
+    seen: set[int] = set()
+    out: dict[str, torch.Size] = {}
+    for key, tensor in model.state_dict(keep_vars=True).items():
+        if id(tensor) not in seen:
+            seen.add(id(tensor))
+            out[key] = tensor.shape
+    return out
+
+
+def assign_tensors(
+    model: nn.Module, tensors: dict[str, torch.Tensor], device: torch.device
+) -> None:
+    """Put each tensor in place (replacing the meta one), popping it so one copy exists."""
+    for key in list(tensors):
+        owner, _, name = key.rpartition(".")
+        module = model.get_submodule(owner)
+        value = tensors.pop(key).to(_device_for(model, key, device))
+        if name in module._parameters:
+            grad = module._parameters[name].requires_grad
+            module._parameters[name] = nn.Parameter(
+                value, requires_grad=grad and value.is_floating_point()
+            )
+        else:
+            module._buffers[name] = value
+
+
+def _device_for(model: nn.Module, key: str, device: torch.device) -> torch.device:
+    """Low-resource mode keeps the vision encoder on the CPU (the original's `vit_to_cpu`)."""
+    low = getattr(model, "config", None) is not None and model.config.low_resource
+    return torch.device("cpu") if low and key.startswith("visual_encoder.") else device
+
+
+def fresh_init(model: nn.Module, keys: set[str], device: torch.device, dtype: torch.dtype) -> None:
+    """Random-initialise the named meta tensors with each module's own initialiser.
+
+    Children before parents, so a parent's `_reset_parameters` (GMHRA's zero-init projections)
+    has the last word. Plain tensors (tokens, embeddings, norm scales) get N(0, 0.02) / ones.
+    """
+    for prefix, module in reversed(list(model.named_modules())):
+        own = [n for n, p in module.named_parameters(recurse=False) if _full(prefix, n) in keys]
+        fresh_below = any(k.startswith(prefix + ".") for k in keys) if prefix else bool(keys)
+        for name in own:
+            old = module._parameters[name]
+            value = torch.empty(
+                old.shape, device=_device_for(model, _full(prefix, name), device), dtype=dtype
+            )
+            module._parameters[name] = nn.Parameter(value, requires_grad=old.requires_grad)
+        with torch.no_grad():
+            if own and hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+            elif own:
+                for name in own:
+                    _plain_init(module, name)
+            if fresh_below and hasattr(module, "_reset_parameters"):
+                module._reset_parameters()
+
+
+def _full(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _plain_init(module: nn.Module, name: str) -> None:
+    param = module._parameters[name]
+    if "Norm" in type(module).__name__:
+        param.fill_(1.0 if name == "weight" else 0.0)
+    elif name == "bias":
+        param.zero_()
+    else:
+        param.normal_(0.0, 0.02)
+
+
+def finalize(model: VideoChat, device: torch.device) -> None:
+    """Rebuild unsaved buffers (rotary tables), zero BatchNorm counters, re-tie, check nothing
+    is left on the meta device."""
+    for prefix, module in list(model.named_modules()):
+        metas = [n for n, b in module.named_buffers(recurse=False) if b.is_meta]
+        if metas and "Rotary" in type(module).__name__ and hasattr(module, "config"):
+            owner, _, attr = prefix.rpartition(".")
+            fresh = type(module)(config=module.config).to(_device_for(model, prefix, device))
+            setattr(model.get_submodule(owner), attr, fresh)
+        for name in metas:
+            if name == "num_batches_tracked":
+                module._buffers[name] = torch.zeros((), dtype=torch.long, device=device)
+    if getattr(model.llm.config, "tie_word_embeddings", False):
+        model.llm.tie_weights()
+    left = [k for k, t in model.state_dict(keep_vars=True).items() if t.is_meta]
+    left += [
+        f"{p}.{n}"
+        for p, m in model.named_modules()
+        for n, b in m.named_buffers(recurse=False)
+        if b.is_meta
+    ]
+    if left:
+        shown = ", ".join(sorted(set(left))[:5])
+        raise ModelLoadError(f"{len(set(left))} weight(s) were never loaded: {shown}")
+    model.eval()
