@@ -116,6 +116,13 @@ class FakeSession:
         self.frames = frames[indices]
         self.last_add = {"num_frames": num_frames, "sampling": sampling, "start": start, "end": end}
 
+    def add_image(self, source):
+        if isinstance(source, io.BytesIO):
+            source.seek(0)
+        with Image.open(source) as image:
+            self.frames = np.asarray(image.convert("RGB"))[None]
+        self.last_add = {"image": True}
+
     def ask(self, text, stream=False, *, answer_prefix="", **generation):
         self.calls.append({"text": text, "answer_prefix": answer_prefix, **generation})
         if self.fail_on(text):

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Callable
 from fractions import Fraction
+from functools import partial
 from pathlib import Path
 
 import av
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from videochat.eval.bench import DEFAULT_FRAME_FPS
 from videochat.media.errors import CorruptMediaError, MediaNotFoundError
 from videochat.media.sample import sample_window
 
@@ -40,15 +43,19 @@ def list_frames(folder: Path) -> list[Path]:
     return sorted(frames, key=lambda p: natural_key(p.name))
 
 
-def _read_rgb(path: Path, size: tuple[int, int] | None) -> np.ndarray:
-    try:
-        with Image.open(path) as image:
-            rgb = image.convert("RGB")
-    except (UnidentifiedImageError, OSError) as exc:
-        raise CorruptMediaError(str(path), f"cannot read this frame image ({exc})") from None
+def _rgb_array(image: Image.Image, size: tuple[int, int] | None) -> np.ndarray:
+    rgb = image.convert("RGB")
     if size is not None and rgb.size != size:
         rgb = rgb.resize(size, Image.Resampling.BICUBIC)
     return np.asarray(rgb, dtype=np.uint8)  # (H, W, 3)
+
+
+def _read_rgb(path: Path, size: tuple[int, int] | None) -> np.ndarray:
+    try:
+        with Image.open(path) as image:
+            return _rgb_array(image, size)
+    except (UnidentifiedImageError, OSError) as exc:
+        raise CorruptMediaError(str(path), f"cannot read this frame image ({exc})") from None
 
 
 def select_frames(
@@ -60,9 +67,15 @@ def select_frames(
     return frames, indices
 
 
-def pack_frames(frames: list[Path], indices: list[int], fps: float) -> bytes:
-    """Encode the chosen frames as a lossless MOV whose frame times are ``index / fps``."""
-    first = _read_rgb(frames[indices[0]], None)
+def pack_clip(
+    frames: list[Callable[[tuple[int, int] | None], np.ndarray]], times: list[float], fps: float
+) -> bytes:
+    """Lossless MOV of ``frames`` (read lazily, at the first one's size) shown at ``times`` seconds.
+
+    ``fps`` is the source's nominal rate; the muxer derives its time base from it, which keeps the
+    frame times exact.
+    """
+    first = frames[0](None)
     height, width = first.shape[:2]
     time_base = Fraction(1, _TICKS_PER_SECOND)
     buffer = io.BytesIO()
@@ -71,11 +84,11 @@ def pack_frames(frames: list[Path], indices: list[int], fps: float) -> bytes:
         stream.width, stream.height, stream.pix_fmt = width, height, "rgb24"
         stream.time_base = time_base
         last_pts = -1
-        for k, index in enumerate(indices):
-            rgb = first if k == 0 else _read_rgb(frames[index], (width, height))
+        for k, (read, seconds) in enumerate(zip(frames, times, strict=True)):
+            rgb = first if k == 0 else read((width, height))
             frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            # repeated indices (short windows) still need increasing timestamps
-            last_pts = max(last_pts + 1, round(index / fps * _TICKS_PER_SECOND))
+            # repeated frames (short windows) still need increasing timestamps
+            last_pts = max(last_pts + 1, round(seconds * _TICKS_PER_SECOND))
             frame.pts, frame.time_base = last_pts, time_base
             for packet in stream.encode(frame):
                 container.mux(packet)
@@ -89,4 +102,11 @@ def frame_folder_video(
 ) -> tuple[bytes, int]:
     """(packed clip, number of frames in it) for a frame folder item."""
     frames, indices = select_frames(folder, num_frames, fps, start, end)
-    return pack_frames(frames, indices, fps), len(indices)
+    readers = [partial(_read_rgb, frames[i]) for i in indices]
+    return pack_clip(readers, [i / fps for i in indices], fps), len(indices)
+
+
+def images_video(images: list[Image.Image], fps: float = DEFAULT_FRAME_FPS) -> bytes:
+    """All ``images`` in order as a clip at ``fps`` (lmms-eval tasks that hand over PIL frames)."""
+    readers = [partial(_rgb_array, image) for image in images]
+    return pack_clip(readers, [i / fps for i in range(len(images))], fps)
