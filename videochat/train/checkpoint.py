@@ -135,6 +135,5 @@ def _prune(root: Path, keep: int, current: str) -> None:
     for old in done[: max(0, len(done) - max(1, keep))]:
         if old.name != current:
             shutil.rmtree(old, ignore_errors=True)
-    for stale in root.glob(".tmp-step-*"):  # left by killed writers
-        if not stale.name.endswith(f"-{os.getpid()}"):
-            shutil.rmtree(stale, ignore_errors=True)
+    for stale in root.glob(".tmp-step-*"):  # left by writers that were killed
+        shutil.rmtree(stale, ignore_errors=True)
