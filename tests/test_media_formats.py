@@ -6,9 +6,9 @@ from fractions import Fraction
 import numpy as np
 import pytest
 import torch
+from _media_helpers import HEIGHT, WIDTH, frame_index, sequential_frames, write_video
 from PIL import Image
 
-from _media_helpers import HEIGHT, WIDTH, frame_index, sequential_frames, write_video
 from videochat.media import ImageClip, VideoClip, load_image, load_media, load_video
 from videochat.media import decode as decode_module
 from videochat.media.sample import demo_indices, fps_indices
