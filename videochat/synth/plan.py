@@ -45,17 +45,12 @@ def _grid_times(rng: np.random.Generator, lo: float, hi: float, k: int) -> list[
     return None
 
 
-def spaced_times(rng: np.random.Generator, lo: float, hi: float, k: int) -> list[float] | None:
-    """Public form of the event-time sampler (also used to draw time distractors)."""
-    return _grid_times(rng, lo, hi, k)
-
-
 def random_video_scene(
     rng: np.random.Generator, scene_id: str, size: tuple[int, int] | None = None
 ) -> Scene:
     """A random video scene with 1-5 objects and up to one event per object."""
     fps = int(rng.choice(VIDEO_FPS))
-    duration = float(rng.choice(np.arange(4.0, 10.01, 0.5)))
+    duration = float(rng.choice(np.arange(4.0, 12.01, 0.5)))
     scene, spare = _new_scene(rng, scene_id, size, fps, int(round(duration * fps)))
     _assign_events(rng, scene, spare_colour=spare)
     for _ in range(8):
@@ -107,7 +102,7 @@ def _assign_events(rng: np.random.Generator, scene: Scene, spare_colour: str) ->
     n, dur = len(scene.objects), scene.duration
     margin = event_margin(dur)
     max_k = int((dur - 2 * margin) // EVENT_GAP) + 1
-    k = int(rng.integers(0, min(max_k, n, 4) + 1)) if rng.random() < 0.3 else min(max_k, n, 4)
+    k = int(rng.integers(0, min(max_k, n, 4) + 1)) if rng.random() < 0.15 else min(max_k, n, 4)
     times = _grid_times(rng, margin, dur - margin, k) or []
     free = list(rng.permutation(n))
     recoloured = False
@@ -115,7 +110,8 @@ def _assign_events(rng: np.random.Generator, scene: Scene, spare_colour: str) ->
         kinds = ["appear", "disappear"]
         kinds += [] if recoloured else ["colour_change"]
         kinds += ["collision"] if scene.collision is None and len(free) >= 2 else []
-        kind = str(rng.choice(kinds))
+        weights = np.array([1.5 if k == "collision" else 1.0 for k in kinds])
+        kind = str(rng.choice(kinds, p=weights / weights.sum()))
         if not free:
             break
         obj = scene.objects[int(free.pop())]
