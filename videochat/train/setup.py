@@ -44,15 +44,9 @@ def build_model(recipe: Recipe) -> nn.Module:
 def _tokenizer(path: str | None):
     if not path:
         raise TrainSetupError("recipe model.tokenizer is needed for a preset without a tokenizer")
-    from transformers import AutoTokenizer
+    from videochat.model import load_tokenizer
 
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
-    except (OSError, ValueError) as exc:
-        raise TrainSetupError(f"cannot load tokenizer {path}: {exc}") from None
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token  # VideoChat's call path
-    return tokenizer
+    return load_tokenizer(path)
 
 
 def _load_init(model: nn.Module, source: str) -> None:

@@ -1,0 +1,106 @@
+"""The training loop in one process: freezing, checkpoints, export, bad media, CLI errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from tests._train_helpers import make_data
+from videochat.model import load_model
+from videochat.train import checkpoint as ckpt
+from videochat.train.loop import TooManyBadSamplesError, train
+from videochat.train.recipe import load_recipe
+from videochat.train.setup import apply_freeze
+from videochat.train.setup import build_model as build_for_recipe
+
+
+def test_freeze_matches_original_groups(tmp_path):
+    recipe = load_recipe("tiny", make_data(tmp_path, videos=1, images=0))
+    model = build_for_recipe(recipe)
+    trainable = apply_freeze(model, recipe.freeze)
+    heads = {name.split(".", 1)[0] for name in trainable}
+    assert heads == {"visual_encoder", "ln_vision", "extra_query_tokens", "llama_proj"}
+    assert all("mhra" in name for name in trainable if name.startswith("visual_encoder"))
+    assert not model.query_tokens.requires_grad
+    assert not any(p.requires_grad for p in model.llm.parameters())
+    assert not any(p.requires_grad for p in model.qformer.parameters())
+
+
+def test_train_saves_trainable_only_and_exports_a_loadable_model(tmp_path):
+    out, export = tmp_path / "run", tmp_path / "model"
+    recipe = load_recipe(
+        "tiny",
+        [
+            *make_data(tmp_path / "data", videos=2, images=2),
+            f"output_dir={out}",
+            f"export={export}",
+            "max_steps=3",
+            "save_every=2",
+            "optim.lr=1e-2",
+        ],
+    )
+    initial = build_for_recipe(recipe).state_dict()
+    result = train(recipe)
+    assert result.steps == 3 and result.bad_samples == 0
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2, 3]
+    assert all(
+        r["loss"] > 0 and r["samples_per_s"] > 0 and len(r["indices"][0]) == 2 for r in records
+    )
+    saved = ckpt.load_checkpoint(ckpt.latest_checkpoint(out))
+    assert saved.state["run"]["step"] == 3
+    assert set(saved.weights) == set(result.trainable)
+    assert all(
+        n.startswith(("visual_encoder", "ln_vision", "extra_query", "llama_proj"))
+        for n in saved.weights
+    )
+    exported = load_model(export)
+    state = exported.state_dict()
+    torch.testing.assert_close(state["llama_proj.weight"], saved.weights["llama_proj.weight"])
+    assert not torch.equal(state["llama_proj.weight"], initial["llama_proj.weight"])
+    torch.testing.assert_close(state["query_tokens"], initial["query_tokens"])  # frozen
+    torch.testing.assert_close(
+        state["llm.model.embed_tokens.weight"], initial["llm.model.embed_tokens.weight"]
+    )
+
+
+def test_bad_media_is_skipped_and_counted_until_the_limit(tmp_path, caplog):
+    data = make_data(tmp_path / "data", videos=3, images=0, missing=1)
+    ok = load_recipe(
+        "tiny", [*data, f"output_dir={tmp_path / 'a'}", "max_bad_fraction=0.5", "batch_size=1"]
+    )
+    with caplog.at_level("WARNING", logger="videochat.train"):
+        result = train(ok)
+    assert result.bad_samples == 1 and result.steps == 4
+    assert "gone0.mp4" in caplog.text
+    strict = load_recipe(
+        "tiny", [*data, f"output_dir={tmp_path / 'b'}", "max_bad_fraction=0.1", "batch_size=1"]
+    )
+    with pytest.raises(TooManyBadSamplesError, match="max_bad_fraction=0.1"):
+        train(strict)
+
+
+def test_cli_reports_malformed_annotation_with_file_and_index(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([{"video": "a.mp4", "QA": [{"q": "x", "a": "y"}]}, {"video": 3}]))
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "videochat",
+            "train",
+            "tiny",
+            f"data=[{{file: {bad}}}]",
+            f"output_dir={tmp_path / 'out'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    assert "error:" in proc.stderr and "bad.json: entry 1" in proc.stderr
+    assert "Traceback" not in proc.stderr
