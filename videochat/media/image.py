@@ -15,6 +15,7 @@ from videochat.media.source import OpenedSource, Source, open_source
 from videochat.media.transform import image_view, normalize
 
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+_ANIMATED_FORMATS = ("GIF", "PNG", "WEBP")  # multi-frame files of these formats are animations
 
 
 def open_image(opened: OpenedSource, limits: MediaLimits) -> Image.Image:
@@ -32,12 +33,23 @@ def open_image(opened: OpenedSource, limits: MediaLimits) -> Image.Image:
     except (OSError, SyntaxError, ValueError) as exc:
         raise CorruptMediaError(opened.name, f"image header is damaged ({exc})") from exc
     width, height = image.size
-    limits.check_pixels(opened.name, width, height)
+    limits.check_pixels(opened.name, width, height, what="image")
     return image
 
 
-def is_animated(image: Image.Image) -> bool:
-    return bool(getattr(image, "is_animated", False)) and getattr(image, "n_frames", 1) > 1
+def is_animation(image: Image.Image) -> bool:
+    """Animated GIF/PNG/WebP (multi-frame MPO/TIFF files are still photos: first frame used)."""
+    animated = bool(getattr(image, "is_animated", False)) and getattr(image, "n_frames", 1) > 1
+    return animated and image.format in _ANIMATED_FORMATS
+
+
+def still_image_header(opened: OpenedSource, limits: MediaLimits) -> Image.Image | None:
+    """The Pillow header if the content is a still image; None for videos and animations."""
+    try:
+        header = open_image(opened, limits)
+    except UnsupportedMediaError:
+        return None  # not an image Pillow knows
+    return None if is_animation(header) else header
 
 
 def decode_rgb(image: Image.Image, name: str) -> Image.Image:

@@ -26,14 +26,14 @@ class MediaLimits:
         if num_bytes > self.max_bytes:
             raise MediaTooLargeError(
                 source_name,
-                f"file is {_mib(num_bytes)}, over the {_mib(self.max_bytes)} limit",
+                f"file is {_size(num_bytes)}, over the {_size(self.max_bytes)} limit",
             )
 
-    def check_pixels(self, source_name: str, width: int, height: int) -> None:
+    def check_pixels(self, source_name: str, width: int, height: int, what: str = "frame") -> None:
         if width * height > self.max_pixels:
             raise MediaTooLargeError(
                 source_name,
-                f"frame size {width}x{height} is over the limit of {self.max_pixels:,} pixels",
+                f"{what} size {width}x{height} is over the limit of {self.max_pixels:,} pixels",
             )
 
     def check_duration(self, source_name: str, duration_s: float) -> None:
@@ -81,5 +81,11 @@ class Deadline:
             )
 
 
-def _mib(num_bytes: int) -> str:
-    return f"{num_bytes / 2**20:.1f} MiB"
+def _size(num_bytes: int) -> str:
+    """Bytes in the largest binary unit that keeps the number >= 1 (e.g. "3.2 KiB")."""
+    value, unit = float(num_bytes), "bytes"
+    for next_unit in ("KiB", "MiB", "GiB", "TiB"):
+        if value < 1024:
+            break
+        value, unit = value / 1024, next_unit
+    return f"{num_bytes} bytes" if unit == "bytes" else f"{value:.1f} {unit}"

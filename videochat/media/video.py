@@ -8,7 +8,8 @@ import av
 
 from videochat.media.clip import VideoClip
 from videochat.media.decode import SEQUENTIAL_MAX_FRAMES, DecodeResult, read_frames
-from videochat.media.errors import CorruptMediaError
+from videochat.media.errors import CorruptMediaError, UnsupportedMediaError
+from videochat.media.image import still_image_header
 from videochat.media.limits import Deadline, MediaLimits
 from videochat.media.probe import (
     VideoInfo,
@@ -51,6 +52,11 @@ def load_video(
     with open_source(source, limits) as opened:
         if parse_fps_policy(sampling) is None:
             limits.check_sampled(opened.name, num_frames)
+        still = still_image_header(opened, limits)
+        if still is not None:
+            raise UnsupportedMediaError(
+                opened.name, f"is a still {still.format} image, not a video (load it as an image)"
+            )
         return video_clip(opened, num_frames, sampling, start, end, size, limits, rng)
 
 
