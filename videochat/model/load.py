@@ -208,6 +208,7 @@ def load_model(
     The returned model carries `model.load_report` (what each file gave, ignored, left out).
     """
     device = resolve_device(device)
+    dtype = resolve_dtype(dtype, device)
     if isinstance(source, VideoChatConfig):
         return _load_original(source, device, dtype)
     if source is None:

@@ -1,0 +1,155 @@
+"""build_model / save_model / load_model and `videochat convert` on original-style files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from _model_helpers import FIXTURES, make_llm_dir, tensors
+
+from videochat.cli import main
+from videochat.errors import ModelLoadError
+from videochat.model import VideoChatConfig, build_model, load_model, save_model
+from videochat.model.load import load_tokenizer
+
+TOL = {"rtol": 1e-5, "atol": 1e-5}
+
+
+def _probe_ids(tokenizer) -> list[list[int]]:
+    texts = [
+        p["text"]
+        for p in json.loads((FIXTURES / "tokenizer/tokenizer_info.json").read_text())["probes"]
+    ]
+    return [tokenizer(t).input_ids for t in texts]
+
+
+def test_tokenizer_reproduces_original_ids() -> None:
+    info = json.loads((FIXTURES / "tokenizer/tokenizer_info.json").read_text())
+    tok = load_tokenizer(FIXTURES / "tokenizer")
+    assert _probe_ids(tok) == [p["ids_with_special"] for p in info["probes"]]
+    assert (tok.pad_token_id, tok.bos_token_id, tok.eos_token_id) == (2, 1, 2)
+
+
+def test_build_model_is_seeded_and_encodes() -> None:
+    cfg = VideoChatConfig.preset("tiny")
+    a, b = build_model(cfg, seed=3), build_model(cfg, seed=3)
+    c = build_model(cfg, seed=4)
+    pixels = torch.randn(1, 2, 3, 28, 28)
+    with torch.no_grad():
+        out_a, out_b, out_c = a.encode_video(pixels), b.encode_video(pixels), c.encode_video(pixels)
+    assert out_a.shape == (1, cfg.num_queries, 48)
+    torch.testing.assert_close(out_a, out_b, rtol=0, atol=0)
+    assert not torch.allclose(out_a, out_c)
+    assert torch.isfinite(out_a).all()
+
+
+def test_save_load_round_trip(tmp_path: Path) -> None:
+    cfg = VideoChatConfig.preset("tiny")
+    model = build_model(cfg, load_tokenizer(FIXTURES / "tokenizer"), seed=0)
+    save_model(model, tmp_path / "m", max_shard_size=200_000)
+    assert len(list((tmp_path / "m").glob("model-*.safetensors"))) > 1
+    back = load_model(tmp_path / "m", device="cpu", dtype="fp32")
+    pixels = torch.randn(2, 1, 3, 28, 28)
+    ids = torch.tensor([[1, 306, 347, 465, 438]])
+    with torch.no_grad():
+        torch.testing.assert_close(
+            back.encode_video(pixels), model.encode_video(pixels), rtol=0, atol=0
+        )
+        torch.testing.assert_close(back.llm(ids).logits, model.llm(ids).logits, rtol=0, atol=0)
+    assert _probe_ids(back.tokenizer) == _probe_ids(model.tokenizer)
+    assert back.load_report.expected_missing == [] and back.load_report.ignored == []
+    half = load_model(tmp_path / "m", device="cpu", dtype="bf16")
+    assert half.dtype == torch.bfloat16 and half.encode_video(pixels).dtype == torch.bfloat16
+
+
+def _original_files(tmp: Path, with_videochat: bool = True) -> Path:
+    """An original-style config + checkpoints made from the fixture weights (encode/)."""
+    full = tensors("encode/weights.safetensors")
+    prefix = "visual_encoder."
+    eva = {
+        k[len(prefix) :]: v for k, v in full.items() if k.startswith(prefix) and "gmhra" not in k
+    }
+    eva["patch_embed.proj.weight"] = eva["patch_embed.proj.weight"][:, :, 0]  # a 2-D EVA kernel
+    torch.save(eva, tmp / "eva_vit_g.pth")
+    torch.save({"model": tensors("qformer/blip2_ckpt.safetensors")}, tmp / "blip2.pth")
+    torch.save({"model": tensors("encode/released_ckpt.safetensors")}, tmp / "videochat.pth")
+    make_llm_dir(tmp / "llm")
+    model = {
+        "preset": "tiny",
+        "vit_model": "eva_clip_g",
+        "vit_model_path": "eva_vit_g.pth",
+        "q_former_model_path": "blip2.pth",
+        "llama_model_path": "llm",
+        "videochat_model_path": "videochat.pth" if with_videochat else "",
+        "img_size": 28,
+        "num_query_token": 6,
+        "extra_num_query_token": 4,
+        "gmhra_layers": 2,
+        "no_lmhra": True,
+        "temporal_downsample": False,
+        "max_txt_len": 320,
+        "low_resource": False,
+    }
+    (tmp / "config.json").write_text(json.dumps({"model": model, "device": "cuda"}))
+    return tmp / "config.json"
+
+
+def test_convert_command_output_loads_and_matches_original(tmp_path: Path, capsys) -> None:
+    config = _original_files(tmp_path)
+    out = tmp_path / "converted"
+    rc = main(
+        [
+            "convert",
+            "--config",
+            str(config),
+            "--out",
+            str(out),
+            "--dtype",
+            "fp32",
+            "--shard-size",
+            "1MB",
+        ]
+    )
+    assert rc == 0, capsys.readouterr().err
+    assert "wrote" in capsys.readouterr().out
+    model = load_model(out, device="cpu", dtype="fp32")
+    io = tensors("encode/io.safetensors")
+    with torch.no_grad():
+        for case in ("video", "image"):
+            torch.testing.assert_close(
+                model.encode_video(io[f"{case}.input"]), io[f"{case}.inputs_llama"], **TOL
+            )
+    assert model.tokenizer("###").input_ids == [1, 306]
+
+
+def test_original_config_without_videochat_checkpoint(tmp_path: Path) -> None:
+    model = load_model(_original_files(tmp_path, with_videochat=False), device="cpu", dtype="fp32")
+    report = model.load_report
+    assert "llama_proj.weight" in report.initialized and "extra_query_tokens" in report.initialized
+    assert any(k.startswith("visual_encoder.gmhra") for k in report.initialized)
+    assert report.expected_missing == []
+    # GMHRA starts as the original's zero-init projection
+    assert torch.count_nonzero(model.visual_encoder.gmhra[0].attn.out_proj.weight) == 0
+
+
+def test_load_errors(tmp_path: Path, capsys) -> None:
+    with pytest.raises(ModelLoadError, match="no such model directory"):
+        load_model(tmp_path / "nothing")
+    (tmp_path / "x.json").write_text('{"foo": 1}')
+    with pytest.raises(ModelLoadError, match="neither a videochat model config nor an original"):
+        load_model(tmp_path / "x.json")
+    with pytest.raises(ModelLoadError, match="unknown dtype 'fp8'"):
+        load_model(tmp_path / "x.json", dtype="fp8")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "keep").write_text("")
+    rc = main(["convert", "--config", str(tmp_path / "x.json"), "--out", str(tmp_path / "out")])
+    assert rc == 1 and "exists and is not empty" in capsys.readouterr().err
+
+
+def test_low_resource_without_cuda_says_what_is_needed(tmp_path: Path) -> None:
+    config = VideoChatConfig.from_original_json(_original_files(tmp_path))
+    config.low_resource = True
+    with pytest.raises(ModelLoadError, match="needs a CUDA GPU"):
+        load_model(config, device="cpu")
