@@ -63,7 +63,8 @@ class Job:
 @dataclass
 class EngineStats:
     completed: int = 0
-    cancelled: int = 0
+    cancelled: int = 0  # jobs whose client left (skipped in the queue or stopped mid-answer)
+    interrupted: int = 0  # of which generation was stopped before the model finished
     failed: int = 0
     rejected: int = 0
 
@@ -152,13 +153,13 @@ class Engine:
             {"text": text, "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens},
         )
 
-    @staticmethod
-    def _generate(job: Job, backend: Backend, session: Any, question: str) -> str:
+    def _generate(self, job: Job, backend: Backend, session: Any, question: str) -> str:
         pieces = backend.ask(session, question, job.generation)
         text: list[str] = []
         try:
             for piece in pieces:
                 if job.cancelled.is_set():
+                    self.stats.interrupted += 1
                     break
                 if piece:
                     text.append(piece)
