@@ -41,6 +41,8 @@ def write_video(path: Path, colours: list[str], fps: int = 8, size: int = 32) ->
 
 def write_gif(path: Path, colours: list[str], size: int = 32) -> Path:
     frames = [Image.new("RGB", (size, size), RGB[c]) for c in colours]
+    for i, frame in enumerate(frames):  # Pillow merges identical GIF frames: make each differ
+        frame.putpixel((i % size, 0), (255, 255, 255))
     path.parent.mkdir(parents=True, exist_ok=True)
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0)
     return path

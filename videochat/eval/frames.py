@@ -3,8 +3,10 @@
 The session takes media sources (paths, bytes), not pixels, so a folder of numbered images is
 sampled here (the same ``middle`` window rule as videos, from ``videochat.media.sample``) and only
 the chosen frames are packed, losslessly (PNG in a MOV container), into a small in-memory video whose
-frame times are the frames' true times at the folder's ``fps``. The media pipeline then decodes all of
-them, so the model sees exactly these frames and the timestamp message carries their real times.
+frame times are the frames' times at the folder's ``fps``. The media pipeline then decodes all of
+them, so the model sees exactly these frames. Its timestamp message counts from the first packed
+frame (the pipeline measures time from a stream's start), so the spacing is true, the origin is not.
+``images_video`` does the same for a list of PIL images (lmms-eval tasks that pass frames).
 """
 
 from __future__ import annotations
