@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
+import shutil
+import tempfile
 from fractions import Fraction
 from pathlib import Path
 
@@ -15,12 +19,10 @@ FIXTURES = Path(__file__).parent / "fixtures" / "parity"
 
 
 def fixture_tokenizer():
-    """The fixtures' SentencePiece tokenizer, loaded the way VideoChat loads it (pad = eos)."""
-    from transformers import LlamaTokenizer
+    """The fixtures' SentencePiece tokenizer, loaded the way the package loads it (pad = eos)."""
+    from videochat.model.load import load_tokenizer
 
-    tokenizer = LlamaTokenizer.from_pretrained(str(FIXTURES / "tokenizer"), use_fast=False)
-    tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
+    return load_tokenizer(FIXTURES / "tokenizer")
 
 
 def fixture_llm():
@@ -61,3 +63,22 @@ def write_image(path: Path, size: int = 40, seed: int = 1) -> Path:
     rng = np.random.default_rng(seed)
     Image.fromarray(rng.integers(0, 255, (size, size + 8, 3), dtype=np.uint8)).save(path)
     return path
+
+
+@functools.lru_cache(maxsize=1)
+def tiny_model_dir() -> Path:
+    """A tiny random model directory (built once per test process; loading it is fast)."""
+    from videochat.model.config import VideoChatConfig
+    from videochat.model.load import build_model, save_model
+
+    directory = Path(tempfile.mkdtemp(prefix="videochat-tiny-"))
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    model = build_model(VideoChatConfig.preset("tiny"), fixture_tokenizer(), seed=0)
+    return save_model(model, directory)
+
+
+def tiny_model():
+    """A fresh tiny model object (its own identity, so its own visual-cache entries)."""
+    from videochat.model.load import load_model
+
+    return load_model(tiny_model_dir(), device="cpu")

@@ -1,0 +1,90 @@
+"""`videochat chat MEDIA [MEDIA ...]`: a multi-turn conversation in the terminal.
+
+Commands: `/add FILE` adds a video or image, `/reset` starts over with the media given on the
+command line, `/quit` (or end of input) leaves. When stdin is not a terminal each line is a
+question; the question is echoed as `> question` and the answer follows on its own line(s), so
+the command can be scripted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from videochat.commands.ask import add_media, add_model_arguments, generation_kwargs, open_session
+from videochat.errors import VideoChatError
+
+HELP = "commands: /add FILE, /reset, /quit; anything else is a question"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("media", nargs="*", help="videos or images to start with")
+    add_model_arguments(parser)
+
+
+def _lines(interactive: bool):
+    """Questions from the terminal (with a prompt) or from piped stdin (plain lines)."""
+    while True:
+        try:
+            line = input("> ") if interactive else sys.stdin.readline()
+        except EOFError:
+            return
+        if not interactive and not line:
+            return
+        yield line.strip()
+
+
+def _add(session, path: str, args: argparse.Namespace) -> None:
+    clip = add_media(session, path, args)
+    detail = getattr(clip, "message", "an image")
+    print(f"[added {path}: {detail}]", flush=True)
+
+
+def _answer(session, question: str, args: argparse.Namespace, interactive: bool) -> None:
+    generation = generation_kwargs(args)
+    if interactive:
+        for piece in session.ask(question, stream=True, **generation):
+            print(piece, end="", flush=True)
+        print()
+    else:
+        print(f"> {question}")
+        print(session.ask(question, **generation), flush=True)
+
+
+def _handle(session, line: str, args: argparse.Namespace, interactive: bool) -> bool:
+    """Run one input line; False when the user wants to leave."""
+    if line in ("/quit", "/exit"):
+        return False
+    if line == "/reset":
+        session.reset()
+        for path in args.media:
+            _add(session, path, args)
+        print("[conversation reset]", flush=True)
+    elif line.startswith("/add"):
+        path = line[len("/add") :].strip()
+        if not path:
+            raise VideoChatError("usage: /add FILE")
+        _add(session, path, args)
+    elif line.startswith("/"):
+        print(HELP)
+    else:
+        _answer(session, line, args, interactive)
+    return True
+
+
+def run(args: argparse.Namespace) -> int:
+    session = open_session(args)
+    for path in args.media:
+        _add(session, path, args)
+    interactive = sys.stdin.isatty()
+    if interactive:
+        print(HELP)
+    for line in _lines(interactive):
+        if not line:
+            continue
+        try:
+            if not _handle(session, line, args, interactive):
+                break
+        except VideoChatError as exc:  # a bad file or question: say so and keep the session
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+    return 0
