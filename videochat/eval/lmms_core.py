@@ -76,7 +76,8 @@ class VideoChatLMMCore:
         unknown = {k: v for k, v in unused.items() if v is not None and k != "max_batch_size"}
         if unknown:
             raise VideoChatError(f"unknown videochat model_args: {', '.join(sorted(unknown))}")
-        self.num_frames, self.sampling, self.frames_fps = int(num_frames), sampling, frames_fps
+        self.num_frames, self.sampling = int(num_frames), str(sampling)
+        self.frames_fps = float(frames_fps)  # model_args arrive as strings or numbers
         self.batch_size = batch_size  # requests run one at a time; the value is accepted, not used
         if session is None:
             from videochat.chat import ChatSession

@@ -14,7 +14,9 @@ with ``Best option:(``, greedy decoding, at most 100 new tokens, only the first 
 ``Question:…\\nOption:\\n(A) …\\n`` + ``Only give the best option.\\n``, no priming, greedy, at most 16
 new tokens; scored with lmms-eval's ``mcq_acc`` rule (:func:`videochat.eval.parse.parse_lmms_eval`).
 
-Both see the same frames (``--num-frames``, middle sampling within [start, end] for bounded tasks).
+Both see the same frames (``--num-frames``, middle sampling within [start, end] for bounded tasks),
+given to the model the way VideoChat's chat does it: the video turn carries the timestamp message
+("The video contains N frames sampled at ... seconds."), which VideoChat2's own prompt does not have.
 """
 
 from __future__ import annotations
@@ -84,7 +86,8 @@ VIDEOCHAT2 = Protocol(
     build_question=_videochat2_question,
     extract=_videochat2_extract,
     parse=parse_option,
-    notes="VideoChat2 MVBench prompt; letter parsed from the first line; unparsed = wrong",
+    notes="VideoChat2 MVBench prompt (video turn with VideoChat's timestamp message); letter "
+    "parsed from the first line; unparsed answers and failed items count wrong",
 )
 
 LMMS_EVAL = Protocol(
