@@ -50,3 +50,29 @@ def write_bouncing(path: str | Path, seed: int = 0, **kwargs) -> Scene:
     scene = bouncing_scene(seed, **kwargs)
     write_mp4(path, render_frames(scene, simulate(scene)), scene.fps, scene.width, scene.height)
     return scene
+
+
+def write_examples(folder: str | Path) -> list[Path]:
+    """The files of `examples/`: bouncing.mp4, events.mp4 + events.json, shapes.png + shapes.json."""
+    import json
+
+    from videochat.synth.dataset import scene_record
+    from videochat.synth.encode import write_image
+    from videochat.synth.plan import random_image_scene, random_video_scene
+    from videochat.synth.render import background, render_frame
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_bouncing(folder / "bouncing.mp4")
+    video = random_video_scene(np.random.default_rng([0, 0, 12]), "events", size=(320, 240))
+    tl = simulate(video)
+    write_mp4(folder / "events.mp4", render_frames(video, tl), video.fps, 320, 240)
+    image = random_image_scene(np.random.default_rng([0, 1, 3]), "shapes", size=(224, 224))
+    write_image(folder / "shapes.png", render_frame(image, simulate(image), 0, background(image)))
+    for scene, stem in ((video, "events"), (image, "shapes")):
+        rec = scene_record(
+            scene, simulate(scene), f"{stem}{'.mp4' if stem == 'events' else '.png'}"
+        )
+        rec.pop("trajectories")
+        (folder / f"{stem}.json").write_text(json.dumps(rec, indent=1) + "\n")
+    return [folder / n for n in ("bouncing.mp4", "events.mp4", "shapes.png")]
