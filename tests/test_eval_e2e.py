@@ -85,10 +85,19 @@ def test_videochat2_protocol_is_repeatable(tiny_model_dir, bench):
 
     model = load_model(tiny_model_dir, device="cpu")
     items = load_benchmark(bench, ["video"])
+    sessions = [open_session(model, VIDEOCHAT2) for _ in range(2)]
     runs = [
-        evaluate(open_session(model, VIDEOCHAT2), items, VIDEOCHAT2, num_frames=4, progress=False)
-        for _ in range(2)
+        evaluate(session, items, VIDEOCHAT2, num_frames=4, progress=False) for session in sessions
     ]
     assert runs[0][0]["error"] is None
+    # the prompt VideoChat2's notebook prints, plus VideoChat's timestamp message in the video turn
+    history = sessions[0].history
+    prompt = sessions[0].template.render(history[:-1], answer_prefix="Best option:(")
+    system = VIDEOCHAT2.system
+    assert prompt.startswith(system + "###Human: <Video><VideoHere></Video> The video contains 4 ")
+    assert prompt.endswith(
+        "seconds.\n###Human: " + system + "Question: What colour is shown?\nOptions:\n(A) red\n"
+        "(B) green\n(C) blue\nOnly give the best option.\n###Assistant: Best option:("
+    )
     assert runs[0][0]["parsed_text"].startswith("(")
     assert runs[0][0]["prediction"] == runs[1][0]["prediction"]  # greedy
