@@ -91,3 +91,24 @@ def make_data(root: Path, videos: int = 4, images: int = 2, missing: int = 0) ->
     if images:
         sources.append(f"{{file: {root / 'img.json'}, root: {root}}}")
     return [f"data=[{', '.join(sources)}]"]
+
+
+def _rank_main(argv: list[str]) -> None:
+    """Under torchrun: train a recipe, then each rank saves its own trainable params."""
+    import os
+
+    from safetensors.torch import save_file
+
+    from videochat.train.loop import train
+    from videochat.train.recipe import load_recipe
+
+    recipe = load_recipe(argv[0], argv[1:])
+    result = train(recipe)
+    rank = int(os.environ.get("RANK", "0"))
+    save_file(result.trainable, str(Path(recipe.output_dir) / f"rank{rank}.safetensors"))
+
+
+if __name__ == "__main__":
+    import sys
+
+    _rank_main(sys.argv[1:])

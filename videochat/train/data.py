@@ -130,7 +130,7 @@ class TrainDataset(Dataset):
     def __getitem__(self, key: tuple[int, int]) -> Sample | BadSample:
         epoch, index = key
         entry = self.entries[index]
-        rng = random.Random(hash((self.recipe.seed, epoch, index)))
+        rng = random.Random(f"sample-{self.recipe.seed}-{epoch}-{index}")
         try:
             pixels, msg = self._load(entry, rng)
         except (VideoChatError, OSError, ValueError, RuntimeError) as exc:

@@ -144,6 +144,9 @@ class _Run:
             batch_sampler=PlanSampler(plan, st.batch),
             collate_fn=collate,
             num_workers=r.num_workers,
+            # its own generator: creating an iterator must not draw from the global RNG,
+            # or a resumed run's dropout draws would differ from an uninterrupted run's
+            generator=torch.Generator().manual_seed(r.seed + st.epoch),
         )
         self.step_module.train()
         last_loss, pending, window = None, 0, _Window()

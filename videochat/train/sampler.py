@@ -24,7 +24,7 @@ def plan_epoch(
     Each media group is shuffled, padded to a multiple of `world` by wrapping (as
     DistributedSampler does) and dealt round-robin; the last batch of a group may be smaller.
     """
-    rng = random.Random(hash((seed, epoch, "plan")))
+    rng = random.Random(f"plan-{seed}-{epoch}")  # str seeds are stable across processes
     groups: dict[str, list[int]] = {}
     for index, kind in enumerate(media):
         groups.setdefault(kind, []).append(index)
