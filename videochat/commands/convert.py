@@ -37,10 +37,16 @@ def run(args: argparse.Namespace) -> int:
     if not args.config.is_file():
         raise ModelLoadError(f"config not found: {args.config}")
 
+    from videochat.model.config import VideoChatConfig
     from videochat.model.load import load_model, save_model
 
+    try:
+        config = VideoChatConfig.from_original_json(args.config)
+    except ValueError as exc:
+        raise ModelLoadError(str(exc)) from None
+    config.low_resource = False  # a run-time choice, not part of the stored model
     start = time.perf_counter()
-    model = load_model(args.config, device="cpu", dtype=args.dtype)
+    model = load_model(config, device="cpu", dtype=args.dtype)
     report = model.load_report
     print(f"read {report.summary()}")
     if report.initialized:

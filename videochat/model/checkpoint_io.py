@@ -25,21 +25,28 @@ PICKLE_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
 
 
 class LazySafetensors(Mapping[str, torch.Tensor]):
-    """Read-only mapping over one or more safetensors files; each access reads one tensor."""
+    """Read-only mapping over one or more safetensors files; each access reads one tensor.
+
+    Only one file is mapped at a time (keys iterate file by file), so the pages of files already
+    read leave the process instead of doubling its resident size during a load.
+    """
 
     def __init__(self, files: list[Path]) -> None:
-        self._handles = {}
         self._where: dict[str, Path] = {}
         for file in files:
-            handle = _open_safetensors(file)
-            self._handles[file] = handle
+            handle = _open_safetensors(file)  # validates every file up front
             for key in handle.keys():  # noqa: SIM118 (safe_open is not iterable)
                 self._where[key] = file
+            del handle
+        self._open: tuple[Path, object] | None = None
 
     def __getitem__(self, key: str) -> torch.Tensor:
         file = self._where[key]
+        if self._open is None or self._open[0] != file:
+            self._open = None  # unmap the previous file first
+            self._open = (file, _open_safetensors(file))
         try:
-            return self._handles[file].get_tensor(key)
+            return self._open[1].get_tensor(key)
         except SafetensorError as exc:
             raise _corrupt(file, exc) from None
 
@@ -48,6 +55,9 @@ class LazySafetensors(Mapping[str, torch.Tensor]):
 
     def __len__(self) -> int:
         return len(self._where)
+
+    def close(self) -> None:
+        self._open = None
 
 
 def _open_safetensors(file: Path):

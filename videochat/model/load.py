@@ -284,13 +284,22 @@ def _load_original(config: VideoChatConfig, device: torch.device, dtype) -> Vide
         )
     tok_dir = config.llm.tokenizer_path or config.llm.path
     model = build_skeleton(config, load_tokenizer(tok_dir))
-    target = target_shapes(model)
+    if config.low_resource:
+        model.llm = _llm_8bit(config.llm.path, device)
+    target = {
+        k: v
+        for k, v in target_shapes(model).items()
+        if not (config.low_resource and k.startswith("llm."))
+    }
     cast = _caster(dtype)
     steps = [
         (paths.vit, lambda sd, s: convert.convert_eva(sd, target, config, source=s, cast=cast)),
         (paths.qformer, lambda sd, s: convert.convert_blip2(sd, target, source=s, cast=cast)),
-        (config.llm.path, lambda sd, s: convert.convert_hf_llm(sd, target, source=s, cast=cast)),
     ]
+    if not config.low_resource:
+        steps.append(
+            (config.llm.path, lambda sd, s: convert.convert_hf_llm(sd, target, source=s, cast=cast))
+        )
     if paths.videochat:
         steps.append(
             (
@@ -307,6 +316,8 @@ def _load_original(config: VideoChatConfig, device: torch.device, dtype) -> Vide
         report = report.merge(part)
     _init_new_parts(model, report, device, dtype)
     finalize(model, device)
+    if config.low_resource:
+        model.visual_encoder.float()  # the original's vit_to_cpu: fp32 on the CPU
     model.load_report = report
     log.info("loaded %s", report.summary())
     return model
@@ -349,3 +360,16 @@ def _check_low_resource(device: torch.device) -> None:
         raise ModelLoadError(
             "low_resource mode needs bitsandbytes: pip install bitsandbytes"
         ) from None
+
+
+def _llm_8bit(path: str, device: torch.device) -> nn.Module:
+    """The original's low-resource LLM: 8-bit weights (bitsandbytes) on the GPU."""
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    return AutoModelForCausalLM.from_pretrained(
+        path,
+        quantization_config=BitsAndBytesConfig(load_in_8bit=True),
+        dtype=torch.float16,
+        device_map={"": device.index or 0},
+        attn_implementation="sdpa",
+    )
