@@ -98,9 +98,15 @@ def test_collision_effects_show_in_the_tracks():
             gone = c.a if c.effect == "vanish_a" else c.b
             assert tl.visible[fc, gone] and not tl.visible[fc + 1 :, gone].any()
         seen.add(c.effect)
-        # approach before impact: the pair gets closer every frame
+        # approach: at rest until departure, then closer every frame for >= 1.5 s (or from 0 s)
         d = np.linalg.norm(tl.positions[: fc + 1, c.a] - tl.positions[: fc + 1, c.b], axis=-1)
-        assert np.all(np.diff(d) < 0)
+        moving = np.flatnonzero(np.diff(d) < -1e-6)  # frames where the gap shrinks
+        assert np.all(np.abs(np.diff(d)[: moving[0]]) < 1e-6)
+        assert moving[-1] == fc - 1 and len(moving) == fc - moving[0]
+        assert fc - moving[0] >= min(fc, 1.5 * scene.fps) - 1
+        assert (
+            np.linalg.norm(scene.obj(c.a).velocity) >= 0.1 * min(scene.width, scene.height) - 1e-6
+        )
     assert seen == {"bounce", "stop", "vanish_a", "vanish_b"}
 
 

@@ -36,7 +36,8 @@ def _motion(scene: Scene, o: SceneObject) -> str:
         return f"moves {DIR_PHRASES[o.direction]}"
     if o.motion == "collide":
         c = scene.collision
-        return f"moves towards {name(scene, scene.obj(c.b if o.id == c.a else c.a))}"
+        other = name(scene, scene.obj(c.b if o.id == c.a else c.a))
+        return f"{'waits, then ' if o.depart > 0 else ''}moves towards {other}"
     return {"bounce": "bounces around", "static": "stays still"}[o.motion]
 
 

@@ -213,7 +213,8 @@ def _draw_motion(rng: np.random.Generator, scene: Scene, o: SceneObject, static:
 def _aim_collision(rng: np.random.Generator, scene: Scene) -> None:
     """Put the pair on straight courses that touch exactly at the contact frame.
 
-    Speeds are capped by the room behind each object, so both start inside the arena.
+    Both rest until `depart`, then approach for 1.5-3.5 s (at least 0.1 arena side per second,
+    so the motion is visible in 8 frames); speeds are capped by the room behind each object.
     """
     c = scene.collision
     a, b = scene.obj(c.a), scene.obj(c.b)
@@ -224,11 +225,13 @@ def _aim_collision(rng: np.random.Generator, scene: Scene) -> None:
     mid = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
     contact = mid + rng.uniform(-0.25, 0.25, size=2) * side
     t = event_frame(c.time, scene.fps) / scene.fps  # the contact frame's own time
+    run = min(t, float(rng.uniform(1.5, 3.5)))  # seconds of approach, so it is seen moving
     for o, sign, centre in ((a, 1.0, contact - u * a.radius), (b, -1.0, contact + u * b.radius)):
         room = _room(scene, o.radius, centre, -sign * u)  # free run behind the contact centre
-        speed = min(rng.uniform(0.12, 0.3) * side, 0.95 * room / t)
-        o.start = tuple(float(v) for v in centre - sign * u * speed * t)
+        speed = max(0.1 * side, min(rng.uniform(0.15, 0.35) * side, 0.95 * room / run))
+        o.start = tuple(float(v) for v in centre - sign * u * speed * run)
         o.velocity = tuple(float(v) for v in sign * u * speed)
+        o.depart = t - run
 
 
 def _room(scene: Scene, r: float, p: np.ndarray, d: np.ndarray) -> float:
@@ -249,7 +252,8 @@ def _inside(scene: Scene, o: SceneObject, p) -> bool:
 def _course(scene: Scene, o: SceneObject, t: float) -> list[tuple[float, float]]:
     """Start and contact-time centres of a collision object (its straight pre-impact course)."""
     tc = event_frame(t, scene.fps) / scene.fps
-    end = (o.start[0] + o.velocity[0] * tc, o.start[1] + o.velocity[1] * tc)
+    run = tc - o.depart
+    end = (o.start[0] + o.velocity[0] * run, o.start[1] + o.velocity[1] * run)
     return [o.start, end]
 
 
@@ -257,7 +261,7 @@ def _fallback_static(scene: Scene) -> Scene:
     """Last resort when random motion keeps overlapping: drop the collision, park on a grid."""
     scene.collision = None
     for o in scene.objects:
-        o.motion, o.velocity, o.direction = "static", (0.0, 0.0), None
+        o.motion, o.velocity, o.direction, o.depart = "static", (0.0, 0.0), None, 0.0
     x0, y0, x1, y1 = scene.arena
     cell = (x1 - x0) / 3
     rng = np.random.default_rng([*scene.seed, 11])

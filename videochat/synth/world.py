@@ -32,6 +32,7 @@ class SceneObject:
     appear: float | None = None  # seconds; hidden before
     disappear: float | None = None  # seconds; hidden from then on
     recolour: tuple[float, str] | None = None  # (seconds, new colour)
+    depart: float = 0.0  # seconds; the object rests at `start` until then (collision approach)
 
 
 @dataclass
@@ -139,7 +140,7 @@ def track(scene: Scene, o: SceneObject) -> tuple[np.ndarray, np.ndarray]:
     """
     t = np.arange(scene.num_frames, dtype=np.float64) / scene.fps  # (F,)
     start, vel = np.array(o.start, dtype=np.float64), np.array(o.velocity, dtype=np.float64)
-    pos, heading = _fold_path(scene, o.radius, start, vel, t)
+    pos, heading = _fold_path(scene, o.radius, start, vel, np.maximum(t - o.depart, 0.0))
     c = scene.collision
     if c is not None and o.id in (c.a, c.b):
         fc = event_frame(c.time, scene.fps)
