@@ -179,3 +179,21 @@ def test_cli_refuses_to_overwrite_without_force(tmp_path, capsys):
     assert main(["synth", "--out", str(out), "--videos", "1"]) == 1
     assert "already holds a dataset" in capsys.readouterr().err
     assert main(["synth", "--out", str(out), "--videos", "1", "--size", "96", "96", "--force"]) == 0
+
+
+def test_shipped_examples_are_reproduced_by_our_generator(tmp_path):
+    from videochat.synth.examples import write_examples
+
+    repo = Path(__file__).resolve().parents[1] / "examples"
+    write_examples(tmp_path)
+    for name in ("bouncing.mp4", "events.mp4"):
+        ours, shipped = decode_frames(tmp_path / name), decode_frames(repo / name)
+        assert len(ours) == len(shipped)
+        assert all(np.array_equal(a, b) for a, b in zip(ours, shipped, strict=True))
+    assert np.array_equal(
+        np.asarray(Image.open(tmp_path / "shapes.png")), np.asarray(Image.open(repo / "shapes.png"))
+    )
+    assert json.loads((tmp_path / "events.json").read_text()) == json.loads(
+        (repo / "events.json").read_text()
+    )
+    assert sum(p.stat().st_size for p in repo.iterdir()) < 2_000_000
