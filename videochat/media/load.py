@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 from videochat.media.clip import ImageClip, VideoClip
 from videochat.media.image import image_clip, still_image_header
 from videochat.media.limits import MediaLimits
@@ -16,8 +18,14 @@ def load_media(
     sampling: str = "demo",
     size: int = 224,
     limits: MediaLimits | None = None,
+    start: float | None = None,
+    end: float | None = None,
+    rng: random.Random | None = None,
 ) -> VideoClip | ImageClip:
-    """Still image -> ImageClip; animated GIF/PNG/WebP or any video container -> VideoClip."""
+    """Still image -> ImageClip; animated GIF/PNG/WebP or any video container -> VideoClip.
+
+    ``start``/``end``/``rng`` apply to videos as in :func:`load_video` (ignored for images).
+    """
     limits = limits or MediaLimits()
     check_policy(sampling)
     check_size(size)
@@ -26,4 +34,4 @@ def load_media(
             return image_clip(opened, size, limits)
         if parse_fps_policy(sampling) is None:
             limits.check_sampled(opened.name, num_frames)
-        return video_clip(opened, num_frames, sampling, None, None, size, limits, None)
+        return video_clip(opened, num_frames, sampling, start, end, size, limits, rng)
