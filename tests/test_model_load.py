@@ -153,3 +153,24 @@ def test_low_resource_without_cuda_says_what_is_needed(tmp_path: Path) -> None:
     config.low_resource = True
     with pytest.raises(ModelLoadError, match="needs a CUDA GPU"):
         load_model(config, device="cpu")
+
+
+def test_default_model_missing_is_explained(tmp_path: Path, monkeypatch) -> None:
+    import videochat.model.load as load_module
+
+    monkeypatch.setattr(load_module, "DEFAULT_DIR", tmp_path / "default")
+    with pytest.raises(ModelLoadError, match="no embedded model in this build"):
+        load_model()
+
+
+def test_shape_mismatch_in_model_directory(tmp_path: Path) -> None:
+    model = build_model(VideoChatConfig.preset("tiny"), seed=0)
+    save_model(model, tmp_path / "m")
+    meta = json.loads((tmp_path / "m" / "config.json").read_text())
+    meta["config"]["qformer"]["num_extra_query_tokens"] = 5
+    (tmp_path / "m" / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(
+        ModelLoadError,
+        match=r"extra_query_tokens has shape \(1, 4, 32\) but the model needs \(1, 5, 32\)",
+    ):
+        load_model(tmp_path / "m", device="cpu")
