@@ -112,3 +112,12 @@ def running_server(app, timeout: float = 60.0) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(30)
+
+
+def tiny_model(fixtures_dir):
+    """The tiny random VideoChat (28 px vision) with the fixture tokenizer."""
+    from videochat.model.config import VideoChatConfig
+    from videochat.model.load import build_model, load_tokenizer
+
+    tokenizer = load_tokenizer(fixtures_dir / "tokenizer")
+    return build_model(VideoChatConfig.preset("tiny"), tokenizer, seed=0)

@@ -10,11 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import openai
 import pytest
-from _serve_helpers import data_url, png_bytes, running_server, video_bytes
+from _serve_helpers import data_url, png_bytes, running_server, tiny_model, video_bytes
 
 from videochat.chat import ChatSession, VisualCache
-from videochat.model.config import VideoChatConfig
-from videochat.model.load import build_model, load_tokenizer
 from videochat.serve.api import create_app
 from videochat.serve.backend import ChatBackend
 from videochat.serve.settings import ServeSettings
@@ -25,8 +23,7 @@ GREEDY = {"temperature": 0, "max_tokens": 12}
 
 @pytest.fixture(scope="module")
 def model(fixtures_dir):
-    tokenizer = load_tokenizer(fixtures_dir / "tokenizer")
-    return build_model(VideoChatConfig.preset("tiny"), tokenizer, seed=0)
+    return tiny_model(fixtures_dir)
 
 
 @pytest.fixture(scope="module")

@@ -139,7 +139,8 @@ class WebDemo:
         }
         try:
             for piece in session.ask(question, stream=True, **options):
-                history[-1] = {"role": "assistant", "content": history[-1]["content"] + piece}
+                answer = {"role": "assistant", "content": history[-1]["content"] + piece}
+                history = [*history[:-1], answer]  # a new list per update
                 yield history, "Answering…"
         except VideoChatError as exc:
             yield history[:-2], str(exc)
