@@ -211,8 +211,14 @@ def run_generate(
     eos = _eos_ids(llm, request.tokenizer)
     while ids and ids[-1] in eos:
         ids.pop()
-    cache = getattr(out, "past_key_values", None) if config.num_beams == 1 else None
+    cache = _output_cache(out) if config.num_beams == 1 else None
     return GenerationResult(ids, cache)
+
+
+def _output_cache(out: Any) -> Any:
+    """The KV cache `generate` returns (`cache` in transformers 5.2x, `past_key_values` before)."""
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else getattr(out, "past_key_values", None)
 
 
 def _eos_ids(llm: Any, tokenizer: Any) -> set[int]:
