@@ -143,15 +143,13 @@ def write_dataset(
         raise SynthError(f"cannot create the output folder {out}: {exc.strerror}") from exc
     tick = progress or (lambda n: None)
     vids, imgs = [], []
-    for rec in _run(build_video, [Job(str(out), seed, i, size) for i in range(videos)], workers):
-        vids.append(rec)
-        tick(1)
-    for rec in _run(build_image, [Job(str(out), seed, i, size) for i in range(images)], workers):
-        imgs.append(rec)
-        tick(1)
-    with open(out / "scenes.jsonl", "w", encoding="utf-8") as f:
-        for rec in vids + imgs:
-            f.write(json.dumps(rec["scene"], separators=(",", ":")) + "\n")
+    with open(out / "scenes.jsonl", "w", encoding="utf-8") as scenes:
+        for fn, count, keep in ((build_video, videos, vids), (build_image, images, imgs)):
+            jobs = [Job(str(out), seed, i, size) for i in range(count)]
+            for rec in _run(fn, jobs, workers):  # stream the big per-frame tracks to disk
+                scenes.write(json.dumps(rec.pop("scene"), separators=(",", ":")) + "\n")
+                keep.append(rec)
+                tick(1)
     _dump(out / "captions_video.json", [r["caption"] for r in vids])
     _dump(out / "captions_image.json", [r["caption"] for r in imgs])
     _dump(out / "instructions_video.json", [r["instruction"] for r in vids])

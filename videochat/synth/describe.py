@@ -90,7 +90,7 @@ def description(scene: Scene, tl: Timeline) -> str:
     return " ".join(out)
 
 
-def ground_truth_attributes(scene: Scene, tl: Timeline | None = None) -> set[str]:
+def ground_truth_attributes(scene: Scene) -> set[str]:
     """Colours, shapes, motion and event words a complete description must mention."""
     attrs = {o.colour for o in scene.objects} | {o.shape for o in scene.objects}
     for o in scene.objects:
