@@ -172,3 +172,53 @@ def test_load_media_sniffs_content(videos, tmp_path):
     renamed = tmp_path / "actually_png.mp4"  # the content decides, not the name
     renamed.write_bytes(_encode(_rgb_image(), "PNG"))
     assert isinstance(load_media(renamed, size=16), ImageClip)
+
+
+def _count_decoded(monkeypatch) -> list[int]:
+    counter = [0]
+    original = decode_module._decoded
+
+    def counting(container, stream, max_errors=50):
+        for frame in original(container, stream, max_errors):
+            counter[0] += 1
+            yield frame
+
+    monkeypatch.setattr(decode_module, "_decoded", counting)
+    return counter
+
+
+def test_only_the_needed_gops_are_decoded(tmp_path, monkeypatch):
+    path = write_video(tmp_path / "gop.mp4", num_frames=250, gop=20)
+    monkeypatch.setattr(decode_module, "SEQUENTIAL_MAX_FRAMES", 0)
+    decoded = _count_decoded(monkeypatch)
+    clip = load_video(path, num_frames=4, size=16)
+    assert _decoded_indices(clip) == clip.indices == demo_indices(250, 4)
+    assert decoded[0] <= 4 * 20  # at most one GOP per sampled frame, never the whole file
+
+
+@pytest.mark.parametrize("strategy_max", [300, 0], ids=["sequential", "seek"])
+def test_wrong_header_count_is_corrected(videos, monkeypatch, strategy_max):
+    import videochat.media.video as video_module
+
+    real_describe = video_module.describe
+
+    def lying_describe(*args):
+        info = real_describe(*args)
+        info.num_frames_total = 90  # the file really has 40 frames
+        return info
+
+    monkeypatch.setattr(video_module, "describe", lying_describe)
+    monkeypatch.setattr(decode_module, "SEQUENTIAL_MAX_FRAMES", strategy_max)
+    clip = load_video(videos["h264.mp4"], num_frames=8, size=16)
+    assert clip.num_frames_total == 40 and clip.count_source == "scan"
+    assert clip.indices == [2, 7, 12, 17, 22, 26, 31, 36]  # resampled over the real 40 frames
+    assert _decoded_indices(clip) == clip.indices
+
+
+def test_long_stream_without_header_count_uses_an_estimate(videos, monkeypatch):
+    import videochat.media.probe as probe_module
+
+    monkeypatch.setattr(probe_module, "SCAN_MAX_FRAMES", 10)  # treat the WebM as "long"
+    clip = load_video(videos["vp9.webm"], num_frames=4, size=16)
+    assert clip.count_source == "estimate" and clip.num_frames_total == 40  # 1.6 s x 25 fps
+    assert _decoded_indices(clip) == clip.indices

@@ -7,7 +7,7 @@ import random
 import av
 
 from videochat.media.clip import VideoClip
-from videochat.media.decode import SEQUENTIAL_MAX_FRAMES, DecodeResult, read_frames
+from videochat.media.decode import DecodeResult, read_frames
 from videochat.media.errors import CorruptMediaError, UnsupportedMediaError
 from videochat.media.image import still_image_header
 from videochat.media.limits import Deadline, MediaLimits
@@ -88,7 +88,10 @@ def video_clip(
         if result.eof_count is not None:  # the count was wrong: recount, resample, read again
             _recount(opened, info, result, limits, deadline)
             indices = choose()
-            result = read_frames(_opener(opened, deadline), info, indices, deadline, "sequential")
+            result = read_frames(_opener(opened, deadline), info, indices, deadline)
+            if result.eof_count == -1:  # seeking still misses: one sequential pass (clamps)
+                opener = _opener(opened, deadline)
+                result = read_frames(opener, info, indices, deadline, "sequential")
     except av.error.FFmpegError as exc:
         raise reraise_decode_error(exc, opened.name, info.codec) from exc
     return _clip(opened.name, info, indices, result, size)
@@ -118,8 +121,7 @@ def _recount(
             apply_scan(info, scan_packets(container, stream, opened.name, limits, deadline))
     if info.num_frames_total <= 0:
         raise CorruptMediaError(opened.name, f"no frame of the {info.codec} video could be decoded")
-    if info.num_frames_total <= SEQUENTIAL_MAX_FRAMES or info.frame_pts is None:
-        info.duration = min(info.duration, info.num_frames_total / info.fps)
+    info.duration = min(info.duration, info.num_frames_total / info.fps)
 
 
 def _clip(
