@@ -1,12 +1,10 @@
-"""Shared pieces of the serving tests: tiny media, a controllable backend, a real uvicorn server."""
+"""Shared pieces of the serving tests: tiny media, a controllable backend, the tiny model."""
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import io
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -84,34 +82,6 @@ class FakeBackend:
 
     def usage(self, session: dict, answer: str) -> tuple[int, int]:
         return 7, session["pieces"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def running_server(app, timeout: float = 60.0) -> Iterator[str]:
-    """Serve `app` with a real uvicorn on 127.0.0.1:<free port>; yields the base URL."""
-    import uvicorn
-
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + timeout
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(30)
 
 
 def tiny_model(fixtures_dir):

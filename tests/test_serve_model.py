@@ -10,11 +10,12 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import openai
 import pytest
-from _serve_helpers import data_url, png_bytes, running_server, tiny_model, video_bytes
+from _serve_helpers import data_url, png_bytes, tiny_model, video_bytes
 
 from videochat.chat import ChatSession, VisualCache
 from videochat.serve.api import create_app
 from videochat.serve.backend import ChatBackend
+from videochat.serve.runner import serve_in_thread
 from videochat.serve.settings import ServeSettings
 
 COLORS = [(220, 20, 20), (20, 200, 20), (20, 20, 220), (230, 230, 30)]
@@ -34,7 +35,7 @@ def server(model, tmp_path_factory):
         api_key="test-key", allowed_local_media_path=media_root, max_pixels=64 * 64, max_queue=8
     )
     app = create_app(settings, lambda: ChatBackend(model, settings, cache=VisualCache()))
-    with running_server(app) as base_url:
+    with serve_in_thread(app) as base_url:
         assert app.state.engine.wait_ready(60)
         yield app, base_url, media_root
 

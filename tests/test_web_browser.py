@@ -8,9 +8,10 @@ import os
 
 import httpx
 import pytest
-from _serve_helpers import free_port, tiny_model, video_bytes
+from _serve_helpers import tiny_model, video_bytes
 
 from videochat.chat import ChatSession, VisualCache
+from videochat.serve.runner import free_port
 from videochat.serve.web import WebSettings, build_demo, launch
 
 CHROMIUM = "/usr/bin/chromium"
