@@ -118,10 +118,10 @@ def test_kv_reuse_is_token_identical_and_reuses_the_prefix(model, video, image):
         if k == 1:  # media added mid-conversation is reused too
             reuse.add_image(image)
             fresh.add_image(image)
-        prompt_before = reuse.last_prompt_tokens
+        prompt_before = reuse.last_stats.prompt_tokens
         assert reuse.ask(question, **GREEDY) == fresh.ask(question, **GREEDY)
-        assert fresh.last_reused_tokens == 0
-        reused.append((reuse.last_reused_tokens, prompt_before))
+        assert fresh.last_stats.reused_tokens == 0
+        reused.append((reuse.last_stats.reused_tokens, prompt_before))
     assert reused[0][0] == 0
     assert all(n >= before > 0 for n, before in reused[2:])  # whole previous prompt reused
     assert reuse.history == fresh.history
@@ -229,7 +229,7 @@ def test_long_conversation_drops_oldest_turns_but_keeps_media(model, video):
     padding = " Tell me more about what happens in the video." * 3
     for k in range(9):
         session.ask(f"Question number {k}.{padding}", do_sample=False, max_new_tokens=6)
-        assert session.last_prompt_tokens < limit
+        assert session.last_stats.prompt_tokens < limit
     history = session.history
     assert history[0][1].startswith("<Video><VideoHere></Video>")
     assert not any("number 0." in content for _, content in history)  # dropped
@@ -260,3 +260,17 @@ def test_replayed_turns_enter_the_prompt(model):
     session.add_turn("What is it?", " A dog. ")
     session.ask("What colour?", **GREEDY)
     assert session.history[:2] == [("Human", "What is it?\n"), ("Assistant", "A dog.")]
+
+
+def test_beam_search_streams_in_one_piece_and_stats_are_kept(model, video):
+    beams = {"do_sample": False, "num_beams": 2, "max_new_tokens": 6}
+    plain = ChatSession(model)
+    plain.add_video(video, num_frames=4)
+    expected = plain.ask("What is happening?", **beams)
+    streamed = ChatSession(model)
+    streamed.add_video(video, num_frames=4)
+    pieces = list(streamed.ask("What is happening?", stream=True, **beams))
+    assert "".join(pieces) == expected and len(pieces) <= 1
+    stats = streamed.last_stats
+    assert stats.reused_tokens == 0 and 0 < stats.new_tokens <= 6
+    assert stats.prompt_tokens > 10 and 0 < stats.ttft_s <= stats.total_s

@@ -12,6 +12,7 @@ import dataclasses
 import inspect
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -136,18 +137,37 @@ class _CancelCriteria(StoppingCriteria):
         return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool)
 
 
-class TokenQueueStreamer(BaseStreamer):
-    """Collects the generated ids as `generate` produces them and hands them to another thread."""
+class FirstTokenClock(BaseStreamer):
+    """Notes when `generate` produces its first token (time to first token, for stats)."""
 
     def __init__(self) -> None:
-        self.queue: queue.Queue[list[int] | None] = queue.Queue()
+        self.first_token_at: float | None = None
         self._prompt_skipped = False
 
     def put(self, value: torch.Tensor) -> None:
         if not self._prompt_skipped:  # `generate` first reports the prompt (empty with embeds)
             self._prompt_skipped = True
             return
-        self.queue.put([int(v) for v in value.reshape(-1).tolist()])
+        if self.first_token_at is None:
+            self.first_token_at = time.perf_counter()
+        self.on_tokens([int(v) for v in value.reshape(-1).tolist()])
+
+    def on_tokens(self, ids: list[int]) -> None:
+        pass
+
+    def end(self) -> None:
+        pass
+
+
+class TokenQueueStreamer(FirstTokenClock):
+    """Hands the generated ids to the consuming thread as `generate` produces them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queue: queue.Queue[list[int] | None] = queue.Queue()
+
+    def on_tokens(self, ids: list[int]) -> None:
+        self.queue.put(ids)
 
     def end(self) -> None:
         self.queue.put(None)
@@ -182,8 +202,12 @@ def run_generate(
     streamer: BaseStreamer | None = None,
     cancel: threading.Event | None = None,
 ) -> GenerationResult:
-    """Run `llm.generate` once; the only decoding loop in the package."""
+    """Run `llm.generate` once; the only decoding loop in the package.
+
+    Beam search cannot stream in transformers: with `num_beams > 1` the streamer is not used.
+    """
     config = request.config
+    streamer = streamer if config.num_beams == 1 else None
     llm = request.llm
     kwargs = config.hf_kwargs()
     criteria = StoppingCriteriaList([_CancelCriteria(cancel)] if cancel is not None else [])
@@ -231,14 +255,15 @@ def stream_generate(
     request: GenerationRequest,
     decode: Callable[[list[int], bool], str],
     on_done: Callable[[GenerationResult | None, list[int]], None],
+    streamer: TokenQueueStreamer | None = None,
 ) -> Iterator[str]:
     """Yield text pieces as tokens arrive; `decode(ids, final)` turns ids so far into visible text.
 
     Generation runs in a worker thread (transformers' streaming pattern). If the consumer stops
     early the worker is cancelled and joined; `on_done` always runs with the result (or None
-    after an error) and the ids seen so far.
+    after an error) and the ids seen so far. Beam search yields its answer in one piece.
     """
-    streamer = TokenQueueStreamer()
+    streamer = streamer or TokenQueueStreamer()
     cancel = threading.Event()
     box: dict[str, Any] = {}
 
@@ -247,7 +272,8 @@ def stream_generate(
             box["result"] = run_generate(request, streamer=streamer, cancel=cancel)
         except BaseException as exc:  # re-raised in the consumer's thread
             box["error"] = exc
-            streamer.end()
+        finally:
+            streamer.end()  # harmless twice; needed when generate did not stream (beams, error)
 
     thread = threading.Thread(target=work, name="videochat-generate", daemon=True)
     thread.start()
@@ -260,9 +286,11 @@ def stream_generate(
             if text.startswith(shown) and len(text) > len(shown):
                 yield text[len(shown) :]
                 shown = text
-        text = decode(seen, True) if "error" not in box else shown
-        if text.startswith(shown) and len(text) > len(shown):
-            yield text[len(shown) :]
+        thread.join()
+        if "result" in box:
+            text = decode(box["result"].token_ids, True)
+            if text.startswith(shown) and len(text) > len(shown):
+                yield text[len(shown) :]
     finally:
         cancel.set()
         thread.join()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,9 +20,11 @@ import torch
 
 from videochat.chat.cache import VisualCache, default_cache
 from videochat.chat.generate import (
+    FirstTokenClock,
     GenerationConfig,
     GenerationRequest,
     GenerationResult,
+    TokenQueueStreamer,
     decode_answer,
     run_generate,
     stream_generate,
@@ -46,6 +49,27 @@ class _Media:
     clip: Any
     embeds: torch.Tensor  # (1, Q, D)
     slot: MediaSlot
+
+
+@dataclass
+class TurnStats:
+    """What the last answer cost: prompt positions, how many came from the KV cache, timings."""
+
+    prompt_tokens: int = 0  # text tokens + visual embeddings in the prompt
+    reused_tokens: int = 0  # of which the KV cache already held
+    new_tokens: int = 0  # generated (EOS excluded)
+    dropped_messages: int = 0  # old messages left out to fit the context
+    ttft_s: float = 0.0  # from ask() to the first generated token
+    total_s: float = 0.0
+
+
+@dataclass
+class _Turn:
+    plan: PromptPlan
+    request: GenerationRequest
+    answer_prefix: str
+    started: float
+    reused: int
 
 
 @dataclass
@@ -79,9 +103,8 @@ class ChatSession:
         self._media: list[_Media] = []
         self._kv = _KVState()
         self._lock = threading.Lock()
-        self.last_prompt_tokens = 0  # positions in the last prompt (for stats and benchmarks)
-        self.last_reused_tokens = 0  # of which came from the KV cache
-        self._stops: tuple[str, ...] = ()
+        self.last_stats = TurnStats()
+        self._version = 0  # bumped on every change of history or media
 
     # ----- state -------------------------------------------------------------------------
     @property
@@ -98,6 +121,7 @@ class ChatSession:
             self._messages.clear()
             self._media.clear()
             self._kv = _KVState()
+            self._version += 1
 
     # ----- media -------------------------------------------------------------------------
     def add_video(
@@ -167,12 +191,14 @@ class ChatSession:
             slot = MediaSlot(uid=next(_uids), kind=kind, num_tokens=embeds.shape[1])
             self._media.append(_Media(clip, embeds, slot))
             self._messages.append((self.template.roles[0], message))
+            self._version += 1
 
     def add_turn(self, question: str, answer: str) -> None:
         """Replay a past exchange without generating (e.g. a conversation sent to the API)."""
         with self._busy():
             self._messages.append((self.template.roles[0], question_message(question)))
             self._messages.append((self.template.roles[1], answer.strip()))
+            self._version += 1
 
     # ----- asking ------------------------------------------------------------------------
     def ask(
@@ -182,36 +208,44 @@ class ChatSession:
 
         Generation keywords are `GenerationConfig` fields. `answer_prefix` is put after the
         assistant tag before generating; it is kept in the history but not in the returned answer.
+        Errors in the request (empty question, bad setting, too long) are raised here, also
+        when streaming.
         """
+        started = time.perf_counter()
         config = GenerationConfig.from_kwargs(**generation)
         question = question_message(text)
-        self._plan(question, answer_prefix, config)  # fail now (empty, too long), not on next()
+        plan = self._plan(question, answer_prefix, config)
+        version = self._version
         if stream:
-            return self._stream(question, answer_prefix, config)
+            return self._stream(plan, version, answer_prefix, config, started)
         with self._busy():
-            plan = self._plan(question, answer_prefix, config)
-            request = self._request(plan, config)
-            result = run_generate(request)
-            return self._finish(plan, question, answer_prefix, result, result.token_ids)
+            turn = self._start(plan, version, answer_prefix, config, started)
+            clock = FirstTokenClock()
+            result = run_generate(turn.request, streamer=clock)
+            return self._finish(turn, result, clock)
 
-    def _stream(self, question: str, answer_prefix: str, config: GenerationConfig) -> Iterator[str]:
+    def _stream(
+        self,
+        plan: PromptPlan,
+        version: int,
+        answer_prefix: str,
+        config: GenerationConfig,
+        started: float,
+    ) -> Iterator[str]:
         with self._busy():
-            plan = self._plan(question, answer_prefix, config)
-            request = self._request(plan, config)
-
-            def done(result: GenerationResult | None, seen: list[int]) -> None:
-                if result is None:  # generation failed: the KV cache may be half-updated
-                    self._kv = _KVState()
-                else:
-                    self._finish(plan, question, answer_prefix, result, result.token_ids)
+            turn = self._start(plan, version, answer_prefix, config, started)
+            streamer = TokenQueueStreamer()
+            tokenizer, stops = self.model.tokenizer, turn.request.stop_strings
 
             def decode(ids: list[int], final: bool) -> str:
                 ids = [i for i in ids if i != tokenizer.eos_token_id]
                 return decode_answer(tokenizer, self.template, ids, stops, final)
 
-            tokenizer = self.model.tokenizer
-            stops = request.stop_strings
-            yield from stream_generate(request, decode, done)
+            def done(result: GenerationResult | None, seen: list[int]) -> None:
+                if result is not None:  # after an error the KV cache stays dropped
+                    self._finish(turn, result, streamer)
+
+            yield from stream_generate(turn.request, decode, done, streamer)
 
     def _plan(self, question: str, answer_prefix: str, config: GenerationConfig) -> PromptPlan:
         llm_config = self.model.llm.config
@@ -225,40 +259,55 @@ class ChatSession:
             getattr(llm_config, "max_position_embeddings", None),
         )
 
-    def _request(self, plan: PromptPlan, config: GenerationConfig) -> GenerationRequest:
+    def _start(
+        self,
+        plan: PromptPlan,
+        version: int,
+        answer_prefix: str,
+        config: GenerationConfig,
+        started: float,
+    ) -> _Turn:
+        """Embed the prompt and claim the reusable part of the KV cache (under the lock)."""
+        if version != self._version:  # the session changed between ask() and streaming
+            plan = self._plan(plan.messages[-1][1], answer_prefix, config)
         visual = [item.embeds for item in self._media]  # (1, Q, D) each
         segments = [torch.tensor(ids, dtype=torch.long) for ids in plan.segment_ids]
         with torch.inference_mode():
             embeds = self.model.embed_segments(segments, visual)  # (1, L, D)
         config = GenerationConfig.from_kwargs(config, max_new_tokens=plan.max_new_tokens)
-        cache = None
-        reused = 0
+        cache, reused = None, 0
         if self.reuse_kv and config.num_beams == 1 and self._kv.cache is not None:
             reused = min(common_prefix(self._kv.keys, plan.keys), len(plan.keys) - 1)
             if reused > 0:
                 _truncate_cache(self._kv.cache, reused)
                 cache = self._kv.cache
         self._kv = _KVState()  # consumed; rebuilt by _finish
-        self.last_prompt_tokens, self.last_reused_tokens = len(plan.keys), reused if cache else 0
-        self._stops = tuple(dict.fromkeys([*self.template.stop_strings, *config.stop]))
-        return GenerationRequest(
-            self.model.llm, self.model.tokenizer, embeds, config, self._stops, cache=cache
+        stops = tuple(dict.fromkeys([*self.template.stop_strings, *config.stop]))
+        request = GenerationRequest(
+            self.model.llm, self.model.tokenizer, embeds, config, stops, cache=cache
         )
+        return _Turn(plan, request, answer_prefix, started, reused if cache is not None else 0)
 
-    def _finish(
-        self,
-        plan: PromptPlan,
-        question: str,
-        answer_prefix: str,
-        result: GenerationResult,
-        ids: list[int],
-    ) -> str:
-        tokenizer, stops = self.model.tokenizer, self._stops
+    def _finish(self, turn: _Turn, result: GenerationResult, clock: FirstTokenClock) -> str:
+        ids = result.token_ids
+        tokenizer, stops = self.model.tokenizer, turn.request.stop_strings
         answer = decode_answer(tokenizer, self.template, ids, stops, final=True)
-        self._messages = plan.messages + [(self.template.roles[1], answer_prefix + answer)]
+        assistant = (self.template.roles[1], turn.answer_prefix + answer)
+        self._messages = turn.plan.messages + [assistant]
+        self._version += 1
         if self.reuse_kv and result.cache is not None:
             cached = result.cache.get_seq_length()
-            self._kv = _KVState(result.cache, (plan.keys + ids)[:cached])
+            self._kv = _KVState(result.cache, (turn.plan.keys + ids)[:cached])
+        now = time.perf_counter()
+        first = clock.first_token_at
+        self.last_stats = TurnStats(
+            prompt_tokens=len(turn.plan.keys),
+            reused_tokens=turn.reused,
+            new_tokens=len(ids),
+            dropped_messages=turn.plan.dropped_messages,
+            ttft_s=(first if first is not None else now) - turn.started,
+            total_s=now - turn.started,
+        )
         return answer
 
     @contextmanager
