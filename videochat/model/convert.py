@@ -22,6 +22,7 @@ from videochat.errors import ModelLoadError
 from videochat.model.config import VideoChatConfig
 
 Shapes = Mapping[str, torch.Size]
+Cast = Callable[[torch.Tensor], torch.Tensor] | None  # applied to each tensor as it is read
 
 _LAYER = r"^Qformer\.bert\.encoder\.layer\.(\d+)\."
 _RENAMES: list[tuple[re.Pattern[str], str]] = [
@@ -104,7 +105,7 @@ def convert_tensors(
     *,
     source: str,
     required: Callable[[str], bool],
-    cast: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    cast: Cast = None,
 ) -> tuple[dict[str, torch.Tensor], LoadReport]:
     """The shared core: rename, check shapes, cast one tensor at a time, report."""
     converted: dict[str, torch.Tensor] = {}
@@ -136,7 +137,7 @@ def convert_tensors(
 
 
 def convert_original(
-    sd: Mapping[str, torch.Tensor], target: Shapes, *, source: str = "state dict", cast=None
+    sd: Mapping[str, torch.Tensor], target: Shapes, *, source: str = "state dict", cast: Cast = None
 ) -> tuple[dict[str, torch.Tensor], LoadReport]:
     """A full original-layout `VideoChat.state_dict()`: must provide every weight."""
     return convert_tensors(
@@ -148,7 +149,11 @@ _BLIP2_PARTS = ("query_tokens", "ln_vision.", "qformer.")
 
 
 def convert_blip2(
-    sd: Mapping[str, torch.Tensor], target: Shapes, *, source: str = "BLIP-2 checkpoint", cast=None
+    sd: Mapping[str, torch.Tensor],
+    target: Shapes,
+    *,
+    source: str = "BLIP-2 checkpoint",
+    cast: Cast = None,
 ) -> tuple[dict[str, torch.Tensor], LoadReport]:
     """`blip2_pretrained_*.pth` `model` dict: query tokens, ln_vision and the query-path Q-Former.
 
@@ -169,7 +174,7 @@ def convert_videochat(
     target: Shapes,
     *,
     source: str = "VideoChat checkpoint",
-    cast=None,
+    cast: Cast = None,
 ) -> tuple[dict[str, torch.Tensor], LoadReport]:
     """A released `videochat_*.pth` `model` dict: only the trained parameters, plus stale buffers.
 
@@ -183,7 +188,11 @@ def convert_videochat(
 
 
 def convert_hf_llm(
-    sd: Mapping[str, torch.Tensor], target: Shapes, *, source: str = "LLM directory", cast=None
+    sd: Mapping[str, torch.Tensor],
+    target: Shapes,
+    *,
+    source: str = "LLM directory",
+    cast: Cast = None,
 ) -> tuple[dict[str, torch.Tensor], LoadReport]:
     """A Hugging Face causal-LM state dict (`model.*`, `lm_head.*`) → `llm.*`; must be complete."""
 
@@ -201,7 +210,7 @@ def convert_eva(
     config: VideoChatConfig,
     *,
     source: str = "EVA checkpoint",
-    cast=None,
+    cast: Cast = None,
 ) -> tuple[dict[str, torch.Tensor], LoadReport]:
     """Plain `eva_vit_g.pth` → `visual_encoder.*` (inflation/resizing done by `convert_vision`)."""
     from videochat.model.convert_vision import convert_eva_checkpoint

@@ -94,7 +94,7 @@ def load_tokenizer(path: str | Path) -> Any:
     return tok
 
 
-def llm_config(cfg: LLMConfig):
+def llm_config(cfg: LLMConfig) -> Any:
     """The transformers config of the LLM (inline dict or the HF directory's config.json)."""
     from transformers import AutoConfig
 
@@ -244,7 +244,7 @@ def _read_json(path: Path) -> dict:
     return data
 
 
-def _load_dir(directory: Path, device: torch.device, dtype) -> VideoChat:
+def _load_dir(directory: Path, device: torch.device, dtype: torch.dtype) -> VideoChat:
     meta = _read_json(directory / "config.json") if (directory / "config.json").is_file() else {}
     if meta.get("format") != FORMAT:
         raise ModelLoadError(
@@ -272,7 +272,7 @@ def _load_dir(directory: Path, device: torch.device, dtype) -> VideoChat:
     return model
 
 
-def _load_original(config: VideoChatConfig, device: torch.device, dtype) -> VideoChat:
+def _load_original(config: VideoChatConfig, device: torch.device, dtype: torch.dtype) -> VideoChat:
     """The original's order: EVA ViT, BLIP-2 (Q-Former, ln_vision, queries), LLM, VideoChat."""
     dtype = resolve_dtype(dtype, device)
     if config.low_resource:
