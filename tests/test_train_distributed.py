@@ -134,3 +134,45 @@ def test_sigkill_then_resume_finishes_like_an_uninterrupted_run(tmp_path):
     assert final_run.state["run"]["step"] == final_ref.state["run"]["step"] == 8
     for name, value in final_ref.weights.items():
         torch.testing.assert_close(final_run.weights[name], value, msg=name)
+
+
+def test_fsdp_two_processes_checkpoint_resume_and_export(tmp_path):
+    out, export = tmp_path / "run", tmp_path / "model"
+    data = make_data(tmp_path / "data", videos=2, images=2)
+
+    def torchrun(*extra: str) -> None:
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "videochat.train",
+            "tiny",
+            *data,
+            f"output_dir={out}",
+            "strategy=fsdp",
+            "batch_size=1",
+            "grad_accum_steps=2",
+            "save_every=1",
+            *extra,
+        ]
+        proc = subprocess.run(
+            cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+
+    torchrun("max_steps=2")
+    first = ckpt.load_checkpoint(ckpt.latest_checkpoint(out))
+    torchrun("max_steps=3", "resume=true", f"export={export}")
+    final = ckpt.load_checkpoint(ckpt.latest_checkpoint(out))
+    assert (first.state["run"]["step"], final.state["run"]["step"]) == (2, 3)
+    assert set(final.weights) == set(first.weights)
+    assert not torch.equal(final.weights["llama_proj.weight"], first.weights["llama_proj.weight"])
+    from videochat.model import load_model
+
+    exported = load_model(export).state_dict()
+    for name, value in final.weights.items():
+        torch.testing.assert_close(exported[name], value, msg=name)

@@ -55,29 +55,94 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def wrap(model: nn.Module, ctx: DistContext, strategy: str) -> nn.Module:
-    """DDP over the whole model, or FSDP2 sharding of the LLM's decoder layers and the rest."""
+def wrap(
+    module: nn.Module, ctx: DistContext, strategy: str, shard_units: list[nn.Module]
+) -> nn.Module:
+    """DDP over the whole step module, or FSDP2: shard each unit (LLM layers), then the root."""
     if not ctx.distributed:
-        return model
-    if strategy == "fsdp":
+        return module
+    if sharded(ctx, strategy):
         from torch.distributed.fsdp import fully_shard
 
-        for layer in _decoder_layers(model.llm):
-            fully_shard(layer)
-        fully_shard(model)
-        return model
+        for unit in shard_units:
+            fully_shard(unit)
+        fully_shard(module)
+        return module
     device_ids = [ctx.local_rank] if ctx.device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+    return nn.parallel.DistributedDataParallel(module, device_ids=device_ids)
 
 
-def _decoder_layers(llm: nn.Module) -> list[nn.Module]:
+def sharded(ctx: DistContext, strategy: str) -> bool:
+    return ctx.distributed and strategy == "fsdp"
+
+
+def decoder_layers(llm: nn.Module) -> list[nn.Module]:
+    """The transformer blocks of a transformers causal LM (FSDP's shard units)."""
     inner = getattr(llm, "model", llm)
     layers = getattr(inner, "layers", None)
     return list(layers) if layers is not None else []
 
 
-def unwrap(model: nn.Module) -> nn.Module:
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+def _options(**kwargs):
+    from torch.distributed.checkpoint.state_dict import StateDictOptions
+
+    return StateDictOptions(full_state_dict=True, ignore_frozen_params=True, **kwargs)
+
+
+def trainable_weights(
+    root: nn.Module, model: nn.Module, names: list[str], ctx: DistContext, strategy: str
+) -> dict[str, torch.Tensor]:
+    """Full (unsharded) trainable tensors on CPU; with FSDP a collective, rank 0 gets them."""
+    if sharded(ctx, strategy):
+        from torch.distributed.checkpoint.state_dict import get_model_state_dict
+
+        full = get_model_state_dict(root, options=_options(cpu_offload=True))
+        wanted = set(names)
+        return {
+            k.removeprefix("model."): v
+            for k, v in full.items()
+            if k.removeprefix("model.") in wanted
+        }
+    params = dict(model.named_parameters())
+    return {name: params[name].detach().cpu().clone() for name in names}
+
+
+def load_weights(
+    root: nn.Module,
+    model: nn.Module,
+    weights: dict[str, torch.Tensor],
+    ctx: DistContext,
+    strategy: str,
+) -> None:
+    if sharded(ctx, strategy):
+        from torch.distributed.checkpoint.state_dict import set_model_state_dict
+
+        full = {f"model.{k}": v for k, v in weights.items()}
+        set_model_state_dict(root, full, options=_options(strict=False))
+        return
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, value in weights.items():
+            params[name].copy_(value)
+
+
+def optimizer_state(root: nn.Module, optimizer, ctx: DistContext, strategy: str) -> dict:
+    if sharded(ctx, strategy):
+        from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
+
+        return get_optimizer_state_dict(root, optimizer, options=_options(cpu_offload=True))
+    return optimizer.state_dict()
+
+
+def load_optimizer_state(
+    root: nn.Module, optimizer, state: dict, ctx: DistContext, strategy: str
+) -> None:
+    if sharded(ctx, strategy):
+        from torch.distributed.checkpoint.state_dict import set_optimizer_state_dict
+
+        set_optimizer_state_dict(root, optimizer, state, options=_options())
+        return
+    optimizer.load_state_dict(state)
 
 
 def all_sum(values: list[float], ctx: DistContext) -> list[float]:

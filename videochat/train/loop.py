@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,11 +102,14 @@ class _Run:
         steps_per_epoch = math.ceil(self.batches_per_epoch / recipe.grad_accum_steps)
         self.total_steps = recipe.max_steps or recipe.epochs * steps_per_epoch
         self.planned_samples = self.total_steps * recipe.grad_accum_steps * recipe.batch_size
+        shard_units = D.decoder_layers(self.model.llm)
+        self.root = D.wrap(TrainStep(self.model, recipe), ctx, recipe.strategy, shard_units)
+        # after wrapping: FSDP replaces parameters with sharded ones
         self.optimizer = S.make_optimizer(self.model, recipe.optim)
         self.scheduler = S.make_scheduler(self.optimizer, recipe.optim, self.total_steps)
         self.scaler = torch.amp.GradScaler(enabled=self.precision.needs_scaler)
-        self.step_module = D.wrap(TrainStep(self.model, recipe), ctx, recipe.strategy)
         self.state = RunState()
+        self.saved_step = -1
 
     def _plan(self, epoch: int) -> list:
         r = self.recipe
@@ -123,7 +127,7 @@ class _Run:
                 last_loss = self._epoch(progress) or last_loss
         finally:
             progress.close()
-        if self.state.step == 0 or self._saved_step != self.state.step:
+        if self.state.step == 0 or self.saved_step != self.state.step:
             self._save()
         export = self._export() if self.recipe.export else None
         return TrainResult(
@@ -133,8 +137,6 @@ class _Run:
     def _epochs(self) -> int:
         per_epoch = math.ceil(self.batches_per_epoch / self.recipe.grad_accum_steps)
         return max(self.recipe.epochs, math.ceil(self.total_steps / max(1, per_epoch)))
-
-    _saved_step = -1
 
     def _epoch(self, progress) -> float | None:
         r, st = self.recipe, self.state
@@ -148,13 +150,13 @@ class _Run:
             # or a resumed run's dropout draws would differ from an uninterrupted run's
             generator=torch.Generator().manual_seed(r.seed + st.epoch),
         )
-        self.step_module.train()
+        self.root.train()
         last_loss, pending, window = None, 0, _Window()
         for batch in loader:
             st.batch += 1
             pending += 1
             final = pending == r.grad_accum_steps or st.batch == len(plan)
-            window.add(self._micro_step(batch, sync=final, count=pending if final else None), batch)
+            window.add(self._micro_step(batch, sync=final), batch)
             if not final:
                 continue
             last_loss = self._optimizer_step(window, progress)
@@ -163,27 +165,30 @@ class _Run:
                 break
         if st.batch >= len(plan):
             st.epoch, st.batch = st.epoch + 1, 0
-            if r.save_every == 0 and self._saved_step != st.step:
+            if r.save_every == 0 and self.saved_step != st.step:
                 self._save()
         return last_loss
 
-    def _micro_step(self, batch: Batch, sync: bool, count: int | None) -> float:
+    def _micro_step(self, batch: Batch, sync: bool) -> float:
         """Forward + backward of one micro-batch; a batch with no good sample adds zero gradient."""
         weight = 1.0 / self.recipe.grad_accum_steps
         pixels, texts = batch.pixels, batch.texts
         if pixels is None:  # every sample bad: keep collective ops in step with the other ranks
             pixels, texts, weight = self._dummy_inputs(), [_DUMMY_TEXT], 0.0
         pixels = pixels.to(self.ctx.device, non_blocking=True)
-        context = (
-            self.step_module.no_sync()
-            if (not sync and hasattr(self.step_module, "no_sync"))
-            else _null()
-        )
-        with context:
+        with self._grad_sync(sync):
             with self.precision.autocast():
-                loss = self.step_module(pixels, texts)
+                loss = self.root(pixels, texts)
             self.scaler.scale(loss * weight).backward()
         return float(loss.detach()) if weight else float("nan")
+
+    def _grad_sync(self, sync: bool):
+        """Reduce gradients only on the last micro-batch of an accumulation window."""
+        if hasattr(self.root, "set_requires_gradient_sync"):  # FSDP2
+            self.root.set_requires_gradient_sync(sync)
+        if not sync and hasattr(self.root, "no_sync"):  # DDP
+            return self.root.no_sync()
+        return nullcontext()
 
     def _dummy_inputs(self) -> torch.Tensor:
         size = self.model.config.vision.image_size
@@ -227,42 +232,28 @@ class _Run:
     # ------------------------------------------------------------------ checkpoints
 
     def _weights(self) -> dict[str, torch.Tensor]:
-        if self.recipe.strategy == "fsdp" and self.ctx.distributed:
-            from torch.distributed.checkpoint.state_dict import (
-                StateDictOptions,
-                get_model_state_dict,
-            )
-
-            full = get_model_state_dict(
-                self.step_module, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
-            )
-            return {
-                k.removeprefix("model."): v
-                for k, v in full.items()
-                if k.removeprefix("model.") in self.trainable
-            }
-        params = dict(self.model.named_parameters())
-        return {name: params[name].detach().cpu().clone() for name in self.trainable}
+        r = self.recipe
+        return D.trainable_weights(self.root, self.model, self.trainable, self.ctx, r.strategy)
 
     def _save(self) -> None:
         weights = self._weights()
-        rng = D.gather_objects(capture_rng(), self.ctx)
         state = {
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": D.optimizer_state(
+                self.root, self.optimizer, self.ctx, self.recipe.strategy
+            ),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
             "run": self.state.to_dict(),
             "world": self.ctx.world,
-            "rng": rng,
+            "rng": D.gather_objects(capture_rng(), self.ctx),
             "recipe": json.dumps(self.recipe.to_dict()),
         }
         if self.ctx.is_main:
-            path = ckpt.save_checkpoint(
-                self.out, self.state.step, weights, state, self.recipe.keep_checkpoints
-            )
+            keep = self.recipe.keep_checkpoints
+            path = ckpt.save_checkpoint(self.out, self.state.step, weights, state, keep)
             log.info("saved %s", path)
         D.barrier(self.ctx)
-        self._saved_step = self.state.step
+        self.saved_step = self.state.step
 
     def _resume(self) -> None:
         path = ckpt.latest_checkpoint(self.out)
@@ -275,30 +266,29 @@ class _Run:
                 f"{path} was written by {saved.state['world']} processes; resume with the same "
                 f"number (now {self.ctx.world}) so the data plan matches"
             )
-        params = dict(self.model.named_parameters())
-        with torch.no_grad():
-            for name, value in saved.weights.items():
-                params[name].copy_(value)
-        self.optimizer.load_state_dict(saved.state["optimizer"])
+        strategy = self.recipe.strategy
+        D.load_weights(self.root, self.model, saved.weights, self.ctx, strategy)
+        D.load_optimizer_state(
+            self.root, self.optimizer, saved.state["optimizer"], self.ctx, strategy
+        )
         self.scheduler.load_state_dict(saved.state["scheduler"])
         self.scaler.load_state_dict(saved.state["scaler"])
         self.state = RunState.from_dict(saved.state["run"])
         restore_rng(saved.state["rng"][self.ctx.rank])
-        self._saved_step = self.state.step
+        self.saved_step = self.state.step
         log.info("resumed from %s at step %d", path, self.state.step)
 
-    def _export(self) -> Path | None:
+    def _export(self) -> Path:
+        """Write a load_model directory (with FSDP, rank 0 rebuilds an unsharded copy)."""
         from videochat.model import save_model
 
         target = Path(self.recipe.export)
+        weights = self._weights()  # a collective under FSDP: every rank calls it
         if self.ctx.is_main:
             model = self.model
-            if self.recipe.strategy == "fsdp" and self.ctx.distributed:
+            if D.sharded(self.ctx, self.recipe.strategy):
                 model = S.build_model(self.recipe)
-                params = dict(model.named_parameters())
-                with torch.no_grad():
-                    for name, value in self._weights().items():
-                        params[name].copy_(value)
+                D.load_weights(model, model, weights, self.ctx, "ddp")
             save_model(model, target)
             log.info("exported %s", target)
         D.barrier(self.ctx)
@@ -306,14 +296,6 @@ class _Run:
 
 
 _DUMMY_TEXT = LabelledText(before_ids=[], after_ids=[1, 1], after_labels=[1, 1])
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 class _Window:
