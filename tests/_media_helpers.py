@@ -39,9 +39,10 @@ def write_video(
     pts: list[int] | None = None,
     time_base: Fraction | None = None,
     options: dict[str, str] | None = None,
+    container_format: str | None = None,
 ) -> Path:
     """Encode ``num_frames`` index frames; ``pts``+``time_base`` give variable frame timing."""
-    with av.open(str(path), "w") as container:
+    with av.open(str(path), "w", format=container_format) as container:
         stream = container.add_stream(codec, rate=fps, options=options or {})
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
         stream.codec_context.gop_size = gop

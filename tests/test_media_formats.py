@@ -6,7 +6,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 import torch
-from _media_helpers import HEIGHT, WIDTH, frame_index, sequential_frames, write_video
+from _media_helpers import HEIGHT, WIDTH, frame_index, index_frame, sequential_frames, write_video
 from PIL import Image
 
 from videochat.media import ImageClip, VideoClip, load_image, load_media, load_video
@@ -222,3 +222,28 @@ def test_long_stream_without_header_count_uses_an_estimate(videos, monkeypatch):
     clip = load_video(videos["vp9.webm"], num_frames=4, size=16)
     assert clip.count_source == "estimate" and clip.num_frames_total == 40  # 1.6 s x 25 fps
     assert _decoded_indices(clip) == clip.indices
+
+
+@pytest.mark.parametrize("fmt", ["WEBP", "PNG"])
+def test_animated_webp_and_apng_are_videos(tmp_path, fmt):
+    frames = [Image.fromarray(index_frame(i)) for i in range(12)]
+    durations = [100] * 6 + [300] * 6  # the second half is slower: true times, not i / fps
+    path = tmp_path / f"anim.{fmt.lower()}"
+    kwargs = {"lossless": True} if fmt == "WEBP" else {}
+    frames[0].save(path, fmt, save_all=True, append_images=frames[1:], duration=durations, **kwargs)
+    clip = load_media(path, num_frames=4, size=32)
+    assert isinstance(clip, VideoClip) and clip.num_frames_total == 12
+    assert clip.duration == pytest.approx(2.4, abs=0.1)  # APNG: last frame's length estimated
+    assert _decoded_indices(clip) == clip.indices
+    starts = np.cumsum([0, *durations])[:12] / 1000
+    assert clip.timestamps == pytest.approx([starts[i] for i in clip.indices], abs=1e-3)
+    assert torch.equal(load_video(path, num_frames=4, size=32).pixels, clip.pixels)
+
+
+def test_raw_h264_stream_without_container(tmp_path, monkeypatch):
+    path = write_video(tmp_path / "raw.h264", num_frames=60, container_format="h264")
+    for strategy_max in (300, 0):  # seeking a raw stream falls back to one sequential pass
+        monkeypatch.setattr(decode_module, "SEQUENTIAL_MAX_FRAMES", strategy_max)
+        clip = load_video(path, num_frames=4, size=32)
+        assert clip.num_frames_total == 60 and clip.count_source == "scan"
+        assert _decoded_indices(clip) == clip.indices == demo_indices(60, 4)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 
 import torch
+
+from videochat.media.limits import MediaLimits
+from videochat.media.sample import check_policy, check_size, parse_fps_policy, sample_window
 
 
 @dataclass
@@ -38,3 +42,33 @@ class ImageClip:
     format: str  # Pillow's format name, e.g. "JPEG", "PNG", "WEBP"
 
     kind = "image"
+
+
+@dataclass(frozen=True)
+class VideoRequest:
+    """How to sample a video: the loaders' arguments, validated once and passed down as one."""
+
+    num_frames: int
+    sampling: str
+    start: float | None
+    end: float | None
+    size: int
+    limits: MediaLimits
+    rng: random.Random | None
+
+    def __post_init__(self) -> None:
+        check_policy(self.sampling)
+        check_size(self.size)
+
+    def check_count(self, source_name: str) -> None:
+        """Refuse a frame count over the cap before anything is opened (fps: after sampling)."""
+        if parse_fps_policy(self.sampling) is None:
+            self.limits.check_sampled(source_name, self.num_frames)
+
+    def indices(self, source_name: str, num_frames_total: int, fps: float) -> list[int]:
+        """The sampled frame indices for a stream of this length and rate, within the caps."""
+        picked = sample_window(
+            self.sampling, num_frames_total, self.num_frames, fps, self.start, self.end, self.rng
+        )
+        self.limits.check_sampled(source_name, len(picked))
+        return picked

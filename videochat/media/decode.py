@@ -28,7 +28,7 @@ SEQUENTIAL_MAX_FRAMES = 300  # streams up to this many frames are decoded in one
 @dataclass
 class DecodedFrame:
     index: int  # requested frame index
-    image: Image.Image  # RGB, full resolution
+    image: Image.Image  # what ``convert`` made of the frame (e.g. the model's small view)
     pts: int | None
 
 
@@ -39,6 +39,12 @@ class DecodeResult:
 
 
 Opener = Callable[[], tuple[av.container.InputContainer, av.video.stream.VideoStream]]
+Converter = Callable[[av.VideoFrame], Image.Image]
+
+
+def to_rgb(frame: av.VideoFrame) -> Image.Image:
+    """Full-resolution RGB (the default converter)."""
+    return frame.to_image()
 
 
 def read_frames(
@@ -47,16 +53,20 @@ def read_frames(
     indices: list[int],
     deadline: Deadline,
     strategy: str = "auto",
+    convert: Converter = to_rgb,
 ) -> DecodeResult:
-    """Decode the frames at ``indices`` (any order, repeats allowed)."""
+    """Decode the frames at ``indices`` (any order, repeats allowed).
+
+    Each kept frame goes through ``convert`` at once, so only small views stay in memory.
+    """
     wanted = sorted(set(indices))
     if strategy == "auto":
         strategy = "sequential" if info.num_frames_total <= SEQUENTIAL_MAX_FRAMES else "seek"
     if strategy == "seek":
-        result = _SeekReader(open_stream, info, deadline).read(wanted)
+        result = _SeekReader(open_stream, info, deadline, convert).read(wanted)
         if result is not None:
             return result
-    return _read_sequential(open_stream, wanted, deadline)
+    return _read_sequential(open_stream, wanted, deadline, convert)
 
 
 def _decoded(
@@ -82,7 +92,9 @@ def _open_threaded(open_stream: Opener):
     return container, stream
 
 
-def _read_sequential(open_stream: Opener, wanted: list[int], deadline: Deadline) -> DecodeResult:
+def _read_sequential(
+    open_stream: Opener, wanted: list[int], deadline: Deadline, convert: Converter
+) -> DecodeResult:
     container, stream = _open_threaded(open_stream)
     frames: dict[int, DecodedFrame] = {}
     todo = set(wanted)
@@ -91,21 +103,24 @@ def _read_sequential(open_stream: Opener, wanted: list[int], deadline: Deadline)
         for frame in _decoded(container, stream):
             deadline.check()
             if count in todo:
-                frames[count] = DecodedFrame(count, frame.to_image(), frame.pts)
+                frames[count] = DecodedFrame(count, convert(frame), frame.pts)
                 todo.discard(count)
                 if not todo:
                     return DecodeResult(frames, None)
             last, count = frame, count + 1
     if last is not None:  # EOF early: clamp missing indices to the last frame
         for index in todo:
-            frames[index] = DecodedFrame(index, last.to_image(), last.pts)
+            frames[index] = DecodedFrame(index, convert(last), last.pts)
     return DecodeResult(frames, count)
 
 
 class _SeekReader:
     """Seek-and-decode-forward over one open container; returns None when seeking is unusable."""
 
-    def __init__(self, open_stream: Opener, info: VideoInfo, deadline: Deadline) -> None:
+    def __init__(
+        self, open_stream: Opener, info: VideoInfo, deadline: Deadline, convert: Converter
+    ) -> None:
+        self.convert = convert
         self.container, self.stream = _open_threaded(open_stream)
         self.info = info
         self.deadline = deadline
@@ -127,16 +142,19 @@ class _SeekReader:
                 target = self.info.target_pts(index)
                 try:
                     frame = self._frame_at(target)
-                except (av.error.PermissionError, av.error.ValueError, _SeekUnusable):
+                except _SeekUnusable:
                     return None
                 if frame is None:  # EOF before the target: the frame count was wrong
                     return DecodeResult(frames, -1)
-                frames[index] = DecodedFrame(index, frame.to_image(), frame.pts)
+                frames[index] = DecodedFrame(index, self.convert(frame), frame.pts)
         return DecodeResult(frames, None)
 
     def _frame_at(self, target: int) -> av.VideoFrame | None:
         if not self._decode_on(target):
-            self.container.seek(target, stream=self.stream, backward=True, any_frame=False)
+            try:
+                self.container.seek(target, stream=self.stream, backward=True, any_frame=False)
+            except av.error.FFmpegError as exc:  # e.g. raw streams without an index
+                raise _SeekUnusable from exc
             self.frames, self.current = _decoded(self.container, self.stream), None
             self.last_key = None  # GOP length is only learnt within one continuous run
         for frame in self.frames:

@@ -43,13 +43,12 @@ def is_animation(image: Image.Image) -> bool:
     return animated and image.format in _ANIMATED_FORMATS
 
 
-def still_image_header(opened: OpenedSource, limits: MediaLimits) -> Image.Image | None:
-    """The Pillow header if the content is a still image; None for videos and animations."""
+def image_header(opened: OpenedSource, limits: MediaLimits) -> Image.Image | None:
+    """The Pillow header (size already checked), or None when Pillow does not know the format."""
     try:
-        header = open_image(opened, limits)
+        return open_image(opened, limits)
     except UnsupportedMediaError:
-        return None  # not an image Pillow knows
-    return None if is_animation(header) else header
+        return None
 
 
 def decode_rgb(image: Image.Image, name: str) -> Image.Image:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import random
 
-from videochat.media.clip import ImageClip, VideoClip
-from videochat.media.image import image_clip, still_image_header
+from videochat.media.clip import ImageClip, VideoClip, VideoRequest
+from videochat.media.image import image_clip, image_header, is_animation
 from videochat.media.limits import MediaLimits
-from videochat.media.sample import check_policy, check_size, parse_fps_policy
 from videochat.media.source import Source, open_source
-from videochat.media.video import video_clip
+from videochat.media.video import moving_clip
 
 
 def load_media(
@@ -26,12 +25,10 @@ def load_media(
 
     ``start``/``end``/``rng`` apply to videos as in :func:`load_video` (ignored for images).
     """
-    limits = limits or MediaLimits()
-    check_policy(sampling)
-    check_size(size)
-    with open_source(source, limits) as opened:
-        if still_image_header(opened, limits) is not None:
-            return image_clip(opened, size, limits)
-        if parse_fps_policy(sampling) is None:
-            limits.check_sampled(opened.name, num_frames)
-        return video_clip(opened, num_frames, sampling, start, end, size, limits, rng)
+    request = VideoRequest(num_frames, sampling, start, end, size, limits or MediaLimits(), rng)
+    with open_source(source, request.limits) as opened:
+        header = image_header(opened, request.limits)
+        if header is not None and not is_animation(header):
+            return image_clip(opened, size, request.limits)
+        request.check_count(opened.name)
+        return moving_clip(opened, header, request)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
+from functools import partial
 
 import av
+from PIL import Image
 
-from videochat.media.clip import VideoClip
+from videochat.media.animation import animation_clip
+from videochat.media.clip import VideoClip, VideoRequest
 from videochat.media.decode import DecodeResult, read_frames
 from videochat.media.errors import CorruptMediaError, UnsupportedMediaError
-from videochat.media.image import still_image_header
+from videochat.media.image import image_header, is_animation
 from videochat.media.limits import Deadline, MediaLimits
 from videochat.media.probe import (
     VideoInfo,
@@ -20,13 +24,7 @@ from videochat.media.probe import (
     scan_packets,
     video_stream,
 )
-from videochat.media.sample import (
-    check_policy,
-    check_size,
-    parse_fps_policy,
-    sample_window,
-    timestamp_message,
-)
+from videochat.media.sample import timestamp_message
 from videochat.media.source import OpenedSource, Source, open_source
 from videochat.media.transform import normalize, video_frame_view
 
@@ -46,55 +44,70 @@ def load_video(
     ``sampling``: demo | middle | rand | fps:<x> (see ``videochat.media.sample``); ``start``/``end``
     (seconds) restrict sampling to a window. Only the sampled frames are decoded.
     """
-    limits = limits or MediaLimits()
-    check_policy(sampling)
-    check_size(size)
-    with open_source(source, limits) as opened:
-        if parse_fps_policy(sampling) is None:
-            limits.check_sampled(opened.name, num_frames)
-        still = still_image_header(opened, limits)
-        if still is not None:
+    request = VideoRequest(num_frames, sampling, start, end, size, limits or MediaLimits(), rng)
+    with open_source(source, request.limits) as opened:
+        request.check_count(opened.name)
+        header = image_header(opened, request.limits)
+        if header is not None and not is_animation(header):
             raise UnsupportedMediaError(
-                opened.name, f"is a still {still.format} image, not a video (load it as an image)"
+                opened.name, f"is a still {header.format} image, not a video (load it as an image)"
             )
-        return video_clip(opened, num_frames, sampling, start, end, size, limits, rng)
+        return moving_clip(opened, header, request)
 
 
-def video_clip(
-    opened: OpenedSource,
-    num_frames: int,
-    sampling: str,
-    start: float | None,
-    end: float | None,
-    size: int,
-    limits: MediaLimits,
-    rng: random.Random | None,
+def moving_clip(
+    opened: OpenedSource, header: Image.Image | None, request: VideoRequest
 ) -> VideoClip:
-    """``load_video`` on an already opened source (shared with ``load_media``)."""
+    """A video or animation (``header``: Pillow's view of it, if Pillow knows the format)."""
+    if header is not None and header.format == "WEBP":  # FFmpeg decodes still WebP only
+        return animation_clip(opened, header, request)
+    return video_clip(opened, request)
+
+
+def video_clip(opened: OpenedSource, request: VideoRequest) -> VideoClip:
+    """Decode a video container with PyAV, seeking to the sampled frames only."""
+    limits = request.limits
     deadline = limits.deadline(opened.name)
     with open_container(opened, deadline) as container:
         info = describe(container, opened.name, limits, deadline)
 
     def choose() -> list[int]:
-        picked = sample_window(
-            sampling, info.num_frames_total, num_frames, info.fps, start, end, rng
-        )
-        limits.check_sampled(opened.name, len(picked))
-        return picked
+        return request.indices(opened.name, info.num_frames_total, info.fps)
+
+    indices, result = _decode(opened, info, choose, request.size, limits, deadline)
+    return _clip(opened.name, info, indices, result)
+
+
+def _decode(
+    opened: OpenedSource,
+    info: VideoInfo,
+    choose: Callable[[], list[int]],
+    size: int,
+    limits: MediaLimits,
+    deadline: Deadline,
+) -> tuple[list[int], DecodeResult]:
+    """Sample and decode; if the frame count proves wrong, recount, resample and decode again."""
+
+    def read(strategy: str = "auto") -> DecodeResult:
+        convert = partial(_view, size=size)  # keep only the small model view of each frame
+        return read_frames(_opener(opened, deadline), info, indices, deadline, strategy, convert)
 
     indices = choose()
     try:
-        result = read_frames(_opener(opened, deadline), info, indices, deadline)
-        if result.eof_count is not None:  # the count was wrong: recount, resample, read again
+        result = read()
+        if result.eof_count is not None:
             _recount(opened, info, result, limits, deadline)
             indices = choose()
-            result = read_frames(_opener(opened, deadline), info, indices, deadline)
+            result = read()
             if result.eof_count == -1:  # seeking still misses: one sequential pass (clamps)
-                opener = _opener(opened, deadline)
-                result = read_frames(opener, info, indices, deadline, "sequential")
+                result = read("sequential")
     except av.error.FFmpegError as exc:
         raise reraise_decode_error(exc, opened.name, info.codec) from exc
-    return _clip(opened.name, info, indices, result, size)
+    return indices, result
+
+
+def _view(frame: av.VideoFrame, size: int) -> Image.Image:
+    return video_frame_view(frame.to_image(), size)
 
 
 def _opener(opened: OpenedSource, deadline: Deadline):
@@ -124,13 +137,10 @@ def _recount(
     info.duration = min(info.duration, info.num_frames_total / info.fps)
 
 
-def _clip(
-    name: str, info: VideoInfo, indices: list[int], result: DecodeResult, size: int
-) -> VideoClip:
+def _clip(name: str, info: VideoInfo, indices: list[int], result: DecodeResult) -> VideoClip:
     if not result.frames or any(i not in result.frames for i in indices):
         raise CorruptMediaError(name, f"no frame of the {info.codec} video could be decoded")
-    views = {i: video_frame_view(f.image, size) for i, f in result.frames.items()}
-    pixels = normalize([views[i] for i in indices])  # (T, 3, size, size)
+    pixels = normalize([result.frames[i].image for i in indices])  # (T, 3, size, size)
     timestamps = [_seconds(info, i, result.frames[i].pts) for i in indices]
     return VideoClip(
         pixels=pixels,
