@@ -104,7 +104,8 @@ def test_bad_input_is_one_error_line(tmp_path, capsys):
     assert "unknown sampling policy 'every'" in capsys.readouterr().err
 
 
-def test_subprocess_run(video, tmp_path):
+def test_subprocess_run(video):
+    """One real process: the console entry point, stdout holds exactly one JSON object."""
     ok = subprocess.run(
         [sys.executable, "-m", "videochat", "inspect", str(video), "--json"],
         capture_output=True,
@@ -112,15 +113,5 @@ def test_subprocess_run(video, tmp_path):
         timeout=120,
     )
     assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.count("\n") == 1
     assert json.loads(ok.stdout)["indices"] == [3, 9, 15, 21, 27, 34, 40, 46]
-    text = tmp_path / "notes.mp4"
-    text.write_text("not a video\n" * 50)
-    bad = subprocess.run(
-        [sys.executable, "-m", "videochat", "inspect", str(text)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert bad.returncode == 1 and bad.stdout == ""
-    assert bad.stderr.startswith(f"error: {text}: not a recognised video or image format")
-    assert bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
