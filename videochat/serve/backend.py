@@ -63,8 +63,9 @@ class ChatBackend:
         return session.ask(question, stream=True, **generation)
 
     def usage(self, session: Any, answer: str) -> tuple[int, int]:
-        ids = self.model.tokenizer(answer, add_special_tokens=False)["input_ids"]
-        return int(session.last_prompt_tokens), len(ids)
+        """Prompt positions (text + visual) and generated tokens, from the session's turn stats."""
+        stats = session.last_stats
+        return int(stats.prompt_tokens), int(stats.new_tokens)
 
 
 def load_backend(model: str | None, settings: ServeSettings) -> ChatBackend:
