@@ -62,6 +62,14 @@ def test_bad_flags_are_one_error_line(argv, words, capsys):
     assert err.startswith("error: ") and words in err and "Traceback" not in err
 
 
+def test_serve_stops_with_one_error_line_when_the_model_cannot_load(tmp_path, capsys):
+    not_a_model = tmp_path / "empty"
+    not_a_model.mkdir()
+    assert main(["serve", "--model", str(not_a_model), "--port", str(free_port())]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: the model failed to load: ") and "Traceback" not in err
+
+
 @pytest.mark.slow  # a fresh Python process importing torch + transformers: ~30 s on 2 busy cores
 def test_serve_process_end_to_end(fixtures_dir, tmp_path):
     from videochat.model.load import save_model

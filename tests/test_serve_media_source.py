@@ -285,6 +285,16 @@ def test_http_error_status_and_transport_failure():
     assert err.value.code == "fetch_failed" and "ConnectTimeout" in err.value.message
 
 
+def test_whole_download_has_one_time_budget():
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(5)
+        return httpx.Response(200, content=b"late")
+
+    with pytest.raises(APIError) as err:
+        _fetch("https://example.com/v.mp4", slow, fetch_timeout_s=0.2)
+    assert err.value.code == "fetch_timeout"
+
+
 # ---- the resolver front door -----------------------------------------------------------------
 
 

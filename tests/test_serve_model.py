@@ -214,3 +214,19 @@ def test_stream_stops_generating_when_client_disconnects(server):
     while engine.stats.interrupted == before:
         assert time.monotonic() < deadline, "generation did not stop after the disconnect"
         time.sleep(0.05)
+
+
+def test_server_caps_apply_before_the_session_decodes(model):
+    from videochat.media import MediaTooLargeError
+    from videochat.serve.conversation import MediaRef
+    from videochat.serve.media_source import ResolvedMedia
+
+    settings = ServeSettings(max_duration_s=1.0)
+    backend = ChatBackend(model, settings, cache=VisualCache())
+    session = backend.new_session("")
+    item = MediaRef("video", "data:…", "messages.0.content.0")
+    item.resolved = ResolvedMedia(video_bytes(COLORS[0], frames=12, fps=4), "data: URL")  # 3 s
+    with pytest.raises(MediaTooLargeError) as err:
+        backend.add_media(session, item, num_frames=8)
+    assert str(err.value).startswith("data: URL: ") and "1 s limit" in str(err.value)
+    assert session.media == []  # nothing was added

@@ -62,12 +62,24 @@ def settings_from_args(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from videochat.errors import ModelLoadError
     from videochat.serve.api import create_app
     from videochat.serve.backend import load_backend
 
     settings = settings_from_args(args)
-    app = create_app(settings, lambda: load_backend(args.model, settings))
+    if args.model is not None and not Path(args.model).exists():
+        raise ModelLoadError(f"--model {args.model}: no such model directory or config file")
+    failure: list[str] = []
+
+    def stop(message: str) -> None:  # the model cannot load: stop serving 503s forever
+        failure.append(message)
+        server.should_exit = True
+
+    app = create_app(settings, lambda: load_backend(args.model, settings), on_load_failed=stop)
+    server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="info"))
     if args.host not in ("127.0.0.1", "localhost", "::1") and settings.api_key is None:
         print("warning: listening beyond this machine without --api-key", file=sys.stderr)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    server.run()
+    if failure:
+        raise ModelLoadError(f"the model failed to load: {failure[0]}")
     return 0

@@ -38,13 +38,20 @@ POLL_S = 0.25  # how often a waiting request checks whether its client left
 
 
 def create_app(
-    settings: ServeSettings, load: Callable[[], Backend], *, resolver: Resolver = system_resolver
+    settings: ServeSettings,
+    load: Callable[[], Backend],
+    *,
+    resolver: Resolver = system_resolver,
+    on_load_failed: Callable[[str], None] | None = None,
 ) -> FastAPI:
-    """Build the app; the model loads in the background once the app starts (health: 503 → 200)."""
+    """Build the app; the model loads in the background once the app starts (health: 503 → 200).
+
+    `on_load_failed(message)` runs in the loader thread if loading fails (the CLI stops then).
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        app.state.engine = Engine(load, settings.max_queue)
+        app.state.engine = Engine(load, settings.max_queue, on_load_failed)
         try:
             yield
         finally:

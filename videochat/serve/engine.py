@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from videochat.errors import VideoChatError
 from videochat.serve.conversation import Conversation
 from videochat.serve.errors import APIError, to_api_error
 
@@ -72,8 +73,14 @@ class EngineStats:
 class Engine:
     """Loads the backend in the background, then serves jobs one at a time."""
 
-    def __init__(self, load: Callable[[], Backend], max_queue: int = 8) -> None:
+    def __init__(
+        self,
+        load: Callable[[], Backend],
+        max_queue: int = 8,
+        on_load_failed: Callable[[str], None] | None = None,
+    ) -> None:
         self._load = load
+        self._on_load_failed = on_load_failed
         self._queue: queue.Queue[Job | None] = queue.Queue(maxsize=max(1, max_queue))
         self.backend: Backend | None = None
         self.state = "loading"  # loading | ready | failed
@@ -113,10 +120,15 @@ class Engine:
         try:
             self.backend = self._load()
             self.state = "ready"
-        except Exception as exc:  # reported by /health; the server keeps answering 503
-            log.error("model failed to load", exc_info=exc)
+        except Exception as exc:  # reported by /health (503) and to on_load_failed
+            if isinstance(exc, VideoChatError):  # a user error: its message says it all
+                log.error("model failed to load: %s", exc)
+            else:
+                log.error("model failed to load", exc_info=exc)
             self.state, self.load_error = "failed", str(exc)
         self._ready.set()
+        if self.state == "failed" and self._on_load_failed is not None:
+            self._on_load_failed(self.load_error or "unknown error")
         if self.state != "ready":
             return
         while (job := self._queue.get()) is not None:

@@ -73,7 +73,7 @@ class FileStore:
             path.unlink(missing_ok=True)
             raise APIError(400, "the uploaded file is empty", code="empty_file", param="file")
         name = Path(filename or "upload").name[:255]
-        stored = StoredFile(file_id, name, purpose, size, int(time.time()), path)
+        stored = StoredFile(file_id, name, purpose[:64], size, int(time.time()), path)
         with self._lock:
             self._files[file_id] = stored
             while len(self._files) > self.max_files:

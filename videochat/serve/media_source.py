@@ -203,7 +203,22 @@ async def fetch_remote(
     resolver: Resolver = system_resolver,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> bytes:
-    """Download remote media under every guard (see module docstring)."""
+    """Download remote media under every guard (see module docstring), within one time budget."""
+    try:
+        return await asyncio.wait_for(
+            _fetch(url, settings, resolver, transport), settings.fetch_timeout_s
+        )
+    except TimeoutError:
+        msg = f"remote media download took longer than {settings.fetch_timeout_s:g} s"
+        raise APIError(400, msg, code="fetch_timeout") from None
+
+
+async def _fetch(
+    url: str,
+    settings: ServeSettings,
+    resolver: Resolver,
+    transport: httpx.AsyncBaseTransport | None,
+) -> bytes:
     deadline = time.monotonic() + settings.fetch_timeout_s
     timeout = httpx.Timeout(settings.fetch_timeout_s)
     async with httpx.AsyncClient(
