@@ -104,3 +104,51 @@ def test_cli_reports_malformed_annotation_with_file_and_index(tmp_path):
     assert proc.returncode == 1
     assert "error:" in proc.stderr and "bad.json: entry 1" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def _loss_and_grad(recipe, checkpointing: bool):
+    from videochat.train.data import TrainDataset, collate, read_all
+    from videochat.train.loop import TrainStep
+    from videochat.train.setup import enable_gradient_checkpointing
+
+    model = build_for_recipe(recipe)
+    apply_freeze(model, recipe.freeze)
+    if checkpointing:
+        enable_gradient_checkpointing(model)
+    dataset = TrainDataset(read_all(recipe), recipe, model.tokenizer, model.image_size)
+    batch = collate([dataset[(0, 0)], dataset[(0, 1)]])
+    step = TrainStep(model, recipe).train()
+    torch.manual_seed(7)  # same dropout draws in both runs
+    loss = step(batch.pixels, batch.texts)
+    loss.backward()
+    return (
+        loss.detach(),
+        model.llama_proj.weight.grad.clone(),
+        model.extra_query_tokens.grad.clone(),
+    )
+
+
+def test_gradient_checkpointing_gives_the_same_loss_and_gradients(tmp_path):
+    recipe = load_recipe("tiny", make_data(tmp_path, videos=2, images=0))
+    plain = _loss_and_grad(recipe, checkpointing=False)
+    recomputed = _loss_and_grad(recipe, checkpointing=True)
+    for a, b in zip(plain, recomputed, strict=True):
+        torch.testing.assert_close(a, b)
+    assert plain[1].abs().sum() > 0 and plain[2].abs().sum() > 0
+
+
+def test_init_weights_come_from_a_previous_run(tmp_path):
+    out = tmp_path / "stage1"
+    weights = {"llama_proj.bias": torch.full((48,), 0.5)}
+    ckpt.save_checkpoint(out, 5, weights, {"run": {"step": 5}})
+    recipe = load_recipe(
+        "tiny", [*make_data(tmp_path / "d", videos=1, images=0), f"model.init={out}"]
+    )
+    torch.testing.assert_close(
+        build_for_recipe(recipe).llama_proj.bias.detach(), weights["llama_proj.bias"]
+    )
+    ckpt.save_checkpoint(out, 6, {"llama_proj.bias": torch.zeros(3)}, {"run": {"step": 6}})
+    from videochat.train.setup import TrainSetupError
+
+    with pytest.raises(TrainSetupError, match="llama_proj.bias has shape"):
+        build_for_recipe(recipe)

@@ -150,9 +150,11 @@ def pick_precision(requested: str, device: torch.device) -> Precision:
 def enable_gradient_checkpointing(model: nn.Module) -> None:
     """Recompute activations in backward: the LLM via transformers, the ViT if it supports it."""
     model.llm.config.use_cache = False
-    model.llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    llm, kwargs = model.llm, {"use_reentrant": False}
+    if hasattr(llm, "activation_checkpointing_enable"):  # transformers >= 5.x name
+        llm.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
     vision = model.visual_encoder
-    if hasattr(vision, "set_grad_checkpointing"):
-        vision.set_grad_checkpointing(True)
-    elif hasattr(vision, "grad_checkpointing"):
-        vision.grad_checkpointing = True
+    if hasattr(vision, "set_gradient_checkpointing"):
+        vision.set_gradient_checkpointing(True)
