@@ -60,10 +60,17 @@ def write_video(
     return path
 
 
-def write_audio(path: Path, seconds: float = 0.5, rate: int = 8000) -> Path:
-    """An audio-only file (AAC in MP4)."""
-    with av.open(str(path), "w") as container:
+def write_audio(path: Path, seconds: float = 0.5, rate: int = 8000, cover: bool = False) -> Path:
+    """An audio-only file (AAC in MP4), optionally with a cover picture (an attached_pic stream)."""
+    with av.open(str(path), "w", format="mp4") as container:
         stream = container.add_stream("aac", rate=rate)
+        if cover:
+            picture = container.add_stream("png", rate=1)
+            picture.width, picture.height, picture.pix_fmt = WIDTH, HEIGHT, "rgb24"
+            picture.disposition = av.stream.Disposition.attached_pic
+            art = av.VideoFrame.from_ndarray(index_frame(7), format="rgb24")
+            for packet in [*picture.encode(art), *picture.encode()]:
+                container.mux(packet)
         samples = int(seconds * rate)
         tone = (0.1 * np.sin(np.arange(samples) / 5)).astype(np.float32)[None, :]
         frame = av.AudioFrame.from_ndarray(tone, format="fltp", layout="mono")

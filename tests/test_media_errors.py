@@ -53,6 +53,7 @@ def media(tmp_path_factory):
     put("header_only.jpg", jpeg.getvalue()[: start_of_scan + 14])
     put("bomb.png", _png_header_only(40000, 40000))
     files["audio.m4a"] = write_audio(folder / "audio.m4a")
+    files["cover.m4a"] = write_audio(folder / "cover.m4a", cover=True)
     files["folder"] = folder
     return files
 
@@ -77,6 +78,7 @@ CASES = [
     ("random.mp4", UnsupportedMediaError, "not a recognised video or image format", VIDEO),
     ("truncated.mp4", CorruptMediaError, "MP4/MOV data is truncated or damaged", VIDEO),
     ("audio.m4a", UnsupportedMediaError, "has no video stream (audio only)", VIDEO),
+    ("cover.m4a", UnsupportedMediaError, "(audio only, with a cover picture)", VIDEO),
     ("garbage_frames.mp4", CorruptMediaError, "no frame of the h264 video could be decoded", VIDEO),
     ("header_only.jpg", CorruptMediaError, "JPEG data is truncated or damaged", IMAGE),
     ("bomb.png", MediaTooLargeError, "declares too many pixels (refused before decoding)", IMAGE),

@@ -86,11 +86,14 @@ def open_container(opened: OpenedSource, deadline: Deadline) -> av.container.Inp
 
 
 def video_stream(container: av.container.InputContainer, name: str) -> av.video.stream.VideoStream:
-    """The first video stream, or a plain-words error (audio-only file, missing decoder)."""
-    if not container.streams.video:
+    """The first real video stream (cover art is not video), or a plain-words error."""
+    videos = [s for s in container.streams.video if not _is_cover_art(s)]
+    if not videos:
         what = "audio only" if container.streams.audio else "no streams FFmpeg can read"
+        if container.streams.video:
+            what += ", with a cover picture"
         raise UnsupportedMediaError(name, f"has no video stream ({what})")
-    stream = container.streams.video[0]
+    stream = videos[0]
     try:
         codec = stream.codec_context.name
     except (AttributeError, av.error.FFmpegError) as exc:
@@ -98,6 +101,10 @@ def video_stream(container: av.container.InputContainer, name: str) -> av.video.
     if not codec or stream.codec_context.width <= 0 or stream.codec_context.height <= 0:
         raise UnsupportedMediaError(name, f"video stream ({codec or 'unknown codec'}) has no size")
     return stream
+
+
+def _is_cover_art(stream: av.video.stream.VideoStream) -> bool:
+    return bool(stream.disposition & av.stream.Disposition.attached_pic)
 
 
 def describe(
