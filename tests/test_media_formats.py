@@ -3,6 +3,7 @@
 import io
 from fractions import Fraction
 
+import av
 import numpy as np
 import pytest
 import torch
@@ -247,3 +248,23 @@ def test_raw_h264_stream_without_container(tmp_path, monkeypatch):
         clip = load_video(path, num_frames=4, size=32)
         assert clip.num_frames_total == 60 and clip.count_source == "scan"
         assert _decoded_indices(clip) == clip.indices == demo_indices(60, 4)
+
+
+def test_phone_rotation_is_applied(tmp_path):
+    path = tmp_path / "phone.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        stream.set_display_rotation(90)  # stored landscape, shown portrait (counter-clockwise)
+        for i in range(10):
+            frame = index_frame(i)
+            frame[:16, :16] = 255  # a white top-left corner
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    clip = load_video(path, num_frames=2, size=48)
+    assert (clip.width, clip.height) == (HEIGHT, WIDTH)
+    view = denormalize(clip.pixels)[0].float()  # 48x64 portrait -> crop rows 8..56
+    # rotating 90 degrees counter-clockwise moves the top-left corner to the bottom-left
+    assert view[-6:, :6].mean() > 240 and view[:6, :6].mean() < 200

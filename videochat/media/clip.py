@@ -21,7 +21,7 @@ class VideoClip:
     fps: float
     duration: float  # seconds
     num_frames_total: int
-    width: int
+    width: int  # displayed size (after the stream's rotation, if any)
     height: int
     codec: str
     source_name: str

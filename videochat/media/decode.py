@@ -30,6 +30,7 @@ class DecodedFrame:
     index: int  # requested frame index
     image: Image.Image  # what ``convert`` made of the frame (e.g. the model's small view)
     pts: int | None
+    rotation: int = 0  # display rotation of the source frame, degrees counter-clockwise
 
 
 @dataclass
@@ -40,11 +41,18 @@ class DecodeResult:
 
 Opener = Callable[[], tuple[av.container.InputContainer, av.video.stream.VideoStream]]
 Converter = Callable[[av.VideoFrame], Image.Image]
+_TURNS = {  # counter-clockwise display rotation -> PIL transpose
+    90: Image.Transpose.ROTATE_90,
+    180: Image.Transpose.ROTATE_180,
+    270: Image.Transpose.ROTATE_270,
+}
 
 
 def to_rgb(frame: av.VideoFrame) -> Image.Image:
-    """Full-resolution RGB (the default converter)."""
-    return frame.to_image()
+    """Full-resolution RGB, turned upright by the stream's display rotation (phone videos)."""
+    image = frame.to_image()
+    turn = _TURNS.get(frame.rotation % 360)
+    return image if turn is None else image.transpose(turn)
 
 
 def read_frames(
@@ -103,14 +111,14 @@ def _read_sequential(
         for frame in _decoded(container, stream):
             deadline.check()
             if count in todo:
-                frames[count] = DecodedFrame(count, convert(frame), frame.pts)
+                frames[count] = DecodedFrame(count, convert(frame), frame.pts, frame.rotation)
                 todo.discard(count)
                 if not todo:
                     return DecodeResult(frames, None)
             last, count = frame, count + 1
     if last is not None:  # EOF early: clamp missing indices to the last frame
         for index in todo:
-            frames[index] = DecodedFrame(index, convert(last), last.pts)
+            frames[index] = DecodedFrame(index, convert(last), last.pts, last.rotation)
     return DecodeResult(frames, count)
 
 
@@ -146,7 +154,7 @@ class _SeekReader:
                     return None
                 if frame is None:  # EOF before the target: the frame count was wrong
                     return DecodeResult(frames, -1)
-                frames[index] = DecodedFrame(index, self.convert(frame), frame.pts)
+                frames[index] = DecodedFrame(index, self.convert(frame), frame.pts, frame.rotation)
         return DecodeResult(frames, None)
 
     def _frame_at(self, target: int) -> av.VideoFrame | None:

@@ -11,7 +11,7 @@ from PIL import Image
 
 from videochat.media.animation import animation_clip
 from videochat.media.clip import VideoClip, VideoRequest
-from videochat.media.decode import DecodeResult, read_frames
+from videochat.media.decode import DecodeResult, read_frames, to_rgb
 from videochat.media.errors import CorruptMediaError, UnsupportedMediaError
 from videochat.media.image import image_header, is_animation
 from videochat.media.limits import Deadline, MediaLimits
@@ -107,7 +107,7 @@ def _decode(
 
 
 def _view(frame: av.VideoFrame, size: int) -> Image.Image:
-    return video_frame_view(frame.to_image(), size)
+    return video_frame_view(to_rgb(frame), size)
 
 
 def _opener(opened: OpenedSource, deadline: Deadline):
@@ -142,6 +142,9 @@ def _clip(name: str, info: VideoInfo, indices: list[int], result: DecodeResult) 
         raise CorruptMediaError(name, f"no frame of the {info.codec} video could be decoded")
     pixels = normalize([result.frames[i].image for i in indices])  # (T, 3, size, size)
     timestamps = [_seconds(info, i, result.frames[i].pts) for i in indices]
+    width, height = info.width, info.height
+    if result.frames[indices[0]].rotation % 180 == 90:  # report the upright (displayed) size
+        width, height = height, width
     return VideoClip(
         pixels=pixels,
         indices=list(indices),
@@ -149,8 +152,8 @@ def _clip(name: str, info: VideoInfo, indices: list[int], result: DecodeResult) 
         fps=info.fps,
         duration=info.duration,
         num_frames_total=info.num_frames_total,
-        width=info.width,
-        height=info.height,
+        width=width,
+        height=height,
         codec=info.codec,
         source_name=name,
         message=timestamp_message(timestamps),
