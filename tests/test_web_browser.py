@@ -26,9 +26,6 @@ FLAGS = [
 SETTINGS = WebSettings(max_new_tokens=24, seed=0)
 QUESTION = "What is happening?"
 
-pytestmark = pytest.mark.slow  # Gradio import + a browser: ~30 s on two busy cores
-
-
 @pytest.fixture(scope="module")
 def model(fixtures_dir):
     return tiny_model(fixtures_dir)
