@@ -115,6 +115,7 @@ def _loss_and_grad(recipe, checkpointing: bool):
     apply_freeze(model, recipe.freeze)
     if checkpointing:
         enable_gradient_checkpointing(model)
+        assert model.llm.is_activation_checkpointing and model.visual_encoder.gradient_checkpointing
     dataset = TrainDataset(read_all(recipe), recipe, model.tokenizer, model.image_size)
     batch = collate([dataset[(0, 0)], dataset[(0, 1)]])
     step = TrainStep(model, recipe).train()
