@@ -153,3 +153,36 @@ def test_init_weights_come_from_a_previous_run(tmp_path):
 
     with pytest.raises(TrainSetupError, match="llama_proj.bias has shape"):
         build_for_recipe(recipe)
+
+
+def test_precision_schedule_and_optimizer_groups(tmp_path):
+    from videochat.train.setup import make_optimizer, make_scheduler, pick_precision
+
+    cpu = pick_precision("bf16", torch.device("cpu"))
+    assert cpu.dtype is None and not cpu.needs_scaler  # fp32 on CPU whatever was asked
+    recipe = load_recipe(
+        "tiny",
+        [
+            *make_data(tmp_path, videos=1, images=0),
+            "optim.warmup_ratio=0.2",
+            "optim.min_lr_ratio=0.1",
+        ],
+    )
+    model = build_for_recipe(recipe)
+    apply_freeze(model, recipe.freeze)
+    optimizer = make_optimizer(model, recipe.optim)
+    decays = sorted(g["weight_decay"] for g in optimizer.param_groups)
+    assert decays == [0.0, 0.02]
+    no_decay = {
+        id(p) for g in optimizer.param_groups if g["weight_decay"] == 0 for p in g["params"]
+    }
+    assert id(model.llama_proj.bias) in no_decay and id(model.llama_proj.weight) not in no_decay
+    scheduler = make_scheduler(optimizer, recipe.optim, total_steps=10)
+    lrs = []
+    for _ in range(10):
+        lrs.append(scheduler.get_last_lr()[0] / recipe.optim.lr)
+        optimizer.step()
+        scheduler.step()
+    assert lrs[:3] == [0.0, 0.5, 1.0]  # 2 warm-up steps
+    assert all(a >= b for a, b in zip(lrs[2:], lrs[3:], strict=False))  # cosine decay
+    assert min(lrs[2:]) == pytest.approx(0.1)  # floor

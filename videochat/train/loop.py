@@ -95,6 +95,7 @@ class _Run:
             S.enable_gradient_checkpointing(self.model)
         self.model.to(ctx.device)
         self.precision = S.pick_precision(recipe.precision, ctx.device)
+        S.cast_frozen_llm(self.model, recipe, self.precision)
         size = self.model.config.vision.image_size
         self.dataset = TrainDataset(entries, recipe, self.model.tokenizer, size)
         self.media = [e.media for e in entries]

@@ -40,6 +40,9 @@ class ModelSpec:
     path: str | None = None  # a model directory (load_model); wins over `preset`
     init: str | None = None  # trainable weights to start from (a checkpoint dir or .safetensors)
     tokenizer: str | None = None  # tokenizer directory when the preset has none
+    llm_dtype: str = (
+        "auto"  # frozen LLM weights on GPU: auto (= the autocast dtype) | fp32 | bf16 | fp16
+    )
 
 
 @dataclass
@@ -126,6 +129,8 @@ class Recipe:
         for ok, message in checks:
             if not ok:
                 raise RecipeError(f"recipe: {message}")
+        if self.model.llm_dtype not in ("auto", "fp32", "bf16", "fp16"):
+            raise RecipeError("recipe: model.llm_dtype must be auto, fp32, bf16 or fp16")
         for source in self.data:
             if source.media not in (None, "video", "image"):
                 raise RecipeError(f"recipe: data media must be video or image: {source.file}")

@@ -147,6 +147,22 @@ def pick_precision(requested: str, device: torch.device) -> Precision:
     return Precision(torch.bfloat16 if requested == "bf16" else torch.float16, device.type)
 
 
+def cast_frozen_llm(model: nn.Module, recipe: Recipe, precision: Precision) -> None:
+    """Keep a frozen LLM in half precision on GPU (as the original loads LLaMA in fp16).
+
+    Trainable weights stay fp32 for the optimizer; a trainable LLM is never cast.
+    """
+    if precision.device_type != "cuda" or not recipe.freeze.llm:
+        return
+    wanted = recipe.model.llm_dtype
+    dtype = precision.dtype if wanted == "auto" else _DTYPES[wanted]
+    if dtype is not None:
+        model.llm.to(dtype)
+
+
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
 def enable_gradient_checkpointing(model: nn.Module) -> None:
     """Recompute activations in backward: the LLM via transformers, the ViT if it supports it."""
     model.llm.config.use_cache = False
