@@ -211,7 +211,8 @@ def finalize(model: VideoChat, device: torch.device) -> None:
             setattr(model.get_submodule(owner), attr, fresh)
         for name in metas:
             if name == "num_batches_tracked":
-                module._buffers[name] = torch.zeros((), dtype=torch.long, device=device)
+                where = _device_for(model, prefix, device)
+                module._buffers[name] = torch.zeros((), dtype=torch.long, device=where)
     if getattr(model.llm.config, "tie_word_embeddings", False):
         model.llm.tie_weights()
     left = [k for k, t in model.state_dict(keep_vars=True).items() if t.is_meta]
