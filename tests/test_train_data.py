@@ -145,3 +145,17 @@ def test_stage1_dataset_uses_prompt_and_caption(tmp_path):
         assert tok.decode(sample.text.before_ids).endswith(placeholder)
         learned = tok.decode([t for t in sample.text.after_labels if t != IGNORE_INDEX])
         assert learned == caption + "###"
+
+
+def test_instruction_field_replaces_the_system_text(tmp_path):
+    write_image(tmp_path / "a.png")
+    entry = {"image": "a.png", "i": "Answer briefly.", "QA": [{"q": "What is it?", "a": "Noise."}]}
+    (tmp_path / "i.json").write_text(json.dumps([entry]))
+    recipe = load_recipe(
+        "tiny",
+        [f"data=[{{file: {tmp_path / 'i.json'}, root: {tmp_path}}}]", "prompt.system=Ignored. "],
+    )
+    tok = fixture_tokenizer()
+    sample = TrainDataset(read_all(recipe), recipe, tok, image_size=28)[(0, 0)]
+    assert tok.decode(sample.text.before_ids) == "Answer briefly. ###Human: <Image>"
+    assert tok.decode(sample.text.after_ids).startswith("</Image> ###Human: What is it?")
