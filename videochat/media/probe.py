@@ -138,6 +138,7 @@ def describe(
             info.num_frames_total, info.count_source = estimate, "estimate"
     limits.check_frames(name, info.num_frames_total)
     _fill_gaps(info, name)
+    limits.check_duration(name, info.duration)  # again: a scan may have found the length
     return info
 
 
