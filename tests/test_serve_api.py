@@ -221,6 +221,19 @@ def test_body_and_media_caps():
         assert err["param"] == "messages.0.content.0"
 
 
+def test_total_media_per_request_is_capped():
+    video = data_url(video_bytes((1, 2, 3)), "video/mp4")
+    part = {"type": "video_url", "video_url": {"url": video}}
+    limit = len(video_bytes((1, 2, 3))) * 2
+    with _client(max_request_media_bytes=limit) as client:
+        _ready(client)
+        ok = client.post("/v1/chat/completions", json=_chat(media=[part, part], max_tokens=1))
+        assert ok.status_code == 200
+        r = client.post("/v1/chat/completions", json=_chat(media=[part] * 3, max_tokens=1))
+        err = _assert_error(r, 413, "media_too_large")
+        assert err["param"] == "messages.0.content.2"
+
+
 def test_remote_and_local_media_refused_by_default(tmp_path):
     with _client() as client:
         _ready(client)

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from videochat.serve.conversation import (
@@ -175,13 +175,21 @@ def _check_model(model_id: str, settings: ServeSettings) -> None:
 
 
 async def _resolve_media(request: Request, conversation: Conversation) -> None:
+    """Fetch/decode every media reference; the bytes held per request are capped in total."""
     media: MediaResolver = request.app.state.media
+    budget = media.settings.max_request_media_bytes
     for item in conversation.media:
         try:
             item.resolved = await media.resolve(item.reference)
         except APIError as exc:
             exc.param = exc.param or item.param
             raise
+        source = item.resolved.source
+        budget -= len(source) if isinstance(source, bytes) else 0
+        if budget < 0:
+            cap = media.settings.max_request_media_bytes
+            msg = f"the media of one request may total at most {cap} bytes"
+            raise APIError(413, msg, code="media_too_large", param=item.param)
 
 
 async def _chat(request: Request, body: ChatCompletionRequest, settings: ServeSettings):
@@ -202,6 +210,8 @@ async def _chat(request: Request, body: ChatCompletionRequest, settings: ServeSe
         kind, value = await _next_event(job, request)  # "ready" once the media is in the session
         if kind == "error":
             raise value
+        if kind == "gone":
+            return Response(status_code=499)
         meta = _Meta(settings.model_id, job.generation["max_new_tokens"])
         if body.stream:
             usage = bool(body.stream_options and body.stream_options.include_usage)
@@ -241,7 +251,7 @@ async def _next_event(job: Job, request: Request) -> tuple[str, Any]:
     while True:
         try:
             return await asyncio.wait_for(job.events.get(), POLL_S)
-        except TimeoutError:
+        except asyncio.TimeoutError:  # noqa: UP041 (distinct from TimeoutError on Python 3.10)
             if await request.is_disconnected():
                 job.cancelled.set()
                 return "gone", None
@@ -253,7 +263,7 @@ async def _complete(job: Job, request: Request, meta: _Meta) -> JSONResponse:
         if kind == "error":
             raise value
         if kind == "gone":
-            return JSONResponse({}, status_code=499)
+            return Response(status_code=499)
         if kind == "done":
             break
     body = {

@@ -1,4 +1,4 @@
-"""Request body cap as a pure ASGI middleware: refuse by Content-Length, and count streamed bytes."""
+"""Request body cap as a pure ASGI middleware: refuse by Content-Length, count streamed bytes."""
 
 from __future__ import annotations
 

@@ -208,7 +208,7 @@ async def fetch_remote(
         return await asyncio.wait_for(
             _fetch(url, settings, resolver, transport), settings.fetch_timeout_s
         )
-    except TimeoutError:
+    except asyncio.TimeoutError:  # noqa: UP041 (distinct from TimeoutError on Python 3.10)
         msg = f"remote media download took longer than {settings.fetch_timeout_s:g} s"
         raise APIError(400, msg, code="fetch_timeout") from None
 

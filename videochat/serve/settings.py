@@ -1,6 +1,6 @@
 """What a server allows: one frozen object, built from the CLI flags, read by every layer.
 
-Defaults are safe for exposure: no remote fetching, no server paths, bounded bodies, media and queue.
+Defaults are safe to expose: no remote fetching, no server paths, bounded bodies, media and queue.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ class ServeSettings:
     max_body_bytes: int = 128 * MIB  # whole HTTP request body (base64 media inflates by 4/3)
     max_media_bytes: int = 64 * MIB  # one media item after decoding / download
     max_media_items: int = 8  # media parts per request
+    max_request_media_bytes: int = 128 * MIB  # all media of one request, held until it runs
     max_pixels: int = 4096 * 4096  # per frame or image
     max_duration_s: float = 3 * 3600.0
     max_num_frames: int = 64  # frames sampled per video (the original demo's slider max)
