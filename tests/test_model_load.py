@@ -174,3 +174,20 @@ def test_shape_mismatch_in_model_directory(tmp_path: Path) -> None:
         match=r"extra_query_tokens has shape \(1, 4, 32\) but the model needs \(1, 5, 32\)",
     ):
         load_model(tmp_path / "m", device="cpu")
+
+
+def test_temporal_variants_round_trip(tmp_path: Path) -> None:
+    """LMHRA (BatchNorm buffers) and temporal downsampling survive build → save → load."""
+    cfg = VideoChatConfig.preset("tiny")
+    cfg.vision.lmhra = cfg.vision.double_lmhra = cfg.vision.temporal_downsample = True
+    model = build_model(cfg, seed=1)
+    assert torch.equal(
+        model.visual_encoder.blocks[0].lmhra1.pos_embed[0].running_var, torch.ones(64)
+    )
+    save_model(model, tmp_path / "m")
+    back = load_model(tmp_path / "m", device="cpu", dtype="fp32")
+    pixels = torch.randn(1, 4, 3, 28, 28)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            back.encode_video(pixels), model.encode_video(pixels), rtol=0, atol=0
+        )

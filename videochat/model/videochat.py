@@ -170,12 +170,15 @@ def fresh_init(model: nn.Module, keys: set[str], device: torch.device, dtype: to
     for prefix, module in reversed(list(model.named_modules())):
         own = [n for n, p in module.named_parameters(recurse=False) if _full(prefix, n) in keys]
         fresh_below = any(k.startswith(prefix + ".") for k in keys) if prefix else bool(keys)
+        where = _device_for(model, prefix, device)
         for name in own:
             old = module._parameters[name]
-            value = torch.empty(
-                old.shape, device=_device_for(model, _full(prefix, name), device), dtype=dtype
-            )
+            value = torch.empty(old.shape, device=where, dtype=dtype)
             module._parameters[name] = nn.Parameter(value, requires_grad=old.requires_grad)
+        for name, old in list(module._buffers.items()):  # e.g. BatchNorm running statistics
+            if old is not None and _full(prefix, name) in keys:
+                kind = dtype if old.is_floating_point() else old.dtype
+                module._buffers[name] = torch.zeros(old.shape, device=where, dtype=kind)
         with torch.no_grad():
             if own and hasattr(module, "reset_parameters"):
                 module.reset_parameters()
