@@ -108,6 +108,8 @@ def read_all(recipe: Recipe) -> list[Entry]:
     entries: list[Entry] = []
     for source in recipe.data:
         entries.extend(read_annotations(source, recipe.stage))
+    if not entries:
+        raise AnnotationError("the recipe's annotation files hold no entries: nothing to train on")
     return entries
 
 
