@@ -16,6 +16,7 @@ import copy
 import json
 import logging
 from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -291,26 +292,11 @@ def _load_original(config: VideoChatConfig, device: torch.device, dtype: torch.d
         for k, v in target_shapes(model).items()
         if not (config.low_resource and k.startswith("llm."))
     }
-    cast = _caster(dtype)
-    steps = [
-        (paths.vit, lambda sd, s: convert.convert_eva(sd, target, config, source=s, cast=cast)),
-        (paths.qformer, lambda sd, s: convert.convert_blip2(sd, target, source=s, cast=cast)),
-    ]
-    if not config.low_resource:
-        steps.append(
-            (config.llm.path, lambda sd, s: convert.convert_hf_llm(sd, target, source=s, cast=cast))
-        )
-    if paths.videochat:
-        steps.append(
-            (
-                paths.videochat,
-                lambda sd, s: convert.convert_videochat(sd, target, source=s, cast=cast),
-            )
-        )
+    steps = _original_steps(config, target, _caster(dtype))
     report = LoadReport(expected_missing=list(target))
     for file, step in steps:
         sd = _read_source(Path(file))
-        tensors, part = step(sd, file)
+        tensors, part = step(sd, source=file)
         del sd
         assign_tensors(model, tensors, device)
         report = report.merge(part)
@@ -321,6 +307,22 @@ def _load_original(config: VideoChatConfig, device: torch.device, dtype: torch.d
     model.load_report = report
     log.info("loaded %s", report.summary())
     return model
+
+
+def _original_steps(config: VideoChatConfig, target: dict, cast) -> list[tuple[str, Callable]]:
+    """(file, conversion) in the original's loading order; later files override earlier ones."""
+    paths = config.checkpoints
+    steps = [
+        (paths.vit, partial(convert.convert_eva, target=target, config=config, cast=cast)),
+        (paths.qformer, partial(convert.convert_blip2, target=target, cast=cast)),
+    ]
+    if not config.low_resource:  # low-resource mode loads the 8-bit LLM itself
+        steps.append((config.llm.path, partial(convert.convert_hf_llm, target=target, cast=cast)))
+    if paths.videochat:
+        steps.append(
+            (paths.videochat, partial(convert.convert_videochat, target=target, cast=cast))
+        )
+    return steps
 
 
 def _read_source(path: Path) -> Mapping[str, torch.Tensor]:
