@@ -191,3 +191,21 @@ def test_temporal_variants_round_trip(tmp_path: Path) -> None:
         torch.testing.assert_close(
             back.encode_video(pixels), model.encode_video(pixels), rtol=0, atol=0
         )
+
+
+def test_low_resource_without_bitsandbytes_says_what_to_install(monkeypatch) -> None:
+    import builtins
+
+    from videochat.model.load import _check_low_resource
+
+    real_import = builtins.__import__
+
+    def no_bnb(name, *args, **kwargs):
+        if name == "bitsandbytes":
+            raise ImportError("No module named 'bitsandbytes'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(builtins, "__import__", no_bnb)
+    with pytest.raises(ModelLoadError, match="pip install bitsandbytes"):
+        _check_low_resource(torch.device("cuda"))
