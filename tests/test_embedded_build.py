@@ -1,0 +1,125 @@
+"""The embedded model's rebuild pipeline, at smoke-test size: data, tokenizer, stages, export."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from videochat.embedded import data
+from videochat.embedded.build import BuildPlan, build, recipe_path
+from videochat.embedded.config import embedded_config, vocab_rows
+from videochat.embedded.tokenizer import train_tokenizer
+from videochat.eval.protocols import VIDEOCHAT2
+from videochat.synth.dataset import write_dataset
+from videochat.train.labels import IGNORE_INDEX, conversation_sample, conversation_text
+from videochat.train.recipe import load_recipe
+
+
+@pytest.fixture(scope="module")
+def synth_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("emb") / "data"
+    write_dataset(out, videos=3, seed=7, size=(112, 112))
+    data.write_annotations(out)
+    return out
+
+
+def test_training_conversations_ask_like_the_evaluation(synth_dir: Path) -> None:
+    entries = json.loads((synth_dir / data.TRAIN_FILE).read_text())
+    assert len(entries) == 3
+    for entry in entries:
+        assert entry["i"] == VIDEOCHAT2.system
+        mcq = [t for t in entry["QA"] if t["a"].startswith("Best option:(")]
+        # exactly one question carries the protocol's system text, as the evaluation asks it
+        assert sum(t["q"].startswith(VIDEOCHAT2.system + "Question: ") for t in mcq) == 1
+        for turn in mcq:
+            letter = turn["a"][len("Best option:(")]
+            option = turn["q"].split(f"({letter}) ", 1)[1].split("\n", 1)[0]
+            assert turn["a"] == f"Best option:({letter}) {option}"
+            assert turn["q"].endswith("\nOnly give the best option.")
+
+
+def test_tokenizer_keeps_separators_whole_and_newlines_as_spaces(synth_dir: Path) -> None:
+    tok = train_tokenizer(data.corpus(synth_dir), 1024)
+    tok.pad_token = tok.eos_token
+    assert (tok.unk_token_id, tok.bos_token_id, tok.eos_token_id) == (0, 1, 2)
+    pieces = tok.convert_ids_to_tokens(
+        tok("a ###Human: <Video>", add_special_tokens=False).input_ids
+    )
+    assert pieces[1] == " ###" and pieces[-1] == "<Video>"
+    assert (
+        tok("x.\n###", add_special_tokens=False).input_ids
+        == tok("x. ###", add_special_tokens=False).input_ids
+    )
+    text = "Best option:(C) red ###"
+    assert tok.decode(tok(text, add_special_tokens=False).input_ids) == text
+
+
+def test_label_mask_covers_exactly_the_answers(synth_dir: Path) -> None:
+    tok = train_tokenizer(data.corpus(synth_dir), 1024)
+    tok.pad_token = tok.eos_token
+    entry = json.loads((synth_dir / data.TRAIN_FILE).read_text())[0]
+    qa = [(t["q"], t["a"]) for t in entry["QA"]]
+    text = conversation_text(qa, start_token="<Video>", end_token="</Video>", msg=" hi ")
+    sample = conversation_sample(tok, text, "</Video>")
+    kept = [
+        i
+        for i, lab in zip(sample.after_ids, sample.after_labels, strict=True)
+        if lab != IGNORE_INDEX
+    ]
+    target = tok.decode(kept)
+    for question, answer in qa:
+        assert f"Assistant: {answer} ###" in target
+        assert question.split("\n")[0] not in target.replace(answer, "")
+
+
+def test_recipes_load_with_the_original_freezing() -> None:
+    stage0 = load_recipe(recipe_path("stage0"), ["model.path=x", "data_dir=d"])
+    assert not any(vars(stage0.freeze).values())  # stage 0 trains every module
+    for stage in ("stage1", "stage2"):
+        recipe = load_recipe(recipe_path(stage), ["model.path=x", "data_dir=d"])
+        frozen = vars(recipe.freeze)
+        assert frozen["vit"] and frozen["qformer"] and frozen["llm"]
+        assert not (frozen["mhra"] or frozen["llama_proj"] or frozen["extra_query_tokens"])
+
+
+def test_config_is_the_small_videochat_with_temporal_embedding() -> None:
+    cfg = embedded_config(vocab_rows(700))
+    assert cfg.llm.hf_config["vocab_size"] == 704
+    assert cfg.vision.temporal_pos_embed and cfg.vision.image_size == 112
+    assert (cfg.vision.image_size // cfg.vision.patch_size) ** 2 == 64
+    assert cfg.qformer.num_query_tokens > 0 and cfg.qformer.num_extra_query_tokens > 0
+
+
+def test_smoke_build_trains_every_stage_and_exports(synth_dir: Path, tmp_path: Path) -> None:
+    from videochat.model import load_model
+
+    (tmp_path / "data").symlink_to(synth_dir, target_is_directory=True)
+    small = ["num_frames=2", "max_txt_len=160", "batch_size=2", "log_every=1"]
+    plan = BuildPlan(
+        tmp_path,
+        videos=3,
+        steps={"stage0": 2, "stage1": 1, "stage2": 1},
+        workers=1,
+        overrides={s: small for s in ("stage0", "stage1", "stage2")},
+    )
+    summary = build(plan)
+    assert set(summary["seconds"]) >= {"data", "init", "stage0", "stage1", "stage2", "export"}
+    init, s0, s1, final = (
+        load_model(tmp_path / name, device="cpu") for name in ("init", "stage0", "stage1", "model")
+    )
+
+    def changed(a, b, prefix: str) -> bool:
+        pa, pb = dict(a.named_parameters()), dict(b.named_parameters())
+        return any(not torch.equal(pa[k], pb[k]) for k in pa if k.startswith(prefix))
+
+    for part in ("visual_encoder.blocks", "qformer", "llm.model.layers", "llama_proj"):
+        assert changed(init, s0, part), f"stage 0 left {part} untouched"
+    assert changed(s0, s1, "llama_proj") and changed(s0, s1, "visual_encoder.gmhra")
+    for part in ("visual_encoder.blocks", "qformer", "llm"):
+        assert not changed(s0, s1, part), f"stage 1 trained the frozen {part}"
+    bos = final.tokenizer.bos_token_id
+    row = final.llm.get_input_embeddings().weight[bos]
+    torch.testing.assert_close(row, torch.full_like(row, float(bos)))

@@ -1,0 +1,52 @@
+"""`python -m videochat.embedded --out DIR [--seed S]`: rebuild (and measure) the embedded model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from videochat.embedded.build import STAGES, BuildPlan, build
+from videochat.errors import VideoChatError
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m videochat.embedded", description=__doc__)
+    p.add_argument("--out", type=Path, required=True, help="work folder (data, runs, model)")
+    p.add_argument("--seed", type=int, default=0, help="data/init seed (benchmark: seed+1000)")
+    p.add_argument("--videos", type=int, default=BuildPlan.videos, help="training videos")
+    p.add_argument("--bench-videos", type=int, default=BuildPlan.bench_videos)
+    for stage in STAGES:
+        p.add_argument(f"--{stage}-steps", type=int, default=None, help=f"{stage} optimizer steps")
+    p.add_argument("--workers", type=int, default=2, help="processes for data generation")
+    p.add_argument("--measure", action="store_true", help="evaluate the result on a fresh seed")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    plan = BuildPlan(args.out, args.seed, args.videos, args.bench_videos, workers=args.workers)
+    for stage in STAGES:
+        value = getattr(args, f"{stage}_steps")
+        if value is not None:
+            plan.steps[stage] = value
+    try:
+        summary = build(plan)
+        if args.measure:
+            from videochat.embedded.measure import measure
+
+            summary["measure"] = measure(
+                plan.out / "model", plan.out, plan.seed, plan.bench_videos, plan.workers
+            )
+    except VideoChatError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

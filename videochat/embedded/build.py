@@ -1,0 +1,150 @@
+"""The end-to-end rebuild: synthetic data → tokenizer → stage 0/1/2 training → export → measure.
+
+Every random choice derives from `--seed` (data seed S, benchmark seed S + 1000, never used for
+training), so the same command on the same software gives the same model.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+from videochat.embedded import data
+from videochat.embedded.config import IMAGE_SIZE, NUM_FRAMES, embedded_config, vocab_rows
+
+log = logging.getLogger("videochat.embedded")
+STAGES = ("stage0", "stage1", "stage2")
+BENCH_SEED_OFFSET = 1000
+
+
+@dataclass
+class BuildPlan:
+    """Sizes of one rebuild (the defaults made the committed model)."""
+
+    out: Path
+    seed: int = 0
+    videos: int = 1200
+    bench_videos: int = 120
+    vocab: int = 1024
+    steps: dict[str, int] = field(
+        default_factory=lambda: {"stage0": 700, "stage1": 30, "stage2": 60}
+    )
+    workers: int = 2
+    overrides: dict[str, list[str]] = field(default_factory=dict)
+
+
+def recipe_path(stage: str) -> str:
+    """The packaged recipe file of a stage (`videochat/configs/recipes/embedded_<stage>.yaml`)."""
+    res = resources.files("videochat") / "configs" / "recipes" / f"embedded_{stage}.yaml"
+    return str(res)
+
+
+def make_data(plan: BuildPlan, out: Path, seed: int, videos: int) -> Path:
+    """Synthetic videos at the model's resolution (skipped when already written)."""
+    from videochat.synth.dataset import write_dataset
+
+    if not (out / "scenes.jsonl").is_file():
+        size = (IMAGE_SIZE, IMAGE_SIZE)
+        write_dataset(out, videos, 0, seed, size, workers=plan.workers)
+    return out
+
+
+def init_model(plan: BuildPlan, data_dir: Path) -> Path:
+    """Tokenizer learned on the training corpus + a randomly initialised model, saved as a dir."""
+    from videochat.embedded.tokenizer import train_tokenizer
+    from videochat.model import build_model, save_model
+
+    target = plan.out / "init"
+    if (target / "config.json").is_file():
+        return target
+    tok = train_tokenizer(data.corpus(data_dir), plan.vocab)
+    model = build_model(embedded_config(vocab_rows(len(tok))), tok, seed=plan.seed)
+    save_model(model, target)
+    return target
+
+
+def run_stage(plan: BuildPlan, stage: str, model_dir: Path, data_dir: Path) -> Path:
+    """Train one stage from `model_dir` with its packaged recipe; export and return the result."""
+    from videochat.train.loop import train
+    from videochat.train.recipe import load_recipe
+
+    export = plan.out / stage
+    if (export / "config.json").is_file():
+        return export
+    overrides = [
+        f"model.path={model_dir}",
+        f"data_dir={data_dir}",
+        f"output_dir={plan.out / 'runs' / stage}",
+        f"export={export}",
+        f"max_steps={plan.steps[stage]}",
+        f"seed={plan.seed + STAGES.index(stage)}",
+        *plan.overrides.get(stage, []),
+    ]
+    recipe = load_recipe(recipe_path(stage), overrides)
+    start = time.perf_counter()
+    result = train(recipe)
+    log.info(
+        "%s: %d steps, loss %.4f, %.0f s",
+        stage,
+        result.steps,
+        result.last_loss or 0,
+        time.perf_counter() - start,
+    )
+    return export
+
+
+def finish(source: Path, target: Path) -> Path:
+    """Copy the last stage into the final directory with chat-ready BOS (see `align_bos`)."""
+    from videochat.model import load_model, save_model
+
+    model = load_model(source, device="cpu", dtype="fp32")
+    align_bos(model)
+    model.config.num_frames = NUM_FRAMES
+    save_model(model, target)
+    return target
+
+
+def align_bos(model) -> None:
+    """Make embed(BOS) equal the row stage-2 training puts first (every channel = bos id).
+
+    The original's stage 2 feeds the constant `bos_token_id` as an embedding row while chat embeds
+    the BOS token; BOS never appears as an input id in training, so its own row is free to match.
+    """
+    bos = model.tokenizer.bos_token_id
+    table = model.llm.get_input_embeddings()
+    with torch.no_grad():
+        table.weight[bos].fill_(float(bos))
+
+
+def build(plan: BuildPlan) -> dict:
+    """Run every step (each is skipped when its output exists, so a stopped build resumes)."""
+    plan.out.mkdir(parents=True, exist_ok=True)
+    times: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        times[name] = round(now - clock, 1)
+        clock = now
+
+    train_dir = make_data(plan, plan.out / "data", plan.seed, plan.videos)
+    data.write_annotations(train_dir)
+    lap("data")
+    model_dir = init_model(plan, train_dir)
+    lap("init")
+    for stage in STAGES:
+        model_dir = run_stage(plan, stage, model_dir, train_dir)
+        lap(stage)
+    final = finish(model_dir, plan.out / "model")
+    lap("export")
+    summary = {"seed": plan.seed, "videos": plan.videos, "steps": plan.steps, "seconds": times}
+    (plan.out / "build.json").write_text(json.dumps(summary, indent=1) + "\n")
+    log.info("built %s in %.0f s", final, sum(times.values()))
+    return summary

@@ -1,0 +1,58 @@
+"""The embedded model's architecture: the original's parts at a size a 2-core CPU can train.
+
+Same modules as VideoChat-7B (EVA-style ViT + GMHRA, Q-Former with queries + extra queries,
+llama_proj, a LLaMA LLM via transformers), scaled down, plus the temporal position embedding the
+original lacks (so frame order and event times are learnable from scratch).
+"""
+
+from __future__ import annotations
+
+from videochat.model.config import (
+    LLMConfig,
+    QFormerConfig,
+    VideoChatConfig,
+    VisionConfig,
+    _llama_config,
+)
+
+IMAGE_SIZE = 112
+NUM_FRAMES = 8
+
+
+def vocab_rows(tokenizer_size: int, multiple: int = 64) -> int:
+    """Embedding rows for a tokenizer of this size, rounded up for aligned matmuls."""
+    return -(-tokenizer_size // multiple) * multiple
+
+
+def embedded_config(vocab_size: int) -> VideoChatConfig:
+    """112 px, patch 14 (64 patches), ViT 128×4, Q-Former 128×2 with 8+8 queries, LLaMA 192×4."""
+    width = 128
+    llm = _llama_config(192, 4, 4, 512, vocab=vocab_size)
+    llm["max_position_embeddings"] = 1024
+    return VideoChatConfig(
+        vision=VisionConfig(
+            image_size=IMAGE_SIZE,
+            patch_size=14,
+            width=width,
+            depth=4,
+            heads=4,
+            mlp_ratio=4.0,
+            gmhra_layers=2,
+            gmhra_dropout=0.1,
+            temporal_pos_embed=True,
+            max_frames=16,
+        ),
+        qformer=QFormerConfig(
+            width=128,
+            layers=2,
+            heads=4,
+            ffn=512,
+            cross_attention_freq=1,
+            vision_width=width,
+            num_query_tokens=8,
+            num_extra_query_tokens=8,
+        ),
+        llm=LLMConfig(hf_config=llm),
+        num_frames=NUM_FRAMES,
+        max_text_len=512,
+    )

@@ -1,0 +1,100 @@
+"""Training annotations for the embedded model, derived from one `videochat synth` directory.
+
+Stage 0/2 read ``train_video.json`` (original instruction format), one conversation per video:
+the training seed's benchmark questions written exactly as the evaluation protocol asks them
+(system text + ``Question: … Options: …``, answer ``Best option:(X) text``), the free-form
+questions, the open-ended description and the caption. Stage 1 reads ``captions_video.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import defaultdict
+from pathlib import Path
+from types import SimpleNamespace
+
+from videochat.eval.protocols import VIDEOCHAT2
+from videochat.synth.dataset import mcq_turn
+from videochat.synth.questions import TASKS, Question
+
+TRAIN_FILE = "train_video.json"
+FREE_FORM_PER_VIDEO = 3  # the facts repeat in the MCQ turns and the description
+
+
+def protocol_turn(item: dict, with_system: bool = True) -> dict[str, str]:
+    """One benchmark item as the evaluation asks it (optionally without the protocol's system
+    text in front of the question, which saves ~45 tokens a turn), with the expected answer."""
+    question = VIDEOCHAT2.question(SimpleNamespace(**item))
+    if not with_system:
+        question = question.removeprefix(VIDEOCHAT2.system)
+    q = Question("", item["question"], item["candidates"], item["answer"], "")
+    return {"q": question, "a": mcq_turn(q)["a"]}
+
+
+def mcq_turns(data_dir: Path) -> dict[str, list[dict]]:
+    """Each video's benchmark items in protocol form, keyed by its media path; one of them
+    (drawn per video) carries the protocol's system text exactly as the evaluation asks, the others go without."""
+    per_video: dict[str, list[dict]] = defaultdict(list)
+    for task in TASKS:
+        for item in json.loads((data_dir / "benchmark" / f"{task}.json").read_text()):
+            per_video[f"videos/{item['video']}"].append(item)
+    out = {}
+    for video, items in per_video.items():
+        keep = random.Random(video).randrange(len(items))
+        out[video] = [protocol_turn(item, with_system=j == keep) for j, item in enumerate(items)]
+    return out
+
+
+def open_turns(entry: dict, caption: str, index: int) -> list[dict]:
+    """A few of the video's free-form questions, its description (its MCQ turns are replaced by
+    the protocol form) and its caption asked with a stage-1 prompt, so the LLM knows that form."""
+    from videochat.synth.describe import description_prompts
+    from videochat.train.prompts import VIDEO_PROMPTS
+
+    prompt = VIDEO_PROMPTS[index % len(VIDEO_PROMPTS)].split("</Video>", 1)[1].strip()
+    prompts = set(description_prompts("video"))
+    qa = [t for t in entry["QA"] if not t["q"].startswith("Question:")]
+    described = [t for t in qa if t["q"] in prompts]
+    free = [t for t in qa if t["q"] not in prompts]
+    free = random.Random(entry["video"]).sample(free, min(FREE_FORM_PER_VIDEO, len(free)))
+    return [*free, *described, {"q": prompt, "a": caption}]
+
+
+def train_entries(data_dir: Path) -> list[dict]:
+    """One conversation per video (one vision pass for all its answers), turns shuffled."""
+    captions = json.loads((data_dir / "captions_video.json").read_text())
+    instructions = json.loads((data_dir / "instructions_video.json").read_text())
+    mcq = mcq_turns(data_dir)
+    entries = []
+    for i, (entry, cap) in enumerate(zip(instructions, captions, strict=True)):
+        turns = mcq.get(entry["video"], []) + open_turns(entry, cap["caption"], i)
+        order = random.Random(i).sample(range(len(turns)), len(turns))
+        qa = [turns[j] for j in order]
+        entries.append({"video": entry["video"], "QA": qa, "i": VIDEOCHAT2.system})
+    return entries
+
+
+def write_annotations(data_dir: str | Path) -> int:
+    """Write the instruction file next to the synthetic data; return its entry count."""
+    data_dir = Path(data_dir)
+    entries = train_entries(data_dir)
+    (data_dir / TRAIN_FILE).write_text(json.dumps(entries, indent=1) + "\n")
+    return len(entries)
+
+
+def corpus(data_dir: str | Path) -> list[str]:
+    """Every text the model will read or write: the tokenizer is learned on these."""
+    from videochat.synth.describe import description_prompts
+    from videochat.train.prompts import IMAGE_PROMPTS, VIDEO_PROMPTS
+
+    data_dir = Path(data_dir)
+    texts = [VIDEOCHAT2.system, *VIDEO_PROMPTS, *IMAGE_PROMPTS]
+    texts += list(description_prompts("video")) + list(description_prompts("image"))
+    for name in ("captions_video.json", "captions_image.json"):
+        texts += [e["caption"] for e in json.loads((data_dir / name).read_text())]
+    for name in ("instructions_video.json", "instructions_image.json", TRAIN_FILE):
+        for entry in json.loads((data_dir / name).read_text()):
+            texts += [f"{t['q']} {t['a']}" for t in entry["QA"]]
+    texts.append("The video contains 8 frames sampled at 0.5, 1.5, 2.5 seconds.")
+    return texts
