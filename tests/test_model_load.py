@@ -209,3 +209,18 @@ def test_low_resource_without_bitsandbytes_says_what_to_install(monkeypatch) -> 
     monkeypatch.setattr(builtins, "__import__", no_bnb)
     with pytest.raises(ModelLoadError, match="pip install bitsandbytes"):
         _check_low_resource(torch.device("cuda"))
+
+
+def test_save_over_the_directory_it_was_loaded_from(tmp_path: Path) -> None:
+    """Loaded weights are memory-mapped: rewriting their own files must stay safe."""
+    save_model(build_model(VideoChatConfig.preset("tiny"), seed=5), tmp_path / "m")
+    model = load_model(tmp_path / "m", device="cpu", dtype="fp32")
+    pixels = torch.randn(1, 1, 3, 28, 28)
+    with torch.no_grad():
+        model.llama_proj.bias.add_(1.0)  # copy-on-write: the file keeps the old values
+        model.qformer.layers[0].fc1.weight.mul_(0.5)
+        before = model.encode_video(pixels)
+        save_model(model, tmp_path / "m")
+        torch.testing.assert_close(model.encode_video(pixels), before, rtol=0, atol=0)
+    again = load_model(tmp_path / "m", device="cpu", dtype="fp32")
+    torch.testing.assert_close(again.encode_video(pixels), before, rtol=0, atol=0)

@@ -182,6 +182,7 @@ def save_model(
     hf.pop("_name_or_path", None)
     config.llm = LLMConfig(hf_config=hf, chat_template=config.llm.chat_template)
     config.checkpoints = CheckpointPaths()
+    config.low_resource = False  # a run-time choice of the loader, not part of the model
     shapes = target_shapes(model)
     state = {
         k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items() if k in shapes
