@@ -18,8 +18,6 @@ import yaml
 
 from videochat.errors import VideoChatError
 
-BUILTIN_RECIPES = ("stage1", "stage2", "tiny")
-
 
 class RecipeError(VideoChatError):
     """A recipe file or override is missing, malformed or has an unknown / mistyped key."""
@@ -156,14 +154,21 @@ def load_recipe(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) 
     return recipe
 
 
+def builtin_recipes() -> list[str]:
+    """Names of the recipes shipped in videochat/configs/recipes (stage1, stage2, tiny, ...)."""
+    folder = resources.files("videochat") / "configs" / "recipes"
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
 def _recipe_text(name_or_path: str) -> tuple[str, str]:
-    if name_or_path in BUILTIN_RECIPES:
+    if "/" not in name_or_path and name_or_path in builtin_recipes():
         res = resources.files("videochat") / "configs" / "recipes" / f"{name_or_path}.yaml"
         return res.read_text(), f"built-in recipe {name_or_path}"
     path = Path(name_or_path)
     if not path.is_file():
         raise RecipeError(
-            f"recipe {name_or_path!r} not found: give a YAML file or one of {', '.join(BUILTIN_RECIPES)}"
+            f"recipe {name_or_path!r} not found: give a YAML file or one of "
+            f"{', '.join(builtin_recipes())}"
         )
     return path.read_text(), str(path)
 
