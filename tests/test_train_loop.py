@@ -186,3 +186,27 @@ def test_precision_schedule_and_optimizer_groups(tmp_path):
     assert lrs[:3] == [0.0, 0.5, 1.0]  # 2 warm-up steps
     assert all(a >= b for a, b in zip(lrs[2:], lrs[3:], strict=False))  # cosine decay
     assert min(lrs[2:]) == pytest.approx(0.1)  # floor
+
+
+def test_stage1_captions_train_end_to_end(tmp_path):
+    from tests._train_helpers import write_image, write_video
+
+    write_video(tmp_path / "a.mp4")
+    write_image(tmp_path / "b.png")
+    captions = [
+        {"video": "a.mp4", "caption": "A block moves."},
+        {"image": "b.png", "caption": "Noise."},
+    ]
+    (tmp_path / "c.json").write_text(json.dumps(captions))
+    recipe = load_recipe(
+        "tiny",
+        [
+            f"data=[{{file: {tmp_path / 'c.json'}, root: {tmp_path}}}]",
+            "stage=1",
+            "batch_size=1",
+            f"output_dir={tmp_path / 'out'}",
+            "max_txt_len=16",
+        ],
+    )
+    result = train(recipe)
+    assert result.steps == 2 and result.last_loss is not None and 0 < result.last_loss < 20
