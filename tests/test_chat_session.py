@@ -274,3 +274,22 @@ def test_beam_search_streams_in_one_piece_and_stats_are_kept(model, video):
     stats = streamed.last_stats
     assert stats.reused_tokens == 0 and 0 < stats.new_tokens <= 6
     assert stats.prompt_tokens > 10 and 0 < stats.ttft_s <= stats.total_s
+
+
+def test_other_llm_families_use_the_tokenizers_chat_template(video, monkeypatch):
+    model = tiny_model()
+    model.config.llm.chat_template = "tokenizer"
+    model.tokenizer.chat_template = (
+        "{{ bos_token }}{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}{% endfor %}"
+        "{% if add_generation_prompt %}[assistant]{% endif %}"
+    )
+    session = ChatSession(model, system="Be brief.")
+    session.add_video(video, num_frames=4)
+    stub = _StubGenerate([[437, 438, 305, 2]])  # " A ###" then EOS: no `###` stop here
+    monkeypatch.setattr(model.llm, "generate", stub)
+    answer = session.ask("What?", max_new_tokens=5)
+    assert answer == model.tokenizer.decode([437, 438, 305]).strip()
+    assert session.history[0][0] == "user" and session.history[-1] == ("assistant", answer)
+    table = model.llm.get_input_embeddings()
+    first = table(torch.tensor([model.tokenizer.bos_token_id]))  # BOS from the template text
+    torch.testing.assert_close(stub.inputs[0][0, :1], first)
