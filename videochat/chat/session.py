@@ -95,6 +95,10 @@ class ChatSession:
         cache: VisualCache | None = None,
         reuse_kv: bool = True,
     ) -> None:
+        if getattr(model, "tokenizer", None) is None:
+            raise ChatError(
+                "this model has no tokenizer; load it from a model directory that includes one"
+            )
         self.model = model
         self.template = make_template(model.config.llm.chat_template, model.tokenizer, system)
         self.cache = cache if cache is not None else default_cache()

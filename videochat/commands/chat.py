@@ -1,7 +1,7 @@
 """`videochat chat MEDIA [MEDIA ...]`: a multi-turn conversation in the terminal.
 
 Commands: `/add FILE` adds a video or image, `/reset` starts over with the media given on the
-command line, `/quit` (or end of input) leaves. When stdin is not a terminal each line is a
+command line, `/quit` (or end of input) leaves; Ctrl-C stops an answer being written. When stdin is not a terminal each line is a
 question; the question is echoed as `> question` and the answer follows on its own line(s), so
 the command can be scripted.
 """
@@ -87,4 +87,8 @@ def run(args: argparse.Namespace) -> int:
                 break
         except VideoChatError as exc:  # a bad file or question: say so and keep the session
             print(f"error: {exc}", file=sys.stderr, flush=True)
+        except KeyboardInterrupt:  # Ctrl-C during an answer stops it; at the prompt it exits
+            if not interactive:
+                raise
+            print("\n[stopped]", flush=True)
     return 0
