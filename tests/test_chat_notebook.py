@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import nbformat
-import pytest
 from nbclient import NotebookClient
 
 from tests._chat_helpers import tiny_model_dir
@@ -13,7 +12,6 @@ from tests._chat_helpers import tiny_model_dir
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
-@pytest.mark.slow  # a kernel start and the torch/transformers imports: ~40 s on 2 busy cores
 def test_demo_notebook_executes(monkeypatch):
     monkeypatch.setenv("VIDEOCHAT_MODEL", str(tiny_model_dir()))
     notebook = nbformat.read(EXAMPLES / "demo.ipynb", as_version=4)
