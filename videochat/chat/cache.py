@@ -46,13 +46,7 @@ def content_hash(source: Any) -> str | None:
         digest.update(source)
         return digest.hexdigest()
     if isinstance(source, (str, os.PathLike)):
-        try:
-            with open(source, "rb") as stream:
-                while chunk := stream.read(_CHUNK):
-                    digest.update(chunk)
-        except OSError:
-            return None  # let the media loader report the problem with its own clear message
-        return digest.hexdigest()
+        return _file_hash(source)
     seekable = getattr(source, "seekable", None)
     if callable(seekable) and seekable():
         start = source.tell()
@@ -61,6 +55,32 @@ def content_hash(source: Any) -> str | None:
         source.seek(start)
         return digest.hexdigest()
     return None
+
+
+_file_hashes: OrderedDict[tuple, str] = OrderedDict()  # (path, size, mtime) -> digest
+_FILE_HASH_MEMO = 4096
+
+
+def _file_hash(path: str | os.PathLike) -> str | None:
+    """Hash a file once per (path, size, mtime): re-adding a large video does not re-read it."""
+    try:
+        info = os.stat(path)
+        memo_key = (os.path.realpath(path), info.st_size, info.st_mtime_ns)
+        known = _file_hashes.get(memo_key)
+        if known is not None:
+            return known
+        digest = hashlib.sha256()
+        with open(path, "rb") as stream:
+            while chunk := stream.read(_CHUNK):
+                digest.update(chunk)
+    except OSError:
+        return None  # let the media loader report the problem with its own clear message
+    value = digest.hexdigest()
+    with _model_lock:
+        _file_hashes[memo_key] = value
+        while len(_file_hashes) > _FILE_HASH_MEMO:
+            _file_hashes.popitem(last=False)
+    return value
 
 
 @dataclass
