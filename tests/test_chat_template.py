@@ -124,3 +124,13 @@ def test_hf_chat_template_merges_user_messages_and_keeps_slots(tokenizer):
 def test_hf_template_requires_a_chat_template(tokenizer):
     with pytest.raises(ChatError, match="chat template"):
         HFChatTemplate(fixture_tokenizer())
+
+
+def test_separator_is_cut_however_it_is_tokenised(tokenizer):
+    template = VideoChatTemplate()
+    hash1, hash2 = tokenizer.convert_tokens_to_ids(["#", "##"])
+    assert tokenizer.decode([437, hash1, hash2]) == "A###"  # "#" + "##", not the "###" piece
+    for ids in ([437, hash1, hash2, 347], [437, hash2, hash1, 347], [437, 305, 347]):
+        assert decode_answer(tokenizer, template, ids) == "A"
+    assert decode_answer(tokenizer, template, [437, hash2], final=False) == "A"  # held back
+    assert decode_answer(tokenizer, template, [437, hash2], final=True) == "A##"
