@@ -293,3 +293,15 @@ def test_other_llm_families_use_the_tokenizers_chat_template(video, monkeypatch)
     table = model.llm.get_input_embeddings()
     first = table(torch.tensor([model.tokenizer.bos_token_id]))  # BOS from the template text
     torch.testing.assert_close(stub.inputs[0][0, :1], first)
+
+
+def test_session_limits_apply_to_every_load(model, video):
+    """A session made with MediaLimits refuses media over them and stays unchanged."""
+    from videochat.media import MediaLimits, MediaTooLargeError
+
+    strict = ChatSession(model, cache=VisualCache(), limits=MediaLimits(max_duration_s=0.5))
+    with pytest.raises(MediaTooLargeError):
+        strict.add_video(video, num_frames=2)
+    assert strict.media == [] and strict.history == []
+    relaxed = ChatSession(model, cache=VisualCache(), limits=MediaLimits())
+    assert relaxed.add_video(video, num_frames=2).pixels.shape[0] == 2

@@ -94,6 +94,7 @@ class ChatSession:
         system: str = "",
         cache: VisualCache | None = None,
         reuse_kv: bool = True,
+        limits: Any = None,
     ) -> None:
         if getattr(model, "tokenizer", None) is None:
             raise ChatError(
@@ -103,6 +104,9 @@ class ChatSession:
         self.template = make_template(model.config.llm.chat_template, model.tokenizer, system)
         self.cache = cache if cache is not None else default_cache()
         self.reuse_kv = reuse_kv
+        self.limits = (
+            limits  # MediaLimits for every file this session loads (None: library defaults)
+        )
         self._messages: list[Message] = []
         self._media: list[_Media] = []
         self._kv = _KVState()
@@ -144,7 +148,13 @@ class ChatSession:
 
         def load() -> Any:
             return load_video(
-                source, num_frames=num_frames, sampling=sampling, start=start, end=end, size=size
+                source,
+                num_frames=num_frames,
+                sampling=sampling,
+                start=start,
+                end=end,
+                size=size,
+                limits=self.limits,
             )
 
         clip, embeds = self._encode(source, params, load)
@@ -156,7 +166,9 @@ class ChatSession:
         from videochat.media import load_image
 
         size = self.model.config.vision.image_size
-        clip, embeds = self._encode(source, ("image", size), lambda: load_image(source, size=size))
+        clip, embeds = self._encode(
+            source, ("image", size), lambda: load_image(source, size=size, limits=self.limits)
+        )
         self._append_media(clip, embeds, IMAGE_PLACEHOLDER, image_message())
         return clip
 
@@ -168,7 +180,9 @@ class ChatSession:
         params = ("media", num_frames, sampling, size)
 
         def load() -> Any:
-            return load_media(source, num_frames=num_frames, sampling=sampling, size=size)
+            return load_media(
+                source, num_frames=num_frames, sampling=sampling, size=size, limits=self.limits
+            )
 
         clip, embeds = self._encode(source, params, load)
         if isinstance(clip, ImageClip):

@@ -1,7 +1,7 @@
 """The engine's view of a loaded VideoChat model: fresh ChatSessions over one shared visual cache.
 
-Media go through the server's caps before the session decodes them (the session's own loaders use
-the library defaults), and media errors name the item as the client sent it, never a server path.
+Sessions load media under the server's caps (one decode per item), and media errors name the item
+as the client sent it, never a server path.
 """
 
 from __future__ import annotations
@@ -27,14 +27,13 @@ class ChatBackend:
     def new_session(self, system: str) -> Any:
         from videochat.chat import ChatSession
 
-        return ChatSession(self.model, system=system, cache=self.cache)
+        return ChatSession(self.model, system=system, cache=self.cache, limits=self.limits)
 
     def add_media(self, session: Any, item: MediaRef, num_frames: int) -> None:
         from videochat.media import MediaError
 
         source = item.resolved.source
         try:
-            self._check_caps(item.kind, source)
             if item.kind == "video":
                 session.add_video(source, num_frames=num_frames)
             elif item.kind == "image":
@@ -43,18 +42,6 @@ class ChatBackend:
                 session.add_media(source, num_frames=num_frames)
         except MediaError as exc:  # re-named: the client's name for it, not a server path
             raise type(exc)(item.resolved.name, exc.reason) from None
-
-    def _check_caps(self, kind: str, source: Any) -> None:
-        """Apply the server's pixel/duration/frame caps (probe + one frame: cheap)."""
-        from videochat.media import load_image, load_media, load_video
-
-        size = self.model.config.vision.image_size
-        if kind == "video":
-            load_video(source, num_frames=1, size=size, limits=self.limits)
-        elif kind == "image":
-            load_image(source, size=size, limits=self.limits)
-        else:
-            load_media(source, num_frames=1, size=size, limits=self.limits)
 
     def add_turn(self, session: Any, question: str, answer: str) -> None:
         session.add_turn(question, answer)
