@@ -6,8 +6,7 @@ Public API (imported lazily so `import videochat` stays light):
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from videochat._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -24,7 +23,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'videochat' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+__getattr__ = lazy_exports("videochat", _EXPORTS)

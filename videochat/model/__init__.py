@@ -5,9 +5,7 @@ The config classes import eagerly (no torch); everything else loads on first use
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from videochat._lazy import lazy_exports
 from videochat.model.config import LLMConfig, QFormerConfig, VideoChatConfig, VisionConfig
 
 _LAZY = {
@@ -22,7 +20,4 @@ _LAZY = {
 __all__ = ["LLMConfig", "QFormerConfig", "VideoChatConfig", "VisionConfig", *_LAZY]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'videochat.model' has no attribute {name!r}")
-    return getattr(importlib.import_module(_LAZY[name]), name)
+__getattr__ = lazy_exports("videochat.model", _LAZY)

@@ -5,8 +5,7 @@ Imported lazily so `import videochat.serve` does not pull in FastAPI, Gradio or 
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from videochat._lazy import lazy_exports
 
 _EXPORTS = {
     "create_app": "videochat.serve.api",
@@ -21,7 +20,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'videochat.serve' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+__getattr__ = lazy_exports("videochat.serve", _EXPORTS)
