@@ -29,11 +29,11 @@ class BuildPlan:
 
     out: Path
     seed: int = 0
-    videos: int = 1200
-    bench_videos: int = 120
+    videos: int = 600
+    bench_videos: int = 100
     vocab: int = 1024
     steps: dict[str, int] = field(
-        default_factory=lambda: {"stage0": 700, "stage1": 30, "stage2": 60}
+        default_factory=lambda: {"stage0": 1200, "stage1": 20, "stage2": 30}
     )
     workers: int = 2
     overrides: dict[str, list[str]] = field(default_factory=dict)
@@ -106,6 +106,22 @@ def finish(source: Path, target: Path) -> Path:
     model = load_model(source, device="cpu", dtype="fp32")
     align_bos(model)
     model.config.num_frames = NUM_FRAMES
+    save_model(model, target)
+    return target
+
+
+def export_checkpoint(base: Path, checkpoint: Path, target: Path) -> Path:
+    """A chat-ready model from `base` + a training checkpoint's weights (inspect a run midway,
+    or finish from the last saved epoch when a build must stop early)."""
+    from videochat.model import load_model, save_model
+    from videochat.train.checkpoint import load_trainable
+
+    model = load_model(base, device="cpu", dtype="fp32")
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, value in load_trainable(checkpoint).items():
+            params[name].copy_(value)
+    align_bos(model)
     save_model(model, target)
     return target
 

@@ -1,0 +1,109 @@
+"""MODEL_CARD.md for a built model, written from the build and measurement records (no hand-copied
+numbers)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+REBUILD = (
+    "python -m videochat.embedded --out build --seed {seed} --videos {videos} "
+    "--stage0-steps {stage0} --stage1-steps {stage1} --stage2-steps {stage2} --measure"
+)
+
+
+def _table(mc: dict) -> list[str]:
+    counts = mc["counts"]
+    rows = ["| task | correct / items | accuracy |", "|---|---|---|"]
+    for task, acc in mc["tasks"].items():
+        c = counts[task]
+        rows.append(f"| {task} | {c['correct']} / {c['total']} | {acc:.1f}% |")
+    mean = sum(mc["tasks"].values()) / max(1, len(mc["tasks"]))
+    rows.append(f"| **mean over tasks** | | **{mean:.1f}%** |")
+    rows.append(f"| all items pooled | {mc['num_items']} items | {mc['average']:.1f}% |")
+    return rows
+
+
+def render(build: dict, measure: dict, params: dict[str, int], notes: str = "") -> str:
+    """The card text; `params` maps module name → parameter count."""
+    steps = build["steps"]
+    command = REBUILD.format(seed=build["seed"], videos=build["videos"], **steps)
+    secs = build["seconds"]
+    total = sum(secs.values())
+    mc, desc = measure["multiple_choice"], measure["descriptions"]
+    lines = [
+        "# videochat embedded default model",
+        "",
+        "A small VideoChat (same architecture as the released models: EVA-style ViT with GMHRA,",
+        "Q-Former with queries + extra queries, `llama_proj`, a LLaMA LLM via transformers) trained",
+        "from scratch by this project's own pipeline on its synthetic world (`videochat synth`).",
+        "It knows only that world: coloured shapes on dark backgrounds, their motion and events.",
+        "",
+        "## Rebuild",
+        "",
+        f"    {command}",
+        "",
+        "then copy `build/model/*` here. Data seed "
+        f"{build['seed']} ({build['videos']} training videos, 112×112); the benchmark below uses "
+        f"seed {measure['bench_seed']}, never used in training.",
+        "",
+        "## Architecture",
+        "",
+        *(f"- {name}: {count / 1e6:.2f} M parameters" for name, count in params.items()),
+        "- vision: 112 px, patch 14 (64 patches), temporal position embedding (our option), "
+        "8 frames",
+        "- tokenizer: byte-level BPE learned on the synthetic corpus (saved here)",
+        "",
+        "## Training (2-core CPU, fp32)",
+        "",
+        "| step | what | optimizer steps | seconds |",
+        "|---|---|---|---|",
+        f"| data | synth videos + annotations | | {secs.get('data', 0):.0f} |",
+        f"| init | tokenizer + random init | | {secs.get('init', 0):.0f} |",
+        f"| stage0 | everything trained end to end (ours) | {steps['stage0']} | "
+        f"{secs.get('stage0', 0):.0f} |",
+        f"| stage1 | captions, original freezing | {steps['stage1']} | {secs.get('stage1', 0):.0f} |",
+        f"| stage2 | instructions, original freezing | {steps['stage2']} | "
+        f"{secs.get('stage2', 0):.0f} |",
+        f"| total | | | {total:.0f} ({total / 60:.1f} min) |",
+        "",
+        "## Multiple choice (`videochat eval BENCH --num-frames 8`, videochat2 protocol)",
+        "",
+        *_table(mc),
+        "",
+        "Chance is 25-33% per task.",
+        "",
+        "## Open-ended descriptions",
+        "",
+        f'"{"Describe the video in detail."}" on {desc["videos"]} benchmark videos, scored by',
+        "`videochat.synth.describe.score_description` (fraction of the ground-truth colours, shapes",
+        f"and events named): **{desc['score']:.2f}**; the same answers scored against another",
+        f"video's ground truth: {desc['mismatched_floor']:.2f}.",
+        "",
+        "Example:",
+        "",
+        f"> {desc['examples'][0]['answer']}" if desc["examples"] else "",
+        "",
+        "## Limits",
+        "",
+        notes or "- Trained on synthetic shapes only: answers about real videos are meaningless.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_card(work: Path, model_dir: Path, notes: str = "") -> Path:
+    """Render the card from `work/build.json` and `work/measure/summary.json` into `model_dir`."""
+    from videochat.model import load_model
+
+    build = json.loads((work / "build.json").read_text())
+    measure = json.loads((work / "measure" / "summary.json").read_text())
+    model = load_model(model_dir, device="cpu")
+    params = {
+        name: sum(p.numel() for p in getattr(model, name).parameters())
+        for name in ("visual_encoder", "qformer", "llm")
+    }
+    params["total"] = sum(p.numel() for p in model.parameters())
+    path = model_dir / "MODEL_CARD.md"
+    path.write_text(render(build, measure, params, notes))
+    return path
