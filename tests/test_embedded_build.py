@@ -123,3 +123,30 @@ def test_smoke_build_trains_every_stage_and_exports(synth_dir: Path, tmp_path: P
     bos = final.tokenizer.bos_token_id
     row = final.llm.get_input_embeddings().weight[bos]
     torch.testing.assert_close(row, torch.full_like(row, float(bos)))
+
+
+def test_model_card_reports_the_recorded_numbers() -> None:
+    from videochat.embedded.card import render
+
+    build_record = {
+        "seed": 0,
+        "videos": 600,
+        "steps": {"stage0": 1200, "stage1": 20, "stage2": 30},
+        "seconds": {"data": 10.0, "init": 5.0, "stage0": 600.0, "stage1": 30.0, "stage2": 40.0},
+    }
+    counts = {"object_colour": {"correct": 9, "total": 10, "failed": 0}}
+    measure_record = {
+        "bench_seed": 1000,
+        "item_limit_per_task": 10,
+        "multiple_choice": {
+            "tasks": {"object_colour": 90.0},
+            "counts": counts,
+            "average": 90.0,
+            "num_items": 10,
+        },
+        "descriptions": {"videos": 2, "score": 0.75, "mismatched_floor": 0.25, "examples": []},
+    }
+    card = render(build_record, measure_record, {"llm": 1_500_000})
+    assert "--seed 0 --videos 600 --stage0-steps 1200 --stage1-steps 20 --stage2-steps 30" in card
+    assert "| object_colour | 9 / 10 | 90.0% |" in card and "--limit 10" in card
+    assert "**0.75**" in card and "0.25" in card and "(11.4 min)" in card

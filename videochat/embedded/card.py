@@ -67,7 +67,13 @@ def render(build: dict, measure: dict, params: dict[str, int], notes: str = "") 
         f"{secs.get('stage2', 0):.0f} |",
         f"| total | | | {total:.0f} ({total / 60:.1f} min) |",
         "",
-        "## Multiple choice (`videochat eval BENCH --num-frames 8`, videochat2 protocol)",
+        "## Multiple choice (`videochat eval BENCH --num-frames 8"
+        + (
+            f" --limit {measure['item_limit_per_task']}"
+            if measure.get("item_limit_per_task")
+            else ""
+        )
+        + "`, videochat2 protocol)",
         "",
         *_table(mc),
         "",

@@ -16,8 +16,11 @@ from videochat.embedded.config import NUM_FRAMES
 DESCRIBE = "Describe the video in detail."
 
 
-def multiple_choice(model, bench_dir: Path, out: Path, num_frames: int = NUM_FRAMES) -> dict:
-    """Per-task accuracy with the videochat2 protocol (what `videochat eval` prints)."""
+def multiple_choice(
+    model, bench_dir: Path, out: Path, num_frames: int = NUM_FRAMES, limit: int | None = None
+) -> dict:
+    """Per-task accuracy with the videochat2 protocol (what `videochat eval` prints); `limit`
+    keeps the first N items of each task, like `videochat eval --limit`."""
     from videochat.eval import (
         evaluate,
         format_table,
@@ -29,7 +32,7 @@ def multiple_choice(model, bench_dir: Path, out: Path, num_frames: int = NUM_FRA
     )
 
     protocol = get_protocol("videochat2")
-    items = load_benchmark(bench_dir)
+    items = load_benchmark(bench_dir, None, limit)
     session = open_session(model, protocol)
     preds = out.with_name(out.stem + ".predictions.jsonl")
     records = evaluate(session, items, protocol, num_frames=num_frames, predictions=preds)
@@ -70,7 +73,15 @@ def descriptions(model, data_dir: Path, limit: int = 40, num_frames: int = NUM_F
     }
 
 
-def measure(model_dir: Path, work: Path, seed: int, videos: int, workers: int = 1) -> dict:
+def measure(
+    model_dir: Path,
+    work: Path,
+    seed: int,
+    videos: int,
+    workers: int = 1,
+    limit: int | None = None,
+    described: int = 40,
+) -> dict:
     """Generate the held-out benchmark (seed + 1000), then both measurements; writes JSON."""
     from videochat.embedded.build import BENCH_SEED_OFFSET
     from videochat.embedded.config import IMAGE_SIZE
@@ -82,11 +93,12 @@ def measure(model_dir: Path, work: Path, seed: int, videos: int, workers: int = 
         size = (IMAGE_SIZE, IMAGE_SIZE)
         write_dataset(bench, videos, 0, seed + BENCH_SEED_OFFSET, size, workers=workers)
     model = load_model(model_dir, device="cpu")
-    mc = multiple_choice(model, bench / "benchmark", work / "measure" / "mcq.json")
+    mc = multiple_choice(model, bench / "benchmark", work / "measure" / "mcq.json", limit=limit)
     summary = {
         "bench_seed": seed + BENCH_SEED_OFFSET,
         "multiple_choice": {k: mc[k] for k in mc if k != "items"},
-        "descriptions": descriptions(model, bench),
+        "item_limit_per_task": limit,
+        "descriptions": descriptions(model, bench, limit=described),
     }
     (work / "measure" / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     return summary
