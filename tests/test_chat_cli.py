@@ -10,6 +10,7 @@ import pytest
 
 from tests._chat_helpers import tiny_model_dir, write_image, write_video
 from videochat.cli import main
+from videochat.errors import VideoChatError
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +78,8 @@ def test_chat_reads_questions_from_a_pipe(media, capsys, monkeypatch, tmp_path):
         ]
     )
     monkeypatch.setattr(sys, "stdin", io.StringIO(script + "\n"))
-    assert main(["chat", str(video), *_base(tiny_model_dir())]) == 0
+    # the missing file is reported and the session goes on; the script still learns it failed
+    assert main(["chat", str(video), *_base(tiny_model_dir())]) == 1
     captured = capsys.readouterr()
     lines = captured.out.splitlines()
     questions = [line for line in lines if line.startswith("> ")]
@@ -88,3 +90,23 @@ def test_chat_reads_questions_from_a_pipe(media, capsys, monkeypatch, tmp_path):
     blocks = captured.out.split("> What is happening?\n")
     first, again = blocks[1].split("[added")[0], blocks[2]
     assert first == again and first.strip()  # greedy, same media after /reset: same answer
+
+
+def test_chat_from_a_clean_pipe_exits_zero(media, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", io.StringIO("What is happening?\n"))
+    assert main(["chat", str(media[0]), *_base(tiny_model_dir())]) == 0
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("frames", ["0", "-2"])
+def test_ask_refuses_a_frame_count_below_one(media, capsys, frames):
+    rc = main(["ask", str(media[0]), "Q?", *_base(tiny_model_dir()), "--num-frames", frames])
+    assert rc == 1
+    assert f"num_frames must be at least 1, got {frames}" in capsys.readouterr().err
+
+
+def test_debug_flag_is_accepted_after_the_verb(media, capsys):
+    with pytest.raises(VideoChatError):  # --debug: the real exception, not one line
+        main(["ask", str(media[0]), "Q?", "--model", "/nonexistent/model", "--debug"])
+    assert main(["ask", str(media[0]), "Q?", "--model", "/nonexistent/model"]) == 1
+    assert "no such model directory" in capsys.readouterr().err

@@ -47,6 +47,10 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     for name, (_, help_text) in VERBS.items():
         verb_parser = sub.add_parser(name, help=help_text, description=help_text)
+        # also accepted after the verb (`videochat ask ... --debug`); SUPPRESS keeps the top value
+        verb_parser.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+        )
         if name == verb:
             module = _verb_module(name)
             if module is not None:

@@ -62,7 +62,7 @@ def open_session(args: argparse.Namespace):
 
 def add_media(session, path: str, args: argparse.Namespace):
     """Add a video or image with the command-line frame options."""
-    num_frames = args.num_frames or session.model.config.num_frames
+    num_frames = session.model.config.num_frames if args.num_frames is None else args.num_frames
     return session.add_media(path, num_frames=num_frames, sampling=args.sampling)
 
 

@@ -3,7 +3,7 @@
 Commands: `/add FILE` adds a video or image, `/reset` starts over with the media given on the
 command line, `/quit` (or end of input) leaves; Ctrl-C stops an answer being written. When stdin is not a terminal each line is a
 question; the question is echoed as `> question` and the answer follows on its own line(s), so
-the command can be scripted.
+the command can be scripted; it then exits 1 if any line failed.
 """
 
 from __future__ import annotations
@@ -79,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
     interactive = sys.stdin.isatty()
     if interactive:
         print(HELP)
+    failed = 0
     for line in _lines(interactive):
         if not line:
             continue
@@ -87,8 +88,9 @@ def run(args: argparse.Namespace) -> int:
                 break
         except VideoChatError as exc:  # a bad file or question: say so and keep the session
             print(f"error: {exc}", file=sys.stderr, flush=True)
+            failed += 1
         except KeyboardInterrupt:  # Ctrl-C during an answer stops it; at the prompt it exits
             if not interactive:
                 raise
             print("\n[stopped]", flush=True)
-    return 0
+    return 1 if failed and not interactive else 0  # a script learns that some lines failed
