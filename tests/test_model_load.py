@@ -224,3 +224,22 @@ def test_save_over_the_directory_it_was_loaded_from(tmp_path: Path) -> None:
         torch.testing.assert_close(model.encode_video(pixels), before, rtol=0, atol=0)
     again = load_model(tmp_path / "m", device="cpu", dtype="fp32")
     torch.testing.assert_close(again.encode_video(pixels), before, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [("bogus", "unknown device 'bogus'"), ("cuda:99", "cuda:99")],
+)
+def test_bad_device_is_a_clear_error(device: str, message: str) -> None:
+    with pytest.raises(ModelLoadError, match=message):
+        load_model(FIXTURES / "nothing", device=device)
+
+
+def test_paths_that_are_not_models_say_what_they_are(tmp_path: Path) -> None:
+    (tmp_path / "clip.mp4").write_bytes(b"\0")
+    with pytest.raises(ModelLoadError, match="clip.mp4: not a model"):
+        load_model(tmp_path / "clip.mp4")
+    with pytest.raises(ModelLoadError, match="no config.json"):
+        load_model(tmp_path)
+    with pytest.raises(ModelLoadError, match="tokenizer folder not found"):
+        load_tokenizer(tmp_path / "no_llm")

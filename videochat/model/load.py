@@ -59,7 +59,17 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     """None / "auto" → cuda when available, else cpu."""
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ModelLoadError(f"unknown device {device!r}; use cpu, cuda, cuda:N or auto") from None
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ModelLoadError(f"device {device!r}: no CUDA GPU is available; use cpu or auto")
+        if resolved.index is not None and resolved.index >= count:
+            raise ModelLoadError(f"device {device!r}: only {count} CUDA GPU(s) are visible")
+    return resolved
 
 
 def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
@@ -84,6 +94,8 @@ def load_tokenizer(path: str | Path) -> Any:
     from transformers import AutoTokenizer, TokenizersBackend
 
     path = Path(path)
+    if not path.is_dir():
+        raise ModelLoadError(f"tokenizer folder not found: {path} (check the LLM / tokenizer path)")
     try:
         if (path / "tokenizer.model").is_file() and not (path / "tokenizer.json").is_file():
             tok = TokenizersBackend.from_pretrained(str(path), add_bos_token=True)
@@ -233,6 +245,8 @@ def load_model(
                 raise ModelLoadError(str(exc)) from None
             return _load_original(config, device, dtype)
         raise ModelLoadError(f"{path}: neither a videochat model config nor an original config")
+    if path.exists():
+        raise ModelLoadError(f"{path}: not a model; pass a model directory or a config .json file")
     raise ModelLoadError(f"{path}: no such model directory or config file")
 
 
@@ -247,7 +261,12 @@ def _read_json(path: Path) -> dict:
 
 
 def _load_dir(directory: Path, device: torch.device, dtype: torch.dtype) -> VideoChat:
-    meta = _read_json(directory / "config.json") if (directory / "config.json").is_file() else {}
+    if not (directory / "config.json").is_file():
+        raise ModelLoadError(
+            f"{directory}: not a videochat model directory (no config.json); "
+            "make one with `videochat convert` or save_model"
+        )
+    meta = _read_json(directory / "config.json")
     if meta.get("format") != FORMAT:
         raise ModelLoadError(
             f"{directory}: not a videochat model directory (config.json lacks format {FORMAT!r})"
