@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -159,3 +160,13 @@ def test_instruction_field_replaces_the_system_text(tmp_path):
     sample = TrainDataset(read_all(recipe), recipe, tok, image_size=28)[(0, 0)]
     assert tok.decode(sample.text.before_ids) == "Answer briefly. ###Human: <Image>"
     assert tok.decode(sample.text.after_ids).startswith("</Image> ###Human: What is it?")
+
+
+def test_builtin_tiny_recipe_finds_its_tokenizer_from_any_directory(tmp_path, monkeypatch) -> None:
+    import videochat.train
+
+    monkeypatch.chdir(tmp_path)
+    recipe = videochat.train.load_recipe("tiny", ["data=[{file: a.json, root: b}]"])
+    assert Path(recipe.model.tokenizer).is_absolute()
+    assert (Path(recipe.model.tokenizer) / "tokenizer.model").is_file()
+    assert videochat.train.train.__module__ == "videochat.train.loop"  # README's API

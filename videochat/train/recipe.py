@@ -149,6 +149,8 @@ def load_recipe(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) 
     for item in overrides:
         _apply_override(data, item)
     recipe = _build(Recipe, data, where)
+    if where.startswith("built-in recipe"):
+        recipe.model.tokenizer = _checkout_path(recipe.model.tokenizer)
     recipe.data = [_expand(source, recipe.data_dir) for source in recipe.data]
     recipe.validate()
     return recipe
@@ -158,6 +160,15 @@ def builtin_recipes() -> list[str]:
     """Names of the recipes shipped in videochat/configs/recipes (stage1, stage2, tiny, ...)."""
     folder = resources.files("videochat") / "configs" / "recipes"
     return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def _checkout_path(path: str | None) -> str | None:
+    """A built-in recipe's relative path (e.g. the tiny recipe's tokenizer under tests/) names a
+    file of the source checkout: use it from any working directory, unless it exists here."""
+    if not path or Path(path).is_absolute() or Path(path).exists():
+        return path
+    in_checkout = Path(__file__).resolve().parents[2] / path
+    return str(in_checkout) if in_checkout.exists() else path
 
 
 def _recipe_text(name_or_path: str) -> tuple[str, str]:
