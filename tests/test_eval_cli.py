@@ -92,3 +92,32 @@ def test_eval_cli_errors_are_one_line(bench, fake_model, capsys, extra, message)
 def test_eval_cli_missing_benchmark(tmp_path, fake_model, capsys):
     assert main(["eval", str(tmp_path / "none")]) == 1
     assert "benchmark directory not found" in capsys.readouterr().err
+
+
+def test_eval_cli_every_item_failing_is_an_error(bench, tmp_path, monkeypatch, capsys):
+    from videochat.errors import ChatError
+
+    class TooLong(FakeSession):
+        def ask(self, text, stream=False, **generation):
+            raise ChatError("the media and question need 448 tokens but the context holds 256")
+
+    monkeypatch.setattr(videochat.model, "load_model", lambda *a, **k: "model", raising=False)
+    monkeypatch.setattr(videochat.eval, "open_session", lambda model, protocol: TooLong())
+    out = tmp_path / "results.json"
+    assert main(["eval", str(bench), "--out", str(out), "--no-progress"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: every item failed; the first: the media")
+    assert json.loads(out.read_text())["failed"] == 5  # results still written for inspection
+
+
+def test_eval_cli_refuses_a_folder_as_out_and_an_empty_selection(bench, tmp_path, capsys):
+    assert main(["eval", str(bench), "--out", str(tmp_path), "--no-progress"]) == 1
+    assert f"--out {tmp_path} is a folder" in capsys.readouterr().err
+    (bench / "empty.json").write_text("[]")
+    tasks = json.loads((bench / "tasks.json").read_text())
+    tasks["empty"] = {"json": "empty.json", "prefix": "../videos"}
+    (bench / "tasks.json").write_text(json.dumps(tasks))
+    out = tmp_path / "r.json"
+    assert main(["eval", str(bench), "--tasks", "empty", "--out", str(out)]) == 1
+    assert "the selected tasks hold no items" in capsys.readouterr().err
+    assert not out.exists()

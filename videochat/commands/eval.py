@@ -42,6 +42,9 @@ def _check_args(args: argparse.Namespace) -> None:
         raise VideoChatError(f"--num-frames must be at least 1, got {args.num_frames}")
     if args.limit is not None and args.limit < 1:
         raise VideoChatError(f"--limit must be at least 1, got {args.limit}")
+    for flag, path in (("--out", args.out), ("--predictions", args.predictions)):
+        if path is not None and path.is_dir():
+            raise VideoChatError(f"{flag} {path} is a folder; give a file path")
 
 
 def _default_predictions(out: Path) -> Path:
@@ -63,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
     protocol = get_protocol(args.protocol)
     names = [n.strip() for n in args.tasks.split(",") if n.strip()] if args.tasks else None
     items = load_benchmark(args.bench_dir, names, args.limit)  # fail on a bad table before loading
+    if not items:
+        raise VideoChatError(f"{args.bench_dir}: the selected tasks hold no items")
     predictions = args.predictions or _default_predictions(args.out)
 
     from videochat.model import load_model
@@ -89,4 +94,12 @@ def run(args: argparse.Namespace) -> int:
     write_results(args.out, results)
     print(format_table(results))
     print(f"results: {args.out}   predictions: {predictions}")
+    return _all_failed(records)
+
+
+def _all_failed(records: list) -> int:
+    """1 with one error line when no item could be answered (a setup problem, not a score)."""
+    errors = [r.get("error") for r in records if isinstance(r, dict)]
+    if records and len(errors) == len(records) and all(errors):
+        raise VideoChatError(f"every item failed; the first: {errors[0]}")
     return 0
