@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -243,3 +244,27 @@ def test_paths_that_are_not_models_say_what_they_are(tmp_path: Path) -> None:
         load_model(tmp_path)
     with pytest.raises(ModelLoadError, match="tokenizer folder not found"):
         load_tokenizer(tmp_path / "no_llm")
+
+
+def test_convert_checks_its_flags_before_reading_checkpoints(tmp_path: Path, capsys) -> None:
+    config = _original_files(tmp_path)
+    base = ["convert", "--config", str(config), "--out"]
+    for size in ("abc", "0"):
+        assert main([*base, str(tmp_path / "o"), "--shard-size", size]) == 1
+        captured = capsys.readouterr()
+        assert f"--shard-size '{size}'" in captured.err and "read " not in captured.out
+    assert main([*base, str(config), "--force"]) == 1
+    assert "is a file; give a folder path" in capsys.readouterr().err
+    assert main(["convert", "--config", str(tmp_path), "--out", str(tmp_path / "o")]) == 1
+    assert "is a folder, not the config .json" in capsys.readouterr().err
+
+
+def test_convert_names_a_garbage_or_missing_input(tmp_path: Path, capsys) -> None:
+    config = _original_files(tmp_path)
+    (tmp_path / "blip2.pth").write_text("junk\n")  # a legacy-pickle parse error (KeyError)
+    assert main(["convert", "--config", str(config), "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert "blip2.pth: cannot read this PyTorch checkpoint" in err and "internal" not in err
+    shutil.rmtree(tmp_path / "llm")
+    assert main(["convert", "--config", str(config), "--out", str(tmp_path / "o")]) == 1
+    assert "tokenizer folder not found" in capsys.readouterr().err

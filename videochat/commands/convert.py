@@ -32,10 +32,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     out: Path = args.out
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.force:
+    if out.exists() and not out.is_dir():
+        raise ModelLoadError(f"--out {out} is a file; give a folder path")
+    if out.exists() and any(out.iterdir()) and not args.force:
         raise ModelLoadError(f"{out} exists and is not empty; choose another --out or pass --force")
     if not args.config.is_file():
-        raise ModelLoadError(f"config not found: {args.config}")
+        what = "is a folder, not the config .json" if args.config.is_dir() else "not found"
+        raise ModelLoadError(f"config {args.config} {what}")
+    shard_size = _shard_size(args.shard_size)  # a typo fails now, not after minutes of reading
 
     from videochat.model.config import VideoChatConfig
     from videochat.model.load import load_model, save_model
@@ -51,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"read {report.summary()}")
     if report.initialized:
         print(f"note: {len(report.initialized)} weights had no checkpoint and start fresh")
-    save_model(model, out, max_shard_size=_shard_size(args.shard_size))
+    save_model(model, out, max_shard_size=shard_size)
     print(f"wrote {out} ({args.dtype}) in {time.perf_counter() - start:.1f} s")
     return 0
 
@@ -60,9 +64,10 @@ def _shard_size(text: str) -> int:
     """Accept "2GB", "500MB" (KB/MB/GB/TB, decimal) or a byte count; reject anything else."""
     from huggingface_hub.serialization._base import parse_size_to_int
 
-    if text.strip().isdigit():
-        return int(text)
     try:
-        return parse_size_to_int(text)
+        size = int(text) if text.strip().isdigit() else parse_size_to_int(text)
     except ValueError:
         raise ModelLoadError(f"--shard-size {text!r}: use a size like 500MB or 2GB") from None
+    if size < 1:
+        raise ModelLoadError(f"--shard-size {text!r}: must be more than 0 bytes")
+    return size

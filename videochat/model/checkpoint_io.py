@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import struct
 import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -95,6 +96,8 @@ def read_pickle_checkpoint(path: Path) -> Mapping[str, torch.Tensor]:
         raise _truncated(path, exc) from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
         raise _truncated(path, exc) from None
+    except (KeyError, IndexError, TypeError, AttributeError, struct.error) as exc:
+        raise _truncated(path, exc) from None  # what a legacy unpickler hits on random bytes
     return _unwrap(obj, path)
 
 
