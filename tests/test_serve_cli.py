@@ -54,6 +54,12 @@ def test_safe_defaults():
         (["serve", "--max-queue", "0"], "--max-queue"),
         (["web", "--max-frames", "100"], "--max-frames"),
         (["web", "--max-upload-mb", "0"], "--max-upload-mb"),
+        (["serve", "--max-media-mb", "0"], "--max-media-mb must be positive"),
+        (["serve", "--max-media-mb", "-1"], "--max-media-mb must be positive"),
+        (["serve", "--port", "70000"], "--port 70000: must be between 0 and 65535"),
+        (["web", "--port", "-1"], "--port -1: must be between 0 and 65535"),
+        (["serve", "--host", "no-such-host.invalid"], "--host no-such-host.invalid"),
+        (["web", "--max-new-tokens", "0"], "--max-new-tokens must be at least 1"),
     ],
 )
 def test_bad_flags_are_one_error_line(argv, words, capsys):
@@ -68,6 +74,20 @@ def test_serve_stops_with_one_error_line_when_the_model_cannot_load(tmp_path, ca
     assert main(["serve", "--model", str(not_a_model), "--port", str(free_port())]) == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("error: the model failed to load: ") and "Traceback" not in err
+
+
+@pytest.mark.parametrize("verb", ["serve", "web"])
+def test_a_busy_port_is_one_error_line_before_the_model_loads(verb, capsys):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        argv = [verb, "--model", "/no/such/model", "--port", str(port)]
+        assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: cannot listen on 127.0.0.1:{port}: Address already in use"]
 
 
 @pytest.mark.slow  # a fresh Python process importing torch + transformers: ~30 s on 2 busy cores

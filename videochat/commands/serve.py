@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--model-id", default="videochat", help="name clients pass as `model`")
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on")
-    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
     parser.add_argument(
         "--api-key",
         default=os.environ.get("VIDEOCHAT_API_KEY"),
@@ -34,8 +34,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="comma-separated https domains media may be fetched from; '*.a.com' = subdomains "
         "(default: no remote fetching)",
     )
-    parser.add_argument("--max-queue", type=int, default=8, help="waiting requests before 429")
-    parser.add_argument("--max-media-mb", type=float, default=64, help="cap per media item")
+    parser.add_argument(
+        "--max-queue", type=int, default=8, help="waiting requests before 429 (default 8)"
+    )
+    parser.add_argument(
+        "--max-media-mb", type=float, default=64, help="cap per media item, MiB (default 64)"
+    )
 
 
 def settings_from_args(args: argparse.Namespace):
@@ -47,6 +51,8 @@ def settings_from_args(args: argparse.Namespace):
         raise VideoChatError(f"--allowed-local-media-path {root}: not a directory")
     if args.max_queue < 1:
         raise VideoChatError("--max-queue must be at least 1")
+    if not args.max_media_mb > 0:
+        raise VideoChatError("--max-media-mb must be positive")
     media_bytes = int(args.max_media_mb * MIB)
     return ServeSettings(
         model_id=args.model_id,
@@ -65,8 +71,10 @@ def run(args: argparse.Namespace) -> int:
     from videochat.errors import ModelLoadError
     from videochat.serve.api import create_app
     from videochat.serve.backend import load_backend
+    from videochat.serve.runner import check_can_listen
 
     settings = settings_from_args(args)
+    check_can_listen(args.host, args.port)
     if args.model is not None and not Path(args.model).exists():
         raise ModelLoadError(f"--model {args.model}: no such model directory or config file")
     failure: list[str] = []

@@ -12,8 +12,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--model", default=None, help="model directory or config (default: embedded)"
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on")
-    parser.add_argument("--port", type=int, default=7860)
-    parser.add_argument("--max-upload-mb", type=float, default=200.0, help="upload size cap")
+    parser.add_argument("--port", type=int, default=7860, help="TCP port (default 7860)")
+    parser.add_argument(
+        "--max-upload-mb", type=float, default=200.0, help="upload size cap, MB (default 200)"
+    )
     parser.add_argument(
         "--max-frames", type=int, default=64, help="upper end of the frame slider (8-64)"
     )
@@ -30,6 +32,11 @@ def run(args: argparse.Namespace) -> int:
         raise VideoChatError("--max-upload-mb must be positive")
     if not 8 <= args.max_frames <= 64:
         raise VideoChatError("--max-frames must be between 8 and 64")
+    if args.max_new_tokens < 1:
+        raise VideoChatError("--max-new-tokens must be at least 1")
+    from videochat.serve.runner import check_can_listen
+
+    check_can_listen(args.host, args.port)
     settings = WebSettings(
         max_upload_mb=args.max_upload_mb,
         max_frames=args.max_frames,

@@ -17,6 +17,25 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
+def check_can_listen(host: str, port: int) -> None:
+    """Fail early with one clear line (VideoChatError) when host:port cannot be listened on, so a
+    typo or a busy port is not found after the model has loaded, as a server log traceback."""
+    from videochat.errors import VideoChatError
+
+    if not 0 <= port <= 65535:
+        raise VideoChatError(f"--port {port}: must be between 0 and 65535")
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise VideoChatError(f"--host {host}: cannot resolve it ({exc})") from None
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            raise VideoChatError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
 @contextlib.contextmanager
 def serve_in_thread(
     app: Any, host: str = "127.0.0.1", port: int | None = None, timeout: float = 60.0
