@@ -301,3 +301,37 @@ def test_files_upload_use_and_delete():
 def test_unknown_route_has_openai_shape():
     with _client() as client:
         _assert_error(client.get("/v1/nothing"), 404)
+
+
+@pytest.mark.parametrize(
+    ("part", "code", "words", "param"),
+    [
+        (
+            {"type": "input_audio", "input_audio": {"data": "", "format": "wav"}},
+            "unsupported_content_type",
+            "unsupported content part type 'input_audio'; use one of 'text', 'image_url'",
+            "messages.0.content.0",
+        ),
+        (
+            {"type": "video_url", "video_url": {}},
+            "invalid_value",
+            "Field required (messages.0.content.0.video_url.url)",
+            "messages.0.content.0.video_url.url",
+        ),
+    ],
+)
+def test_a_bad_content_part_is_named_not_reported_as_a_string(part, code, words, param):
+    client = _client()
+    body = {"model": "videochat", "messages": [{"role": "user", "content": [part]}]}
+    error = _assert_error(client.post("/v1/chat/completions", json=body), 400, code)
+    assert words in error["message"] and error["param"] == param
+    assert "valid string" not in error["message"]
+
+
+def test_a_body_that_is_not_json_says_so():
+    client = _client()
+    response = client.post(
+        "/v1/chat/completions", content=b"{nope", headers={"content-type": "application/json"}
+    )
+    error = _assert_error(response, 400, "invalid_json")
+    assert error["message"] == "the request body is not valid JSON" and error["param"] is None

@@ -27,7 +27,7 @@ from videochat.serve.conversation import (
     num_frames_for,
 )
 from videochat.serve.engine import Backend, Engine, Job
-from videochat.serve.errors import APIError, error_body, to_api_error
+from videochat.serve.errors import APIError, error_body, to_api_error, validation_error
 from videochat.serve.files import FileStore
 from videochat.serve.limits import BodySizeLimit
 from videochat.serve.media_source import MediaResolver, Resolver, system_resolver
@@ -75,12 +75,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {}
-        loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
-        message = first.get("msg", "invalid request").removeprefix("Value error, ")
-        param = ".".join(loc) or None
-        text = f"{message} ({param})" if param else message
-        return JSONResponse(error_body(400, text, param=param, code="invalid_value"), 400)
+        return JSONResponse(validation_error(list(exc.errors())), 400)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

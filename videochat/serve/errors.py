@@ -87,3 +87,30 @@ def to_api_error(exc: BaseException, *, param: str | None = None) -> APIError:
         return APIError(400, str(exc), code="invalid_request", param=param)
     log.error("internal error while serving a request", exc_info=exc)
     return APIError(500, "internal server error; the server log has the details", code="internal")
+
+
+def validation_error(errors: list[dict[str, Any]]) -> dict[str, Any]:
+    """One OpenAI error body for pydantic's list of request errors.
+
+    A content part matches `str | list[part]`, so pydantic reports each union branch; the deepest
+    location is the one that names what is wrong (an unknown part type, a missing url), and its
+    branch labels ("str", "list[...]") and repeated tag names are dropped from `param`.
+    """
+    if not errors:
+        return error_body(400, "invalid request", code="invalid_value")
+    first = max(errors, key=lambda e: len(e.get("loc", ())))
+    if first.get("type") == "json_invalid":
+        return error_body(400, "the request body is not valid JSON", code="invalid_json")
+    loc: list[str] = []
+    for part in (str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")):
+        if part != "str" and "[" not in part and (not loc or loc[-1] != part):
+            loc.append(part)
+    param = ".".join(loc) or None
+    message = first.get("msg", "invalid request").removeprefix("Value error, ")
+    if first.get("type") == "union_tag_invalid":
+        tag = first.get("ctx", {}).get("tag")
+        expected = first.get("ctx", {}).get("expected_tags", "")
+        message = f"unsupported content part type {tag!r}; use one of {expected}"
+        return error_body(400, message, param=param, code="unsupported_content_type")
+    text = f"{message} ({param})" if param else message
+    return error_body(400, text, param=param, code="invalid_value")
