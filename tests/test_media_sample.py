@@ -101,6 +101,10 @@ def test_window_restricts_to_seconds():
         (lambda: sample_indices("demo", 10, 0, 25.0), "num_frames must be at least 1"),
         (lambda: sample_window("demo", 100, 4, 10.0, 20.0, None), "past the end of the video"),
         (lambda: sample_window("demo", 100, 4, 10.0, 5.0, 3.0), "must be after its start"),
+        (lambda: sample_window("demo", 100, 4, 10.0, None, 0.0), "window end (0.0 s"),
+        (lambda: sample_window("demo", 100, 4, 10.0, -1.0, None), "start must be a number"),
+        (lambda: sample_window("demo", 100, 4, 10.0, float("nan")), "start must be a number"),
+        (lambda: sample_window("demo", 100, 4, 10.0, 0.0, float("inf")), "end must be a number"),
     ],
 )
 def test_bad_requests_say_what_is_wrong(call, words):

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import numpy as np
@@ -134,10 +135,13 @@ def window_bounds(
     num_frames_total: int, fps: float, start: float | None, end: float | None
 ) -> tuple[int, int]:
     """First and last frame (inclusive) of the [start, end] seconds window, clamped to the video."""
-    first = 0 if start is None else max(0, round(start * fps))
+    for name, value in (("start", start), ("end", end)):
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise MediaRequestError(f"window {name} must be a number of seconds >= 0, got {value}")
+    if end is not None and end <= (start or 0.0):
+        raise MediaRequestError(f"window end ({end} s) must be after its start ({start or 0.0} s)")
+    first = 0 if start is None else round(start * fps)
     last = num_frames_total - 1 if end is None else min(round(end * fps), num_frames_total - 1)
-    if start is not None and end is not None and end <= start:
-        raise MediaRequestError(f"window end ({end} s) must be after its start ({start} s)")
     if first > last:
         duration = num_frames_total / fps if fps > 0 else 0.0
         raise MediaRequestError(
