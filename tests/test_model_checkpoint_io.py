@@ -89,3 +89,16 @@ def test_sharded_round_trip(tmp_path: Path) -> None:
     assert sorted(back) == sorted(sd)
     for key, value in sd.items():
         torch.testing.assert_close(back[key], value, rtol=0, atol=0)
+
+
+def test_saved_shards_get_the_same_mode_as_other_new_files(tmp_path) -> None:
+    import os
+    import stat
+
+    from videochat.model.checkpoint_io import save_sharded
+
+    save_sharded({"w": torch.zeros(4)}, tmp_path)
+    (tmp_path / "plain.txt").write_text("x")
+    expected = stat.S_IMODE((tmp_path / "plain.txt").stat().st_mode)
+    shards = list(tmp_path.glob("model*.safetensors"))
+    assert shards and all(stat.S_IMODE(os.stat(p).st_mode) == expected for p in shards)

@@ -9,6 +9,7 @@ converter can cast and place each tensor before the next is read: one copy of th
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import struct
 import zipfile
@@ -167,3 +168,9 @@ def save_sharded(
     from huggingface_hub import save_torch_state_dict
 
     save_torch_state_dict(state_dict, str(directory), max_shard_size=max_shard_size)
+    # huggingface_hub writes through private temp files (0600); give the shards the mode any
+    # other file made here gets, so a model directory can be shared like its config.json
+    mask = os.umask(0)
+    os.umask(mask)
+    for shard in Path(directory).glob("model*.safetensors*"):
+        shard.chmod(0o666 & ~mask)
