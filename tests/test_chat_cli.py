@@ -110,3 +110,15 @@ def test_debug_flag_is_accepted_after_the_verb(media, capsys):
         main(["ask", str(media[0]), "Q?", "--model", "/nonexistent/model", "--debug"])
     assert main(["ask", str(media[0]), "Q?", "--model", "/nonexistent/model"]) == 1
     assert "no such model directory" in capsys.readouterr().err
+
+
+def test_chat_add_takes_quoted_and_escaped_paths(media, capsys, monkeypatch, tmp_path):
+    spaced = tmp_path / "my still.png"
+    spaced.write_bytes(media[1].read_bytes())
+    script = f"/add '{spaced}'\n/add {str(spaced).replace(' ', chr(92) + ' ')}\n/add {spaced}\n"
+    monkeypatch.setattr(sys, "stdin", io.StringIO(script + "/addx\n/add\n"))
+    assert main(["chat", *_base(tiny_model_dir())]) == 1  # the bare /add is a usage error
+    captured = capsys.readouterr()
+    assert captured.out.count(f"[added {spaced}: an image]") == 3
+    assert "commands: /add FILE" in captured.out  # /addx is not /add x
+    assert captured.err.strip().splitlines() == ["error: usage: /add FILE"]

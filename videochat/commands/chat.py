@@ -9,6 +9,7 @@ the command can be scripted; it then exits 1 if any line failed.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 
 from videochat.commands.ask import add_media, add_model_arguments, generation_kwargs, open_session
@@ -51,6 +52,19 @@ def _answer(session, question: str, args: argparse.Namespace, interactive: bool)
         print(session.ask(question, **generation), flush=True)
 
 
+def _path_argument(text: str) -> str:
+    """The FILE of `/add FILE`, also quoted or backslash-escaped as terminal drag-and-drop writes it
+    (several unquoted words are one path with spaces)."""
+    text = text.strip()
+    if not text:
+        raise VideoChatError("usage: /add FILE")
+    try:
+        words = shlex.split(text)
+    except ValueError:  # an unmatched quote: take the text as typed
+        return text
+    return words[0] if len(words) == 1 else text
+
+
 def _handle(session, line: str, args: argparse.Namespace, interactive: bool) -> bool:
     """Run one input line; False when the user wants to leave."""
     if line in ("/quit", "/exit"):
@@ -60,11 +74,8 @@ def _handle(session, line: str, args: argparse.Namespace, interactive: bool) -> 
         for path in args.media:
             _add(session, path, args)
         print("[conversation reset]", flush=True)
-    elif line.startswith("/add"):
-        path = line[len("/add") :].strip()
-        if not path:
-            raise VideoChatError("usage: /add FILE")
-        _add(session, path, args)
+    elif line == "/add" or line.startswith("/add "):
+        _add(session, _path_argument(line[len("/add") :]), args)
     elif line.startswith("/"):
         print(HELP)
     else:
