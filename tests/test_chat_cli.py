@@ -122,3 +122,15 @@ def test_chat_add_takes_quoted_and_escaped_paths(media, capsys, monkeypatch, tmp
     assert captured.out.count(f"[added {spaced}: an image]") == 3
     assert "commands: /add FILE" in captured.out  # /addx is not /add x
     assert captured.err.strip().splitlines() == ["error: usage: /add FILE"]
+
+
+def test_ctrl_d_at_the_terminal_prompt_ends_the_line(capsys, monkeypatch):
+    from videochat.commands.chat import _lines
+
+    def eof(prompt=""):
+        print(prompt, end="")
+        raise EOFError
+
+    monkeypatch.setattr("builtins.input", eof)
+    assert list(_lines(interactive=True)) == []
+    assert capsys.readouterr().out == "> \n"

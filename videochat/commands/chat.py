@@ -28,7 +28,8 @@ def _lines(interactive: bool):
     while True:
         try:
             line = input("> ") if interactive else sys.stdin.readline()
-        except EOFError:
+        except EOFError:  # Ctrl-D: end the prompt's line so the shell prompt starts clean
+            print()
             return
         if not interactive and not line:
             return
