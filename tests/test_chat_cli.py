@@ -134,3 +134,13 @@ def test_ctrl_d_at_the_terminal_prompt_ends_the_line(capsys, monkeypatch):
     monkeypatch.setattr("builtins.input", eof)
     assert list(_lines(interactive=True)) == []
     assert capsys.readouterr().out == "> \n"
+
+
+def test_temperature_zero_means_greedy_as_in_the_api(media, capsys):
+    args = ["ask", str(media[0]), "Q?", "--model", str(tiny_model_dir()), "--max-new-tokens", "6"]
+    assert main([*args, "--temperature", "0", "--seed", "1"]) == 0
+    zero = capsys.readouterr().out
+    assert main([*args, "--greedy", "--seed", "2"]) == 0
+    assert capsys.readouterr().out == zero
+    assert main([*args, "--temperature", "-1"]) == 1
+    assert "temperature must be greater than 0" in capsys.readouterr().err

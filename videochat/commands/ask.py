@@ -23,7 +23,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "--num-frames", type=int, default=None, help="frames per video (default: the model's)"
     )
     parser.add_argument("--sampling", default="demo", help=SAMPLING_HELP)
-    parser.add_argument("--temperature", type=float, default=1.0, help="default 1.0")
+    parser.add_argument(
+        "--temperature", type=float, default=1.0, help="default 1.0; 0 = greedy, as --greedy"
+    )
     parser.add_argument("--top-p", type=float, default=0.9, help="default 0.9")
     parser.add_argument("--num-beams", type=int, default=1, help="beam search width (default 1)")
     parser.add_argument("--max-new-tokens", type=int, default=1000, help="default 1000")
@@ -41,9 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def generation_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """ChatSession.ask keywords from the command-line options."""
+    greedy = args.greedy or args.temperature == 0  # temperature 0 = greedy, as in the API
     return {
-        "do_sample": not args.greedy,
-        "temperature": args.temperature,
+        "do_sample": not greedy,
+        "temperature": args.temperature if args.temperature != 0 else 1.0,
         "top_p": args.top_p,
         "num_beams": args.num_beams,
         "max_new_tokens": args.max_new_tokens,
