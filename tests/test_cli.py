@@ -1,6 +1,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from videochat.cli import VERBS, main
 
 
@@ -18,3 +20,13 @@ def test_console_entry_runs_as_module():
     )
     assert proc.returncode == 0
     assert "inspect" in proc.stdout
+
+
+def test_train_help_lists_every_builtin_recipe(capsys):
+    from videochat.train.recipe import builtin_recipes
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert {"stage1", "stage2", "tiny"} <= set(builtin_recipes())
+    assert f"a built-in recipe ({', '.join(builtin_recipes())}) or a YAML file" in out

@@ -8,7 +8,11 @@ import os
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("recipe", help="stage1, stage2, tiny, or a recipe YAML file")
+    from videochat.train.recipe import builtin_recipes  # torch-free: --help stays fast
+
+    parser.add_argument(
+        "recipe", help=f"a built-in recipe ({', '.join(builtin_recipes())}) or a YAML file"
+    )
     parser.add_argument(
         "overrides",
         nargs="*",
