@@ -33,7 +33,7 @@ class BuildPlan:
     bench_videos: int = 100
     vocab: int = 1024
     steps: dict[str, int] = field(
-        default_factory=lambda: {"stage0": 1200, "stage1": 20, "stage2": 30}
+        default_factory=lambda: {"stage0": 480, "stage1": 20, "stage2": 20}
     )
     workers: int = 2
     overrides: dict[str, list[str]] = field(default_factory=dict)

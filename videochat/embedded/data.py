@@ -1,6 +1,6 @@
 """Training annotations for the embedded model, derived from one `videochat synth` directory.
 
-Stage 0/2 read ``train_video.json`` (original instruction format), one conversation per video:
+Stage 0/2 read ``train_video.json`` (original instruction format), short conversations per video:
 the training seed's benchmark questions written exactly as the evaluation protocol asks them
 (system text + ``Question: … Options: …``, answer ``Best option:(X) text``), the free-form
 questions, the open-ended description and the caption. Stage 1 reads ``captions_video.json``.
@@ -19,6 +19,7 @@ from videochat.synth.dataset import mcq_turn
 from videochat.synth.questions import TASKS, Question
 
 TRAIN_FILE = "train_video.json"
+TURNS_PER_CONVERSATION = 2
 FREE_FORM_PER_VIDEO = 3  # the facts repeat in the MCQ turns and the description
 
 
@@ -62,7 +63,8 @@ def open_turns(entry: dict, caption: str, index: int) -> list[dict]:
 
 
 def train_entries(data_dir: Path) -> list[dict]:
-    """One conversation per video (one vision pass for all its answers), turns shuffled."""
+    """Short conversations (`TURNS_PER_CONVERSATION` turns, shuffled) per video: in a long one
+    the 16 visual rows are a sliver of the context and the first run learned to ignore them."""
     captions = json.loads((data_dir / "captions_video.json").read_text())
     instructions = json.loads((data_dir / "instructions_video.json").read_text())
     mcq = mcq_turns(data_dir)
@@ -71,7 +73,9 @@ def train_entries(data_dir: Path) -> list[dict]:
         turns = mcq.get(entry["video"], []) + open_turns(entry, cap["caption"], i)
         order = random.Random(i).sample(range(len(turns)), len(turns))
         qa = [turns[j] for j in order]
-        entries.append({"video": entry["video"], "QA": qa, "i": VIDEOCHAT2.system})
+        for start in range(0, len(qa), TURNS_PER_CONVERSATION):
+            chunk = qa[start : start + TURNS_PER_CONVERSATION]
+            entries.append({"video": entry["video"], "QA": chunk, "i": VIDEOCHAT2.system})
     return entries
 
 
