@@ -121,3 +121,13 @@ def test_eval_cli_refuses_a_folder_as_out_and_an_empty_selection(bench, tmp_path
     assert main(["eval", str(bench), "--tasks", "empty", "--out", str(out)]) == 1
     assert "the selected tasks hold no items" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_eval_cli_unwritable_out_fails_before_the_model_loads(bench, tmp_path, fake_model, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    out = blocker / "sub" / "results.json"
+    assert main(["eval", str(bench), "--out", str(out), "--no-progress"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {blocker / 'sub'}: Not a directory"]
+    assert fake_model[1] == []  # no model was loaded

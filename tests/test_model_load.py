@@ -268,3 +268,12 @@ def test_convert_names_a_garbage_or_missing_input(tmp_path: Path, capsys) -> Non
     shutil.rmtree(tmp_path / "llm")
     assert main(["convert", "--config", str(config), "--out", str(tmp_path / "o")]) == 1
     assert "tokenizer folder not found" in capsys.readouterr().err
+
+
+def test_convert_to_an_unwritable_out_fails_before_reading(tmp_path: Path, capsys) -> None:
+    config = _original_files(tmp_path)
+    out = tmp_path / "config.json" / "model"  # a folder under a file cannot be made
+    assert main(["convert", "--config", str(config), "--out", str(out)]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.strip().splitlines() == [f"error: {out}: Not a directory"]
+    assert "read " not in captured.out

@@ -86,6 +86,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug: still one line for the user, full trace with --debug
         if debug:
             raise
+        if isinstance(exc, OSError) and exc.filename is not None:
+            # a path that cannot be made or written (missing parent, permissions, disk full)
+            print(f"error: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
         print(
             f"error: internal error ({type(exc).__name__}: {exc}); rerun with --debug for details",
             file=sys.stderr,

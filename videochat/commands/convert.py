@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
         what = "is a folder, not the config .json" if args.config.is_dir() else "not found"
         raise ModelLoadError(f"config {args.config} {what}")
     shard_size = _shard_size(args.shard_size)  # a typo fails now, not after minutes of reading
+    out.mkdir(parents=True, exist_ok=True)  # an unwritable --out fails now too
 
     from videochat.model.config import VideoChatConfig
     from videochat.model.load import load_model, save_model

@@ -69,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
     if not items:
         raise VideoChatError(f"{args.bench_dir}: the selected tasks hold no items")
     predictions = args.predictions or _default_predictions(args.out)
+    for folder in {args.out.parent, predictions.parent}:  # unwritable: fail before the model loads
+        folder.mkdir(parents=True, exist_ok=True)
 
     from videochat.model import load_model
 
