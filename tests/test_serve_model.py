@@ -184,6 +184,7 @@ def test_bad_media_is_a_clean_openai_error(client, payload, mime, status, words)
     assert err.value.status_code == status
     error = err.value.body
     assert words in error["message"]
+    assert error["param"] == "messages.0.content.0"  # which part the client must fix
     for leak in ("Traceback", "av.error", "/tmp", 'File "'):
         assert leak not in error["message"]
 

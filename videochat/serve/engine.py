@@ -145,10 +145,10 @@ class Engine:
             *history, last = job.conversation.turns
             for turn in history:
                 for item in turn.media:
-                    backend.add_media(session, item, job.num_frames)
+                    _add_media(backend, session, item, job.num_frames)
                 backend.add_turn(session, turn.question, turn.answer or "")
             for item in last.media:
-                backend.add_media(session, item, job.num_frames)
+                _add_media(backend, session, item, job.num_frames)
             job.emit("ready")
             text = self._generate(job, backend, session, last.question)
             prompt_tokens, completion_tokens = backend.usage(session, text)
@@ -181,3 +181,11 @@ class Engine:
             if close is not None:
                 close()
         return "".join(text)
+
+
+def _add_media(backend: Any, session: Any, item: Any, num_frames: int) -> None:
+    """Decode one media part; its error names the part (`param`) a client must fix."""
+    try:
+        backend.add_media(session, item, num_frames)
+    except VideoChatError as exc:
+        raise to_api_error(exc, param=item.param) from None
