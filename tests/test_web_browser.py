@@ -26,6 +26,7 @@ FLAGS = [
 SETTINGS = WebSettings(max_new_tokens=24, seed=0)
 QUESTION = "What is happening?"
 
+
 @pytest.fixture(scope="module")
 def model(fixtures_dir):
     return tiny_model(fixtures_dir)
