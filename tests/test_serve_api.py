@@ -174,6 +174,8 @@ def test_bad_conversations_are_400(messages, param):
         ({"num_frames": 65}, "num_frames"),
         ({"max_tokens": 10**6}, "max_tokens"),
         ({"stop": ["a", "b", "c", "d", "e"]}, None),
+        ({"tools": [{"type": "function", "function": {"name": "f"}}]}, None),
+        ({"response_format": {"type": "json_object"}}, None),
     ],
 )
 def test_bad_parameters_are_400(extra, param):
@@ -182,6 +184,13 @@ def test_bad_parameters_are_400(extra, param):
         err = _assert_error(client.post("/v1/chat/completions", json=_chat(**extra)), 400)
         if param is not None:
             assert err["param"] == param
+
+
+def test_plain_text_response_format_is_accepted():
+    with _client() as client:
+        _ready(client)
+        r = client.post("/v1/chat/completions", json=_chat(response_format={"type": "text"}))
+        assert r.status_code == 200
 
 
 def test_num_frames_server_cap():

@@ -7,7 +7,7 @@ cannot honour (n > 1, logprobs), which are refused.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -71,6 +71,8 @@ class ChatCompletionRequest(_Model):
     seed: int | None = None
     n: int | None = Field(default=None, ge=1, le=1)
     logprobs: bool | None = None
+    tools: list[Any] | None = None  # accepted only to refuse clearly: no tool calling here
+    response_format: dict[str, Any] | None = None
     # extensions
     num_frames: int | None = Field(default=None, ge=1, le=64)
     num_beams: int | None = Field(default=None, ge=1, le=10)
@@ -81,6 +83,10 @@ class ChatCompletionRequest(_Model):
     def _refuse_unsupported(self) -> ChatCompletionRequest:
         if self.logprobs:
             raise ValueError("logprobs are not supported")
+        if self.tools:
+            raise ValueError("tools (function calling) are not supported by this model")
+        if self.response_format and self.response_format.get("type", "text") != "text":
+            raise ValueError("only response_format type 'text' is supported")
         stops = [self.stop] if isinstance(self.stop, str) else (self.stop or [])
         if len(stops) > 4 or any(not s for s in stops):
             raise ValueError("stop takes at most 4 non-empty strings")
