@@ -78,6 +78,8 @@ def test_label_mask_covers_exactly_the_answers(synth_dir: Path) -> None:
 def test_recipes_load_with_the_original_freezing() -> None:
     stage0 = load_recipe(recipe_path("stage0"), ["model.path=x", "data_dir=d"])
     assert not any(vars(stage0.freeze).values())  # stage 0 trains every module
+    warmup = load_recipe(recipe_path("warmup"), ["model.path=x", "data_dir=d"])
+    assert [k for k, frozen in vars(warmup.freeze).items() if frozen] == ["llm"]
     for stage in ("stage1", "stage2"):
         recipe = load_recipe(recipe_path(stage), ["model.path=x", "data_dir=d"])
         frozen = vars(recipe.freeze)
@@ -101,12 +103,12 @@ def test_smoke_build_trains_every_stage_and_exports(synth_dir: Path, tmp_path: P
     plan = BuildPlan(
         tmp_path,
         videos=3,
-        steps={"stage0": 2, "stage1": 1, "stage2": 1},
+        steps={"warmup": 1, "stage0": 2, "stage1": 1, "stage2": 1},
         workers=1,
-        overrides={s: small for s in ("stage0", "stage1", "stage2")},
+        overrides={s: small for s in ("warmup", "stage0", "stage1", "stage2")},
     )
     summary = build(plan)
-    assert set(summary["seconds"]) >= {"data", "init", "stage0", "stage1", "stage2", "export"}
+    assert set(summary["seconds"]) >= {"data", "init", "warmup", "stage0", "stage1", "stage2"}
     init, s0, s1, final = (
         load_model(tmp_path / name, device="cpu") for name in ("init", "stage0", "stage1", "model")
     )
@@ -131,7 +133,7 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     build_record = {
         "seed": 0,
         "videos": 600,
-        "steps": {"stage0": 1200, "stage1": 20, "stage2": 30},
+        "steps": {"warmup": 100, "stage0": 1200, "stage1": 20, "stage2": 30},
         "seconds": {"data": 10.0, "init": 5.0, "stage0": 600.0, "stage1": 30.0, "stage2": 40.0},
     }
     counts = {"object_colour": {"correct": 9, "total": 10, "failed": 0}}
@@ -147,6 +149,6 @@ def test_model_card_reports_the_recorded_numbers() -> None:
         "descriptions": {"videos": 2, "score": 0.75, "mismatched_floor": 0.25, "examples": []},
     }
     card = render(build_record, measure_record, {"llm": 1_500_000})
-    assert "--seed 0 --videos 600 --stage0-steps 1200 --stage1-steps 20 --stage2-steps 30" in card
+    assert "--videos 600 --warmup-steps 100 --stage0-steps 1200 --stage1-steps 20" in card
     assert "| object_colour | 9 / 10 | 90.0% |" in card and "--limit 10" in card
     assert "**0.75**" in card and "0.25" in card and "(11.4 min)" in card

@@ -46,21 +46,36 @@ def test_default_model_is_the_small_videochat(model) -> None:
     assert model.tokenizer is not None and model.load_report is not None
 
 
-def test_default_model_answers_fresh_multiple_choice(model, fresh_bench: Path) -> None:
+def _fresh_records(model, bench: Path) -> list[dict]:
     from videochat.eval import evaluate, get_protocol, load_benchmark, open_session
 
     protocol = get_protocol("videochat2")
-    items = load_benchmark(fresh_bench / "benchmark", ["object_colour", "object_count"])
-    records = evaluate(open_session(model, protocol), items, protocol, num_frames=8, progress=False)
-    assert all(r["error"] is None for r in records)
+    items = load_benchmark(bench / "benchmark", ["object_colour", "object_count"])
+    return evaluate(open_session(model, protocol), items, protocol, num_frames=8, progress=False)
+
+
+def test_default_model_answers_in_the_protocol_form(model, fresh_bench: Path) -> None:
+    records = _fresh_records(model, fresh_bench)
+    assert records and all(r["error"] is None for r in records)
+    for r in records:  # "(X) option text": a valid letter followed by that letter's option
+        assert r["letter"] is not None, r["prediction"]
+        option = r["candidates"]["ABCD".index(r["letter"])]
+        assert r["parsed_text"].startswith(f"({r['letter']}) {option}"), r["parsed_text"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the committed model has not learned to use the video (MODEL_CARD.md: near chance)",
+)
+def test_default_model_answers_fresh_multiple_choice(model, fresh_bench: Path) -> None:
+    records = _fresh_records(model, fresh_bench)
     correct = sum(bool(r["correct"]) for r in records)
-    # chance is 25%; the held-out benchmark measures these tasks far above it (MODEL_CARD.md)
     assert correct >= 0.6 * len(records), [(r["prediction"], r["answer"]) for r in records]
 
 
+@pytest.mark.xfail(strict=True, reason="descriptions are the language prior (MODEL_CARD.md)")
 def test_default_model_describes_what_is_in_the_video(model, fresh_bench: Path) -> None:
     from videochat.embedded.measure import descriptions
 
     result = descriptions(model, fresh_bench, limit=3)
-    assert result["score"] > result["mismatched_floor"]
-    assert result["score"] >= 0.4, result["examples"]
+    assert result["score"] >= result["mismatched_floor"] + 0.2, result["examples"]

@@ -19,7 +19,7 @@ from videochat.embedded import data
 from videochat.embedded.config import IMAGE_SIZE, NUM_FRAMES, embedded_config, vocab_rows
 
 log = logging.getLogger("videochat.embedded")
-STAGES = ("stage0", "stage1", "stage2")
+STAGES = ("warmup", "stage0", "stage1", "stage2")
 BENCH_SEED_OFFSET = 1000
 
 
@@ -33,7 +33,7 @@ class BuildPlan:
     bench_videos: int = 100
     vocab: int = 1024
     steps: dict[str, int] = field(
-        default_factory=lambda: {"stage0": 600, "stage1": 20, "stage2": 20}
+        default_factory=lambda: {"warmup": 150, "stage0": 500, "stage1": 20, "stage2": 20}
     )
     workers: int = 2
     overrides: dict[str, list[str]] = field(default_factory=dict)

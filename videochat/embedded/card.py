@@ -8,7 +8,8 @@ from pathlib import Path
 
 REBUILD = (
     "python -m videochat.embedded --out build --seed {seed} --videos {videos} "
-    "--stage0-steps {stage0} --stage1-steps {stage1} --stage2-steps {stage2} --measure"
+    "--warmup-steps {warmup} --stage0-steps {stage0} --stage1-steps {stage1} "
+    "--stage2-steps {stage2} --measure"
 )
 
 
@@ -60,6 +61,7 @@ def render(build: dict, measure: dict, params: dict[str, int], notes: str = "") 
         "|---|---|---|---|",
         f"| data | synth videos + annotations | | {secs.get('data', 0):.0f} |",
         f"| init | tokenizer + random init | | {secs.get('init', 0):.0f} |",
+        f"| warmup | all but the LLM (ours) | {steps['warmup']} | {secs.get('warmup', 0):.0f} |",
         f"| stage0 | everything trained end to end (ours) | {steps['stage0']} | "
         f"{secs.get('stage0', 0):.0f} |",
         f"| stage1 | captions, original freezing | {steps['stage1']} | {secs.get('stage1', 0):.0f} |",
