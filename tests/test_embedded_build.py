@@ -28,17 +28,21 @@ def synth_dir(tmp_path_factory) -> Path:
 
 def test_training_conversations_ask_like_the_evaluation(synth_dir: Path) -> None:
     entries = json.loads((synth_dir / data.TRAIN_FILE).read_text())
-    assert len(entries) == 3
+    assert {e["video"] for e in entries} == {f"videos/video_{i:05d}.mp4" for i in range(3)}
+    with_system: dict[str, int] = {}
     for entry in entries:
         assert entry["i"] == VIDEOCHAT2.system
+        assert 1 <= len(entry["QA"]) <= data.TURNS_PER_CONVERSATION
         mcq = [t for t in entry["QA"] if t["a"].startswith("Best option:(")]
-        # exactly one question carries the protocol's system text, as the evaluation asks it
-        assert sum(t["q"].startswith(VIDEOCHAT2.system + "Question: ") for t in mcq) == 1
+        prefixed = sum(t["q"].startswith(VIDEOCHAT2.system + "Question: ") for t in mcq)
+        with_system[entry["video"]] = with_system.get(entry["video"], 0) + prefixed
         for turn in mcq:
             letter = turn["a"][len("Best option:(")]
             option = turn["q"].split(f"({letter}) ", 1)[1].split("\n", 1)[0]
             assert turn["a"] == f"Best option:({letter}) {option}"
             assert turn["q"].endswith("\nOnly give the best option.")
+    # per video, exactly one question carries the protocol's system text, as the evaluation asks
+    assert set(with_system.values()) == {1}
 
 
 def test_tokenizer_keeps_separators_whole_and_newlines_as_spaces(synth_dir: Path) -> None:
