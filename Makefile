@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 demo: setup
 	$(VENV)/bin/videochat inspect examples/bouncing.mp4
+	$(VENV)/bin/videochat ask examples/bouncing.mp4 "What colour is the circle?" --greedy
 
 test: setup
 	$(PY) -m pytest -q
