@@ -22,7 +22,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import av
 import httpx
 import numpy as np
 
@@ -39,21 +38,19 @@ class Result:
 
 def make_video(seed: int, size: int = 96, frames: int = 24, fps: int = 8) -> str:
     """A data: URL of a small H.264 clip whose colour depends on `seed`."""
+    from videochat.synth.encode import write_mp4
+
     rng = np.random.default_rng(seed)
     color = rng.integers(0, 256, 3, dtype=np.uint8)
+
+    def frame(i: int) -> np.ndarray:
+        arr = np.empty((size, size, 3), np.uint8)
+        arr[:] = color
+        arr[:, (i * 4) % size :][:, :8] = 255 - color
+        return arr
+
     buf = io.BytesIO()
-    with av.open(buf, "w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width = stream.height = size
-        stream.pix_fmt = "yuv420p"
-        for i in range(frames):
-            arr = np.empty((size, size, 3), np.uint8)
-            arr[:] = color
-            arr[:, (i * 4) % size :][:, :8] = 255 - color
-            for packet in stream.encode(av.VideoFrame.from_ndarray(arr, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    write_mp4(buf, (frame(i) for i in range(frames)), fps, size, size)
     return "data:video/mp4;base64," + base64.b64encode(buf.getvalue()).decode()
 
 

@@ -7,10 +7,8 @@ import functools
 import json
 import shutil
 import tempfile
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 import torch
 from safetensors.torch import load_file
@@ -42,18 +40,12 @@ def chat_tensors() -> dict[str, torch.Tensor]:
 
 def write_video(path: Path, num_frames: int = 12, fps: int = 4, size: int = 32, seed: int = 0):
     """A small H.264 MP4 with moving random content (different seeds → different bytes)."""
+    from videochat.synth.encode import write_mp4
+
     rng = np.random.default_rng(seed)
     base = rng.integers(0, 255, (size, size, 3), dtype=np.uint8)
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=Fraction(fps))
-        stream.width = stream.height = size
-        stream.pix_fmt = "yuv420p"
-        for i in range(num_frames):
-            frame = av.VideoFrame.from_ndarray(np.roll(base, 2 * i, axis=1), format="rgb24")
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    frames = (np.roll(base, 2 * i, axis=1) for i in range(num_frames))
+    write_mp4(path, frames, fps, size, size)
     return path
 
 

@@ -10,7 +10,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import av
 import numpy as np
 from PIL import Image
 
@@ -19,18 +18,15 @@ def video_bytes(
     color: tuple[int, int, int], frames: int = 8, size: int = 32, fps: int = 4
 ) -> bytes:
     """A small H.264 MP4 of one flat colour with a moving bar (so frames differ)."""
+    from videochat.synth.encode import write_mp4
+
+    def frame(i: int) -> np.ndarray:
+        arr = np.full((size, size, 3), color, dtype=np.uint8)
+        arr[:, (i * 3) % size : (i * 3) % size + 4] = 255 - np.array(color, dtype=np.uint8)
+        return arr
+
     buf = io.BytesIO()
-    with av.open(buf, "w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width = stream.height = size
-        stream.pix_fmt = "yuv420p"
-        for i in range(frames):
-            arr = np.full((size, size, 3), color, dtype=np.uint8)
-            arr[:, (i * 3) % size : (i * 3) % size + 4] = 255 - np.array(color, dtype=np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(arr, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    write_mp4(buf, (frame(i) for i in range(frames)), fps, size, size)
     return buf.getvalue()
 
 

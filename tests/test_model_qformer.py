@@ -7,19 +7,11 @@ import torch
 from _model_helpers import fixture_json, tensors
 
 from videochat.errors import ModelLoadError
-from videochat.model.config import QFormerConfig
+from videochat.model.config import QFormerConfig, VideoChatConfig
 from videochat.model.convert import convert_tensors, original_to_ours
 from videochat.model.qformer import FP32LayerNorm, QFormer
 
-TINY = QFormerConfig(
-    width=32,
-    layers=4,
-    heads=4,
-    ffn=64,
-    vision_width=64,
-    num_query_tokens=6,
-    num_extra_query_tokens=4,
-)
+TINY = VideoChatConfig.preset("tiny").qformer  # the fixtures' Q-Former
 
 
 def _strip(key: str) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
+from typing import BinaryIO
 
 import av
 import numpy as np
@@ -22,13 +23,20 @@ class SynthError(VideoChatError):
 
 
 def write_mp4(
-    path: str | Path, frames: Iterable[np.ndarray], fps: int, width: int, height: int, crf: int = 18
+    path: str | Path | BinaryIO,
+    frames: Iterable[np.ndarray],
+    fps: int,
+    width: int,
+    height: int,
+    crf: int = 18,
 ) -> int:
-    """Encode (H, W, 3) uint8 frames to H.264 yuv420p; returns the number of frames written."""
+    """Encode (H, W, 3) uint8 frames to H.264 yuv420p (single-threaded, so the bytes are
+    reproducible) into a file or a binary stream; returns the number of frames written."""
     if width % 2 or height % 2:
         raise SynthError(f"H.264 (yuv420p) needs even frame sizes, got {width}x{height}")
     count = 0
-    with av.open(str(path), mode="w", format="mp4") as container:
+    target = path if hasattr(path, "write") else str(path)
+    with av.open(target, mode="w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=Fraction(fps, 1))
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.codec_context.thread_count = 1
