@@ -33,9 +33,13 @@ def event_margin(duration: float) -> float:
     return max(1.0, 1.25 * duration / 8)
 
 
-def _grid_times(rng: np.random.Generator, lo: float, hi: float, k: int) -> list[float] | None:
-    """k times on the TIME_GRID in [lo, hi], pairwise >= EVENT_GAP apart (None if impossible)."""
-    grid = np.arange(np.ceil(lo / TIME_GRID) * TIME_GRID, hi + 1e-9, TIME_GRID)
+def time_grid(lo: float, hi: float) -> np.ndarray:
+    """The event times allowed in [lo, hi]: multiples of TIME_GRID."""
+    return np.arange(np.ceil(lo / TIME_GRID) * TIME_GRID, hi + 1e-9, TIME_GRID)
+
+
+def pick_spaced(rng: np.random.Generator, grid: np.ndarray, k: int) -> list[float] | None:
+    """k sorted times from `grid`, pairwise >= EVENT_GAP apart (None if 50 draws fail)."""
     for _ in range(50):
         if len(grid) < k:
             return None
@@ -43,6 +47,11 @@ def _grid_times(rng: np.random.Generator, lo: float, hi: float, k: int) -> list[
         if k < 2 or np.min(np.diff(pick)) >= EVENT_GAP - 1e-9:
             return [float(t) for t in pick]
     return None
+
+
+def _grid_times(rng: np.random.Generator, lo: float, hi: float, k: int) -> list[float] | None:
+    """k times on the TIME_GRID in [lo, hi], pairwise >= EVENT_GAP apart (None if impossible)."""
+    return pick_spaced(rng, time_grid(lo, hi), k)
 
 
 def random_video_scene(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from videochat.synth.plan import EVENT_GAP, TIME_GRID, event_margin
+from videochat.synth.plan import EVENT_GAP, event_margin, pick_spaced, time_grid
 from videochat.synth.vocab import COLOUR_NAMES, DIRECTIONS, SHAPES
 from videochat.synth.world import Scene, SceneObject, Timeline
 
@@ -172,16 +172,9 @@ def _time_distractors(rng: np.random.Generator, scene: Scene, answer: float) -> 
     """2-3 times on the event grid and range, >= EVENT_GAP from the answer and from each other."""
     margin = event_margin(scene.duration)
     lo, hi = margin, scene.duration - margin
-    grid = np.arange(np.ceil(lo / TIME_GRID) * TIME_GRID, hi + 1e-9, TIME_GRID)
+    grid = time_grid(lo, hi)
     grid = grid[np.abs(grid - answer) >= EVENT_GAP - 1e-9]
-    k = 3 if hi - lo >= 3 * EVENT_GAP else 2
-    for _ in range(50):
-        if len(grid) < k:
-            return None
-        pick = np.sort(rng.choice(grid, size=k, replace=False))
-        if k < 2 or np.min(np.diff(pick)) >= EVENT_GAP - 1e-9:
-            return [float(t) for t in pick]
-    return None
+    return pick_spaced(rng, grid, 3 if hi - lo >= 3 * EVENT_GAP else 2)
 
 
 def q_when(rng, scene: Scene, tl: Timeline) -> Question | None:
