@@ -153,10 +153,10 @@ class FirstTokenClock(BaseStreamer):
         self.on_tokens([int(v) for v in value.reshape(-1).tolist()])
 
     def on_tokens(self, ids: list[int]) -> None:
-        pass
+        """New token ids; the clock alone only times the first one (streamers override)."""
 
     def end(self) -> None:
-        pass
+        """Generation finished; nothing to flush for the clock alone."""
 
 
 class TokenQueueStreamer(FirstTokenClock):
