@@ -268,3 +268,56 @@ def test_phone_rotation_is_applied(tmp_path):
     view = denormalize(clip.pixels)[0].float()  # 48x64 portrait -> crop rows 8..56
     # rotating 90 degrees counter-clockwise moves the top-left corner to the bottom-left
     assert view[-6:, :6].mean() > 240 and view[:6, :6].mean() < 200
+
+
+def test_split_contiguous_gives_near_equal_ordered_runs():
+    split = decode_module.split_contiguous
+    assert split([1, 2, 3, 4, 5, 6, 7, 8], 2) == [[1, 2, 3, 4], [5, 6, 7, 8]]
+    assert split([1, 2, 3, 4, 5], 2) == [[1, 2], [3, 4, 5]]
+    assert split([1, 2, 3], 4) == [[1], [2], [3]]
+    assert split([7], 1) == [[7]]
+
+
+@pytest.mark.parametrize("kind", ["path", "bytes", "file object"])
+@pytest.mark.parametrize("readers", [2, 4])
+def test_parallel_seek_readers_give_the_frames_of_one_reader(tmp_path, monkeypatch, kind, readers):
+    path = write_video(tmp_path / "long.mp4", num_frames=200, gop=25)
+    monkeypatch.setattr(decode_module, "SEQUENTIAL_MAX_FRAMES", 0)
+    monkeypatch.setattr(decode_module, "PARALLEL_READERS", 1)
+    single = load_video(path, num_frames=8, sampling="middle", size=48)
+    monkeypatch.setattr(decode_module, "PARALLEL_READERS", readers)
+    started = []
+    original = decode_module._SeekReader.read
+
+    def counting(self, wanted):
+        started.append(list(wanted))
+        return original(self, wanted)
+
+    monkeypatch.setattr(decode_module._SeekReader, "read", counting)
+    with open(path, "rb") as handle:
+        source = {"path": path, "bytes": path.read_bytes(), "file object": handle}[kind]
+        clip = load_video(source, num_frames=8, sampling="middle", size=48)
+    assert torch.equal(clip.pixels, single.pixels)
+    assert (clip.indices, clip.timestamps) == (single.indices, single.timestamps)
+    # a caller's file object has one read position, so it keeps one reader
+    expected = 1 if kind == "file object" else readers
+    assert len(started) == expected
+    assert sorted(i for group in started for i in group) == sorted(set(single.indices))
+
+
+def test_extra_streams_close_with_their_source(tmp_path):
+    from videochat.media.limits import MediaLimits
+    from videochat.media.source import open_source
+
+    path = write_video(tmp_path / "v.mp4", num_frames=10)
+    opened = open_source(path, MediaLimits())
+    extra = opened.another_stream()
+    assert extra is not opened.stream and extra.read(4) == path.read_bytes()[:4]
+    opened.close()
+    assert extra.closed and opened.stream.closed
+    with (
+        open(path, "rb") as handle,
+        open_source(handle, MediaLimits()) as borrowed,
+        pytest.raises(ValueError, match="cannot be opened twice"),
+    ):
+        borrowed.another_stream()

@@ -4,6 +4,8 @@ Two strategies, same result:
 * ``seek``: per wanted frame, ``container.seek`` (stream time_base, backward, keyframes only) then
   decode forward to the first frame at/after its expected pts; consecutive targets inside one
   GOP (or within a second) are reached by decoding on without a new seek.
+  When the source can be opened twice, the wanted frames are split into contiguous groups, each
+  read by its own container in its own thread (FFmpeg decodes without the GIL).
 * ``sequential``: one pass from the start counting frames; used for short streams (cheaper than
   seeking there, and exact by index even for variable frame rate) and when seeking fails.
 Every loop checks the decode deadline.
@@ -12,9 +14,12 @@ Every loop checks the decode deadline.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
+from itertools import pairwise
 
 import av
 from PIL import Image
@@ -23,6 +28,9 @@ from videochat.media.limits import Deadline
 from videochat.media.probe import VideoInfo
 
 SEQUENTIAL_MAX_FRAMES = 300  # streams up to this many frames are decoded in one pass
+# Seek readers working at once: each decodes its own run of GOPs; more than the cores only adds
+# seeks (benchmarks/media.py measures the gain).
+PARALLEL_READERS = max(1, min(4, os.cpu_count() or 1))
 
 
 @dataclass
@@ -62,19 +70,56 @@ def read_frames(
     deadline: Deadline,
     strategy: str = "auto",
     convert: Converter = to_rgb,
+    open_another: Opener | None = None,
 ) -> DecodeResult:
     """Decode the frames at ``indices`` (any order, repeats allowed).
 
     Each kept frame goes through ``convert`` at once, so only small views stay in memory.
+    ``open_another`` opens an independent container on the same data (parallel seek readers).
     """
     wanted = sorted(set(indices))
     if strategy == "auto":
         strategy = "sequential" if info.num_frames_total <= SEQUENTIAL_MAX_FRAMES else "seek"
     if strategy == "seek":
-        result = _SeekReader(open_stream, info, deadline, convert).read(wanted)
+        result = _read_seeking(open_stream, open_another, info, wanted, deadline, convert)
         if result is not None:
             return result
     return _read_sequential(open_stream, wanted, deadline, convert)
+
+
+def _read_seeking(
+    open_stream: Opener,
+    open_another: Opener | None,
+    info: VideoInfo,
+    wanted: list[int],
+    deadline: Deadline,
+    convert: Converter,
+) -> DecodeResult | None:
+    """Seek readers over contiguous groups of ``wanted``, in parallel when a second container
+    can be opened; None when seeking is unusable for any of them."""
+    readers = PARALLEL_READERS if open_another is not None else 1
+    groups = split_contiguous(wanted, readers)
+    if len(groups) == 1:
+        return _SeekReader(open_stream, info, deadline, convert).read(wanted)
+    openers = [open_stream] + [open_another] * (len(groups) - 1)
+
+    def read(job: tuple[Opener, list[int]]) -> DecodeResult | None:
+        return _SeekReader(job[0], info, deadline, convert).read(job[1])
+
+    with ThreadPoolExecutor(len(groups), thread_name_prefix="videochat-decode") as pool:
+        results = list(pool.map(read, zip(openers, groups, strict=True)))
+    if any(r is None for r in results):
+        return None
+    frames = {i: f for r in results for i, f in r.frames.items()}
+    short = any(r.eof_count is not None for r in results)  # EOF before a wanted frame
+    return DecodeResult(frames, -1 if short else None)
+
+
+def split_contiguous(items: list[int], parts: int) -> list[list[int]]:
+    """``items`` in at most ``parts`` contiguous runs of near-equal length (none empty)."""
+    parts = max(1, min(parts, len(items)))
+    bounds = [round(k * len(items) / parts) for k in range(parts + 1)]
+    return [items[a:b] for a, b in pairwise(bounds) if b > a]
 
 
 def _decoded(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import BinaryIO
 
 import av
 
@@ -69,10 +70,14 @@ class VideoInfo:
         return float((pts - self.start_pts) * self.time_base)
 
 
-def open_container(opened: OpenedSource, deadline: Deadline) -> av.container.InputContainer:
-    """``av.open`` with errors in plain words (damaged known format vs. not media at all)."""
+def open_container(
+    opened: OpenedSource, deadline: Deadline, stream: BinaryIO | None = None
+) -> av.container.InputContainer:
+    """``av.open`` (on ``stream``, else the source's own stream) with errors in plain words
+    (damaged known format vs. not media at all)."""
+    stream = opened.rewind() if stream is None else stream
     try:
-        return av.open(opened.rewind(), mode="r", timeout=max(deadline.remaining(), 0.1))
+        return av.open(stream, mode="r", timeout=max(deadline.remaining(), 0.1))
     except av.error.FFmpegError as exc:
         kind = sniff_format(read_head(opened))
         cause = _short_cause(exc)

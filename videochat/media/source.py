@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import os
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
 from typing import BinaryIO, Union
 
 from videochat.media.errors import CorruptMediaError, MediaNotFoundError
@@ -21,12 +23,27 @@ class OpenedSource:
     stream: BinaryIO
     num_bytes: int
     owned: bool  # we opened it, so we close it
+    # Opens another stream over the same bytes, so several decoders can read at once (paths and
+    # bytes); None for a caller's file object, which has one read position only.
+    reopen: Callable[[], BinaryIO] | None = None
+    _extra: list[BinaryIO] = field(default_factory=list)
 
     def rewind(self) -> BinaryIO:
         self.stream.seek(0)
         return self.stream
 
+    def another_stream(self) -> BinaryIO:
+        """An independent stream at 0 (closed with this source); needs `reopen`."""
+        if self.reopen is None:
+            raise ValueError(f"{self.name}: this source cannot be opened twice")
+        stream = self.reopen()
+        self._extra.append(stream)
+        return stream
+
     def close(self) -> None:
+        for stream in self._extra:
+            stream.close()
+        self._extra.clear()
         if self.owned:
             self.stream.close()
 
@@ -53,8 +70,7 @@ def open_source(source: Source, limits: MediaLimits) -> OpenedSource:
     if isinstance(source, (str, os.PathLike)):
         return _open_path(os.fspath(source), name, limits)
     if isinstance(source, (bytes, bytearray, memoryview)):
-        data = bytes(source)
-        return _checked(OpenedSource(name, io.BytesIO(data), len(data), owned=True), limits)
+        return _checked(_in_memory(name, bytes(source)), limits)
     if not hasattr(source, "read"):
         raise TypeError(
             f"expected a path, bytes or binary file object, got {type(source).__name__}"
@@ -75,7 +91,8 @@ def _open_path(path: str, name: str, limits: MediaLimits) -> OpenedSource:
         stream = open(path, "rb")  # noqa: SIM115 (closed by OpenedSource)
     except PermissionError as exc:
         raise MediaNotFoundError(name, "cannot be read (permission denied)") from exc
-    return _checked(OpenedSource(name, stream, num_bytes, owned=True), limits)
+    reopen = partial(open, path, "rb")
+    return _checked(OpenedSource(name, stream, num_bytes, owned=True, reopen=reopen), limits)
 
 
 def _open_stream(stream: BinaryIO, name: str, limits: MediaLimits) -> OpenedSource:
@@ -87,7 +104,14 @@ def _open_stream(stream: BinaryIO, name: str, limits: MediaLimits) -> OpenedSour
         if start == 0:
             return _checked(OpenedSource(name, stream, num_bytes, owned=False), limits)
     data = stream.read(limits.max_bytes + 1)  # non-seekable: buffer, never more than the cap
-    return _checked(OpenedSource(name, io.BytesIO(data), len(data), owned=True), limits)
+    return _checked(_in_memory(name, data), limits)
+
+
+def _in_memory(name: str, data: bytes) -> OpenedSource:
+    # BytesIO over bytes shares the buffer until written, so extra streams cost no copy
+    return OpenedSource(
+        name, io.BytesIO(data), len(data), owned=True, reopen=partial(io.BytesIO, data)
+    )
 
 
 def _checked(opened: OpenedSource, limits: MediaLimits) -> OpenedSource:

@@ -90,7 +90,10 @@ def _decode(
 
     def read(strategy: str = "auto") -> DecodeResult:
         convert = partial(_view, size=size)  # keep only the small model view of each frame
-        return read_frames(_opener(opened, deadline), info, indices, deadline, strategy, convert)
+        another = _opener(opened, deadline, fresh=True) if opened.reopen is not None else None
+        return read_frames(
+            _opener(opened, deadline), info, indices, deadline, strategy, convert, another
+        )
 
     indices = choose()
     try:
@@ -110,9 +113,12 @@ def _view(frame: av.VideoFrame, size: int) -> Image.Image:
     return video_frame_view(to_rgb(frame), size)
 
 
-def _opener(opened: OpenedSource, deadline: Deadline):
+def _opener(opened: OpenedSource, deadline: Deadline, fresh: bool = False):
+    """Opens the video container on the source's stream, or (``fresh``) on a new stream of it."""
+
     def open_stream():
-        container = open_container(opened, deadline)
+        stream = opened.another_stream() if fresh else None
+        container = open_container(opened, deadline, stream)
         return container, video_stream(container, opened.name)
 
     return open_stream
