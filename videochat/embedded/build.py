@@ -1,4 +1,9 @@
-"""The end-to-end rebuild: synthetic data → tokenizer → stage 0/1/2 training → export → measure.
+"""The end-to-end rebuild: synthetic data → tokenizer → vision pretraining → stage 0/1/2 → export.
+
+Stages: `vision` (ours: ViT + Q-Former learn the scene facts, `videochat.embedded.pretrain`),
+`stage0` (ours: the LLM and llama_proj learn to answer from the frozen vision side, the
+project's training loop), then the original's `stage1` (captions) and `stage2` (instructions)
+with the original's freezing.
 
 Every random choice derives from `--seed` (data seed S, benchmark seed S + 1000, never used for
 training), so the same command on the same software gives the same model.
@@ -19,8 +24,9 @@ from videochat.embedded import data
 from videochat.embedded.config import IMAGE_SIZE, NUM_FRAMES, embedded_config, vocab_rows
 
 log = logging.getLogger("videochat.embedded")
-STAGES = ("warmup", "stage0", "stage1", "stage2")
+STAGES = ("vision", "stage0", "stage1", "stage2")
 BENCH_SEED_OFFSET = 1000
+FACT_HEADS = "fact_heads.pt"  # under runs/vision/: the vision stage's read-out heads
 
 
 @dataclass
@@ -33,8 +39,10 @@ class BuildPlan:
     bench_videos: int = 100
     vocab: int = 1024
     steps: dict[str, int] = field(
-        default_factory=lambda: {"warmup": 150, "stage0": 500, "stage1": 20, "stage2": 20}
+        default_factory=lambda: {"vision": 1500, "stage0": 800, "stage1": 20, "stage2": 20}
     )
+    vision_image_steps: int = 300  # of the vision steps, single frames first
+    vision_batch: int = 16  # clips per vision step
     workers: int = 2
     overrides: dict[str, list[str]] = field(default_factory=dict)
 
@@ -65,19 +73,18 @@ def init_model(plan: BuildPlan, data_dir: Path) -> Path:
         return target
     tok = train_tokenizer(data.corpus(data_dir), plan.vocab)
     model = build_model(embedded_config(vocab_rows(len(tok))), tok, seed=plan.seed)
-    sharpen_cross_attention(model, plan.seed)
+    rescale_cross_attention(model, plan.seed)
     save_model(model, target)
     return target
 
 
-def sharpen_cross_attention(model, seed: int, qk_scale: float = 4.0) -> None:
+def rescale_cross_attention(model, seed: int, qk_scale: float = 1.0) -> None:
     """Re-draw the Q-Former's cross-attention weights for training from scratch.
 
-    BERT's N(0, 0.02) init suits a pretrained Q-Former; from scratch it makes every query average
-    all 8×65 vision tokens evenly and adds that to a query residual ~20× larger, so the visual
-    rows barely differ between videos and training learns to ignore them (measured: their spread
-    across videos fell from 8% to 0.1% of their size in our first runs). N(0, 1/fan_in) weights,
-    with query/key ×`qk_scale`, start the attention sharp on the few object tokens (spread ~60%).
+    BERT's N(0, 0.02) init suits a pretrained Q-Former; from scratch it adds a visual term ~1% of
+    the query residual (measured: rows differ by 1% between videos), too faint to learn from.
+    N(0, 1/fan_in) keeps each projection's scale (rows differ by 12%) with unsaturated
+    attention (`qk_scale` > 1 sharpens it; 4 saturated the softmax and stalled learning).
     """
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -97,6 +104,8 @@ def run_stage(plan: BuildPlan, stage: str, model_dir: Path, data_dir: Path) -> P
     export = plan.out / stage
     if (export / "config.json").is_file():
         return export
+    if stage == "vision":
+        return run_vision(plan, model_dir, data_dir, export)
     overrides = [
         f"model.path={model_dir}",
         f"data_dir={data_dir}",
@@ -116,6 +125,27 @@ def run_stage(plan: BuildPlan, stage: str, model_dir: Path, data_dir: Path) -> P
         result.last_loss or 0,
         time.perf_counter() - start,
     )
+    return export
+
+
+def run_vision(plan: BuildPlan, model_dir: Path, data_dir: Path, export: Path) -> Path:
+    """The vision pretraining stage; its fact heads are kept for the measurement."""
+    from videochat.embedded.pretrain import PretrainPlan, cache_clips, pretrain_vision
+    from videochat.model import load_model, save_model
+
+    model = load_model(model_dir, device="cpu", dtype="fp32")
+    clips = cache_clips(data_dir, NUM_FRAMES, IMAGE_SIZE)
+    schedule = PretrainPlan(
+        steps=plan.steps["vision"],
+        image_steps=plan.vision_image_steps,
+        batch=plan.vision_batch,
+        seed=plan.seed,
+    )
+    heads = pretrain_vision(model, clips, schedule)
+    runs = plan.out / "runs" / "vision"
+    runs.mkdir(parents=True, exist_ok=True)
+    torch.save(heads.state_dict(), runs / FACT_HEADS)
+    save_model(model, export)
     return export
 
 

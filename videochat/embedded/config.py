@@ -25,14 +25,19 @@ def vocab_rows(tokenizer_size: int, multiple: int = 64) -> int:
 
 
 def embedded_config(vocab_size: int) -> VideoChatConfig:
-    """112 px, patch 14 (64 patches), ViT 128×4, Q-Former 128×2 with 8+8 queries, LLaMA 192×4."""
+    """112 px, patch 28 (16 patches a frame), ViT 128×4, Q-Former 128×2 with 8+8 queries,
+    LLaMA 192×4.
+
+    Patch 28 rather than 14: the Q-Former's queries must learn to find 1-5 small objects among
+    all frames' tokens, and with 8×17 tokens instead of 8×65 they do in a quarter of the
+    compute (measured: the same per-step learning curve at ~4× the steps per second)."""
     width = 128
     llm = _llama_config(192, 4, 4, 512, vocab=vocab_size)
     llm["max_position_embeddings"] = 1024
     return VideoChatConfig(
         vision=VisionConfig(
             image_size=IMAGE_SIZE,
-            patch_size=14,
+            patch_size=28,
             width=width,
             depth=4,
             heads=4,

@@ -73,6 +73,23 @@ def descriptions(model, data_dir: Path, limit: int = 40, num_frames: int = NUM_F
     }
 
 
+def vision_facts(model, work: Path, bench: Path) -> dict | None:
+    """The vision stage's read-out heads on the benchmark videos (None if they were not kept)."""
+    import torch
+
+    from videochat.embedded.build import FACT_HEADS
+    from videochat.embedded.config import IMAGE_SIZE
+    from videochat.embedded.pretrain import FactHeads, cache_clips, fact_accuracy
+
+    path = work / "runs" / "vision" / FACT_HEADS
+    if not path.is_file():
+        return None
+    heads = FactHeads(model.config.vision.width, model.config.qformer.width, NUM_FRAMES)
+    heads.load_state_dict(torch.load(path, weights_only=True))
+    clips = cache_clips(bench, NUM_FRAMES, IMAGE_SIZE)
+    return {k: round(v, 4) for k, v in fact_accuracy(model, heads, clips).items()}
+
+
 def measure(
     model_dir: Path,
     work: Path,
@@ -99,6 +116,7 @@ def measure(
         "multiple_choice": {k: mc[k] for k in mc if k != "items"},
         "item_limit_per_task": limit,
         "descriptions": descriptions(model, bench, limit=described),
+        "vision_facts": vision_facts(model, work, bench),
     }
     (work / "measure" / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     return summary

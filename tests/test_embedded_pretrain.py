@@ -1,0 +1,105 @@
+"""Vision pretraining of the embedded model: the facts match the pixels and the scene, the heads
+read them, and only the vision side trains."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from videochat.embedded.config import embedded_config, vocab_rows
+from videochat.embedded.facts import EVENT_TYPES, IGNORE, patch_labels, stack_facts
+from videochat.embedded.pretrain import (
+    FactHeads,
+    PretrainPlan,
+    encode,
+    fact_losses,
+    pretrain_vision,
+    render_clip,
+    single_frames,
+)
+from videochat.media.transform import denormalize
+from videochat.synth.vocab import COLOUR_NAMES, COLOURS, SHAPES
+
+
+@pytest.fixture(scope="module")
+def clips():
+    rng = np.random.default_rng(3)
+    rendered = [render_clip(rng, 8, 112) for _ in range(12)]
+    batch = stack_facts([facts for _, facts in rendered])
+    batch["pixels"] = torch.stack([pixels for pixels, _ in rendered])
+    return batch
+
+
+def test_facts_name_the_colour_drawn_at_each_object(clips):
+    frames = denormalize(clips["pixels"].flatten(0, 1)).view(12, 8, 112, 112, 3).float()
+    checked = 0
+    for i, s, t in zip(*torch.nonzero(clips["visible"] > 0.5, as_tuple=True), strict=True):
+        x, y = (clips["position"][i, s, t] * 112).round().long().clamp(0, 111)
+        colour = COLOUR_NAMES[int(clips["colour"][i, s, t])]
+        drawn = frames[i, t, y, x]  # (3,) the object's centre pixel
+        others = [n for n in COLOUR_NAMES if n != colour]
+        distance = {n: float((drawn - torch.tensor(COLOURS[n])).norm()) for n in COLOUR_NAMES}
+        if SHAPES[s] in ("circle", "square"):  # filled at the centre (stars/crosses can be too)
+            assert distance[colour] < min(distance[n] for n in others), (i, s, t)
+            checked += 1
+    assert checked > 10
+
+
+def test_event_bins_match_visibility_changes(clips):
+    for i in range(12):
+        for s in range(len(SHAPES)):
+            kind = EVENT_TYPES[int(clips["event"][i, s])]
+            seen = clips["visible"][i, s]
+            if kind == "appear":
+                k = int(clips["event_bin"][i, s])
+                assert not seen[:k].any() and seen[k:].all()
+            if kind == "none":
+                assert int(clips["event_bin"][i, s]) == IGNORE
+
+
+def test_patch_labels_mark_the_object_patch_only():
+    facts = {
+        "position": torch.zeros(1, 5, 1, 2),
+        "radius": torch.zeros(1, 5),
+        "visible": torch.zeros(1, 5, 1),
+        "colour": torch.full((1, 5, 1), IGNORE),
+    }
+    facts["position"][0, 2, 0] = torch.tensor([0.625, 0.375])  # centre of patch (row 1, col 2)
+    facts["radius"][0, 2], facts["visible"][0, 2, 0], facts["colour"][0, 2, 0] = 0.1, 1.0, 6
+    shape, colour = patch_labels(facts, grid=4)
+    expected = torch.zeros(16, dtype=torch.long)
+    expected[1 * 4 + 2] = 1
+    assert torch.equal(shape[0, 0], expected * 3)  # triangle (index 2) + 1
+    assert torch.equal(colour[0, 0], expected * 7)  # colour 6 + 1
+
+
+def _tiny_model():
+    from videochat.model import build_model
+
+    return build_model(embedded_config(vocab_rows(300)), None, seed=0)  # vision needs no tokenizer
+
+
+def test_single_frame_batches_train_only_the_per_frame_facts(clips):
+    model = _tiny_model()
+    heads = FactHeads(128, 128, 8)
+    one = single_frames({k: v[:4] for k, v in clips.items()}, torch.tensor([0, 3, 5, 7]))
+    assert one["pixels"].shape == (4, 1, 3, 112, 112)
+    losses = fact_losses(heads(*encode(model, one["pixels"])), one, grid=4)
+    assert set(losses) == {"visible", "colour", "position", "patch_shape", "patch_colour"}
+    two = {k: v[:2] for k, v in clips.items()}
+    full = fact_losses(heads(*encode(model, two["pixels"])), two, grid=4)
+    assert set(full) > set(losses) and {"event_bin", "motion", "count", "effect"} <= set(full)
+    assert all(torch.isfinite(v) for v in full.values())
+
+
+def test_pretraining_trains_the_vision_side_only(clips):
+    model = _tiny_model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    plan = PretrainPlan(steps=3, image_steps=1, batch=2, real_fraction=0.5)
+    heads = pretrain_vision(model, clips, plan)
+    after = model.state_dict()
+    moved = {k.split(".")[0] for k in before if not torch.equal(before[k], after[k])}
+    assert {"visual_encoder", "qformer", "query_tokens"} <= moved
+    assert not moved & {"llm", "llama_proj"}
+    assert isinstance(heads, FactHeads) and not model.training
