@@ -83,7 +83,7 @@ def test_recipes_load_with_the_original_freezing() -> None:
     stage0 = load_recipe(recipe_path("stage0"), ["model.path=x", "data_dir=d"])
     trained = [k for k, frozen in vars(stage0.freeze).items() if not frozen]
     assert trained == ["llama_proj", "llm"]  # stage 0 reads the frozen, pretrained vision side
-    assert stage0.sampling == "middle"  # the frames `videochat eval` shows
+    assert stage0.sampling == "rand"  # the original's training rule: no two epochs alike
     for stage in ("stage1", "stage2"):
         recipe = load_recipe(recipe_path(stage), ["model.path=x", "data_dir=d"])
         frozen = vars(recipe.freeze)
