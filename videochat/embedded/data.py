@@ -19,7 +19,7 @@ from videochat.synth.dataset import mcq_turn
 from videochat.synth.questions import TASKS, Question
 
 TRAIN_FILE = "train_video.json"
-TURNS_PER_CONVERSATION = 2
+TURNS_PER_CONVERSATION = 1
 FREE_FORM_PER_VIDEO = 3  # the facts repeat in the MCQ turns and the description
 
 
