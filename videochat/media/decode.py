@@ -28,8 +28,9 @@ from videochat.media.limits import Deadline
 from videochat.media.probe import VideoInfo
 
 SEQUENTIAL_MAX_FRAMES = 300  # streams up to this many frames are decoded in one pass
-# Seek readers working at once, each on its own run of GOPs. Even on 2 cores 4 beat 2 (measured:
-# each reader's frame threads idle while it seeks and refills), so at least 4 (benchmarks/media.py).
+# Seek readers working at once, each on its own run of GOPs with a single-threaded decoder: on 2
+# cores 4 such readers beat 4 frame-threaded ones by ~30% and 2 readers (measured: frame threads
+# idle while their reader seeks and refills), so at least 4 (benchmarks/media.py).
 PARALLEL_READERS = max(4, min(8, os.cpu_count() or 1))
 
 
@@ -104,7 +105,7 @@ def _read_seeking(
     openers = [open_stream] + [open_another] * (len(groups) - 1)
 
     def read(job: tuple[Opener, list[int]]) -> DecodeResult | None:
-        return _SeekReader(job[0], info, deadline, convert).read(job[1])
+        return _SeekReader(job[0], info, deadline, convert, threaded=False).read(job[1])
 
     with ThreadPoolExecutor(len(groups), thread_name_prefix="videochat-decode") as pool:
         results = list(pool.map(read, zip(openers, groups, strict=True)))
@@ -138,10 +139,14 @@ def _decoded(
         yield from frames
 
 
-def _open_threaded(open_stream: Opener):
-    """Open with frame+slice threading: same pixels, uses spare cores for the forward decode."""
+def _open_threaded(open_stream: Opener, threaded: bool = True):
+    """Open with frame+slice threading (same pixels, uses spare cores for the forward decode), or
+    with one decoding thread when parallel readers already keep the cores busy."""
     container, stream = open_stream()
-    stream.thread_type = "AUTO"
+    if threaded:
+        stream.thread_type = "AUTO"
+    else:
+        stream.thread_count = 1
     return container, stream
 
 
@@ -171,10 +176,15 @@ class _SeekReader:
     """Seek-and-decode-forward over one open container; returns None when seeking is unusable."""
 
     def __init__(
-        self, open_stream: Opener, info: VideoInfo, deadline: Deadline, convert: Converter
+        self,
+        open_stream: Opener,
+        info: VideoInfo,
+        deadline: Deadline,
+        convert: Converter,
+        threaded: bool = True,
     ) -> None:
         self.convert = convert
-        self.container, self.stream = _open_threaded(open_stream)
+        self.container, self.stream = _open_threaded(open_stream, threaded)
         self.info = info
         self.deadline = deadline
         self.frames: Iterator[av.VideoFrame] | None = None
