@@ -78,22 +78,20 @@ def init_model(plan: BuildPlan, data_dir: Path) -> Path:
     return target
 
 
-def rescale_cross_attention(model, seed: int, qk_scale: float = 1.0) -> None:
-    """Re-draw the Q-Former's cross-attention weights for training from scratch.
+def rescale_cross_attention(model, seed: int) -> None:
+    """Re-draw the Q-Former's cross-attention weights N(0, 1/fan_in) for training from scratch.
 
     BERT's N(0, 0.02) init suits a pretrained Q-Former; from scratch it adds a visual term ~1% of
-    the query residual (measured: rows differ by 1% between videos), too faint to learn from.
-    N(0, 1/fan_in) keeps each projection's scale (rows differ by 12%) with unsaturated
-    attention (`qk_scale` > 1 sharpens it; 4 saturated the softmax and stalled learning).
+    the query residual (measured: the output rows differ by 1% between videos), too faint to
+    learn from. N(0, 1/fan_in) keeps each projection's scale (rows differ by 12%). Session 1's
+    query/key ×4 on top (rows differ by 66%, attention near one-hot) never learnt in our runs.
     """
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, param in model.qformer.named_parameters():
             if ".cross_attn." not in name or not name.endswith(".weight") or ".norm." in name:
                 continue
-            scale = qk_scale if (".query." in name or ".key." in name) else 1.0
-            std = scale * param.shape[1] ** -0.5
-            param.copy_(torch.randn(param.shape, generator=gen) * std)
+            param.copy_(torch.randn(param.shape, generator=gen) * param.shape[1] ** -0.5)
 
 
 def run_stage(plan: BuildPlan, stage: str, model_dir: Path, data_dir: Path) -> Path:
@@ -156,22 +154,6 @@ def finish(source: Path, target: Path) -> Path:
     model = load_model(source, device="cpu", dtype="fp32")
     align_bos(model)
     model.config.num_frames = NUM_FRAMES
-    save_model(model, target)
-    return target
-
-
-def export_checkpoint(base: Path, checkpoint: Path, target: Path) -> Path:
-    """A chat-ready model from `base` + a training checkpoint's weights (inspect a run midway,
-    or finish from the last saved epoch when a build must stop early)."""
-    from videochat.model import load_model, save_model
-    from videochat.train.checkpoint import load_trainable
-
-    model = load_model(base, device="cpu", dtype="fp32")
-    params = dict(model.named_parameters())
-    with torch.no_grad():
-        for name, value in load_trainable(checkpoint).items():
-            params[name].copy_(value)
-    align_bos(model)
     save_model(model, target)
     return target
 

@@ -28,6 +28,7 @@ EVENT_TYPES = ("none", "appear", "disappear", "colour_change", "collision")
 MOTIONS = (*DIRECTIONS, "none")  # straight-line direction, or "none" (static, bouncing, colliding)
 COLLISION_EFFECTS = ("none", *EFFECTS)
 MAX_OBJECTS = 5
+NUM_COLOURS = len(COLOUR_NAMES)
 IGNORE = -100  # cross-entropy ignore index: the fact does not apply (absent shape, hidden object)
 
 
@@ -116,6 +117,3 @@ def patch_labels(facts: dict[str, torch.Tensor], grid: int) -> tuple[torch.Tenso
     colour = torch.gather(colours, 2, nearest)  # (B, T, P)
     zero = torch.zeros_like(nearest)
     return torch.where(hit, nearest + 1, zero), torch.where(hit, colour + 1, zero)
-
-
-NUM_COLOURS = len(COLOUR_NAMES)

@@ -44,6 +44,7 @@ from videochat.synth.world import Scene, simulate
 log = logging.getLogger("videochat.embedded")
 SLOTS = len(SHAPES)  # Q-Former rows 0..4: one per shape
 POSITION_WEIGHT = 10.0  # positions are fractions of the frame: squared errors are small
+PER_FRAME = 1 + NUM_COLOURS + 2  # slot-head outputs per frame: visible, colour logits, x and y
 
 
 @dataclass
@@ -84,9 +85,8 @@ def render_clip(
 
 
 class RenderedBatches(IterableDataset):
-    """Endless batches of rendered clips (one DataLoader worker renders while the model trains).
-
-    Yields (step, batch) for steps `start`.. so a plan's image steps get single frames."""
+    """The plan's batches of rendered clips (one DataLoader worker renders while the model
+    trains), as (step, batch); the plan's first `image_steps` get single frames."""
 
     def __init__(self, plan: PretrainPlan, frames: int, size: int, rendered: tuple[int, int]):
         self.plan, self.frames, self.size, self.rendered = plan, frames, size, rendered
@@ -125,8 +125,7 @@ class FactHeads(nn.Module):
     def __init__(self, vision_width: int, qformer_width: int, frames: int) -> None:
         super().__init__()
         self.frames = frames
-        per_frame = 1 + NUM_COLOURS + 2  # visible, colour, position
-        slot_out = frames * per_frame + 1 + len(MOTIONS) + len(EVENT_TYPES) + frames + 1
+        slot_out = frames * PER_FRAME + 1 + len(MOTIONS) + len(EVENT_TYPES) + frames + 1
         self.slot = nn.Linear(qformer_width, slot_out)
         self.frame = nn.Linear(qformer_width, SLOTS * (1 + NUM_COLOURS))
         self.video = nn.Linear(qformer_width, MAX_OBJECTS + len(COLLISION_EFFECTS))
@@ -138,8 +137,8 @@ class FactHeads(nn.Module):
         if rows.shape[1] < SLOTS + t + 1:
             raise ValueError(f"fact heads need {SLOTS + t + 1} Q-Former rows, got {rows.shape[1]}")
         slot = self.slot(rows[:, :SLOTS])  # (B, S, out)
-        per_frame = slot[..., : t * (3 + NUM_COLOURS)].unflatten(-1, (t, 3 + NUM_COLOURS))
-        rest = slot[..., t * (3 + NUM_COLOURS) :]
+        per_frame = slot[..., : t * PER_FRAME].unflatten(-1, (t, PER_FRAME))  # (B, S, T, PER_FRAME)
+        rest = slot[..., t * PER_FRAME :]
         cuts = [1, len(MOTIONS), len(EVENT_TYPES), t + 1]
         present, motion, event, event_bin = rest.split(cuts, dim=-1)
         frame = self.frame(rows[:, SLOTS : SLOTS + t]).unflatten(-1, (SLOTS, 1 + NUM_COLOURS))

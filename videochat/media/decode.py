@@ -28,9 +28,9 @@ from videochat.media.limits import Deadline
 from videochat.media.probe import VideoInfo
 
 SEQUENTIAL_MAX_FRAMES = 300  # streams up to this many frames are decoded in one pass
-# Seek readers working at once, each on its own run of GOPs with a single-threaded decoder: on 2
-# cores 4 such readers beat 4 frame-threaded ones by ~30% and 2 readers (measured: frame threads
-# idle while their reader seeks and refills), so at least 4 (benchmarks/media.py).
+# Seek readers working at once, each on its own run of GOPs with a single-threaded decoder. On 2
+# cores (measured): 4 frame-threaded readers beat 2, and 4 single-threaded ones beat those by ~30%
+# (frame threads idle while their reader seeks and refills); so at least 4 (benchmarks/media.py).
 PARALLEL_READERS = max(4, min(8, os.cpu_count() or 1))
 
 
@@ -139,7 +139,7 @@ def _decoded(
         yield from frames
 
 
-def _open_threaded(open_stream: Opener, threaded: bool = True):
+def _open_decoder(open_stream: Opener, threaded: bool = True):
     """Open with frame+slice threading (same pixels, uses spare cores for the forward decode), or
     with one decoding thread when parallel readers already keep the cores busy."""
     container, stream = open_stream()
@@ -153,7 +153,7 @@ def _open_threaded(open_stream: Opener, threaded: bool = True):
 def _read_sequential(
     open_stream: Opener, wanted: list[int], deadline: Deadline, convert: Converter
 ) -> DecodeResult:
-    container, stream = _open_threaded(open_stream)
+    container, stream = _open_decoder(open_stream)
     frames: dict[int, DecodedFrame] = {}
     todo = set(wanted)
     count, last = 0, None
@@ -184,7 +184,7 @@ class _SeekReader:
         threaded: bool = True,
     ) -> None:
         self.convert = convert
-        self.container, self.stream = _open_threaded(open_stream, threaded)
+        self.container, self.stream = _open_decoder(open_stream, threaded)
         self.info = info
         self.deadline = deadline
         self.frames: Iterator[av.VideoFrame] | None = None
