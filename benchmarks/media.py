@@ -11,8 +11,8 @@ Targets: (b)/(a) >= 10 at 5 min, >= 40 at 20 min; (a)@20min <= 1.3 x (a)@5min.
 
 Reading the numbers: (a) must decode from the keyframe before each sampled frame, ~1000 of the
 7500 frames at 5 min with this GOP, so with both sides single-threaded the 5-min ratio tops out
-near 8.6x; (a) splits the sampled frames among parallel seek readers (one container and thread
-each) with FFmpeg frame threading, (b) keeps PyAV's default (slice threads). On a shared, loaded
+near 8.6x; (a) splits the sampled frames among parallel seek readers (one container, one thread and a
+single-threaded decoder each), (b) keeps PyAV's default (slice threads). On a shared, loaded
 machine all timings swing by 2x: (a) is best-of-N, interleaved across lengths.
 
     python benchmarks/media.py [--out DIR] [--repeats 5]
