@@ -80,3 +80,26 @@ def test_default_model_describes_what_is_in_the_video(model, fresh_bench: Path) 
 
     result = descriptions(model, fresh_bench, limit=3)
     assert result["score"] >= result["mismatched_floor"] + 0.2, result["examples"]
+
+
+@pytest.mark.parametrize("oracle", [True, False])
+def test_free_form_scores_the_ground_truth_sentence(model, fresh_bench: Path, monkeypatch, oracle):
+    """free_form asks each question without options and counts exact ground-truth sentences: an
+    oracle answering with the reference (in lower case, without the full stop) scores 100% on
+    every task, an answer naming another video's facts scores 0%."""
+    from videochat.chat import ChatSession
+    from videochat.embedded.measure import free_form, reference_sentences
+
+    truth = reference_sentences(fresh_bench)
+    asked, shown = [], []
+
+    def answer(session, question, **kw):
+        asked.append(question)
+        right = truth[(Path(shown[-1]).name, question)]
+        return right.lower().rstrip(".") if oracle else "The square is red and moves left."
+
+    monkeypatch.setattr(ChatSession, "add_video", lambda session, src, **kw: shown.append(src))
+    monkeypatch.setattr(ChatSession, "ask", answer)
+    result = free_form(model, fresh_bench / "benchmark", limit=2)
+    assert asked and not any(q.startswith("Question:") for q in asked)  # no options given
+    assert result["tasks"] and set(result["tasks"].values()) == {100.0 if oracle else 0.0}

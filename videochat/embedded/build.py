@@ -35,11 +35,11 @@ class BuildPlan:
 
     out: Path
     seed: int = 0
-    videos: int = 600
+    videos: int = 1000
     bench_videos: int = 100
     vocab: int = 1024
     steps: dict[str, int] = field(
-        default_factory=lambda: {"vision": 1500, "stage0": 800, "stage1": 20, "stage2": 20}
+        default_factory=lambda: {"vision": 2000, "stage0": 1000, "stage1": 20, "stage2": 20}
     )
     vision_image_steps: int = 300  # of the vision steps, single frames first
     vision_batch: int = 16  # clips per vision step

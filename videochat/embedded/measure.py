@@ -1,14 +1,16 @@
 """Honest numbers for a built model on a benchmark seed never used in training.
 
-Multiple choice: the project's own `videochat eval` runner (videochat2 protocol). Open-ended: the
-model describes each video and synth's `score_description` counts the ground-truth colours,
-shapes and events it names; the same answers scored against another video's ground truth give
-the floor that generic text reaches.
+Multiple choice: the project's own `videochat eval` runner (videochat2 protocol). Free form: the
+same benchmark questions asked without options; an answer is right when it is the ground-truth
+sentence (`free_form`). Open-ended: the model describes each video and synth's
+`score_description` counts the ground-truth colours, shapes and events it names; the same answers
+scored against another video's ground truth give the floor that generic text reaches.
 """
 
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from pathlib import Path
 
 from videochat.embedded.config import NUM_FRAMES
@@ -42,6 +44,48 @@ def multiple_choice(
     write_results(out, results)
     print(format_table(results))
     return results
+
+
+def _normalised(sentence: str) -> str:
+    return " ".join(sentence.lower().replace(".", " ").split())
+
+
+def reference_sentences(data_dir: Path) -> dict[tuple[str, str], str]:
+    """(video file name, free-form question) -> the ground-truth sentence of the instruction data."""
+    entries = json.loads((data_dir / "instructions_video.json").read_text())
+    return {(Path(e["video"]).name, t["q"]): t["a"] for e in entries for t in e["QA"]}
+
+
+def free_form(model, bench_dir: Path, limit: int | None = 40, num_frames: int = NUM_FRAMES) -> dict:
+    """Per-task share of benchmark questions, asked without options, answered with exactly the
+    instruction data's ground-truth sentence ("The square is red.") up to case and full stops
+    (first `limit` items of each task; same frames as the multiple-choice run). Strict: a right
+    fact in other words counts wrong."""
+    from videochat.chat import ChatSession
+    from videochat.eval import load_benchmark
+    from videochat.eval.runner import add_clip
+
+    session = ChatSession(model)
+    right: dict[str, list[bool]] = defaultdict(list)
+    examples = []
+    truth = reference_sentences(bench_dir.parent)
+    for item in load_benchmark(bench_dir, None, limit):
+        sentence = truth.get((Path(item.video).name, item.question))
+        if sentence is None:
+            continue
+        session.reset()
+        add_clip(session, item, num_frames)
+        answer = session.ask(item.question, do_sample=False, max_new_tokens=40)
+        right[item.task].append(_normalised(answer) == _normalised(sentence))
+        if len(right[item.task]) == 1:
+            examples.append({"question": item.question, "answer": answer, "truth": sentence})
+    tasks = {task: 100 * sum(v) / len(v) for task, v in right.items()}
+    return {
+        "average": sum(tasks.values()) / max(1, len(tasks)),
+        "tasks": tasks,
+        "items_per_task": {task: len(v) for task, v in right.items()},
+        "examples": examples,
+    }
 
 
 def descriptions(model, data_dir: Path, limit: int = 40, num_frames: int = NUM_FRAMES) -> dict:
@@ -115,6 +159,7 @@ def measure(
         "bench_seed": seed + BENCH_SEED_OFFSET,
         "multiple_choice": {k: mc[k] for k in mc if k != "items"},
         "item_limit_per_task": limit,
+        "free_form": free_form(model, bench / "benchmark", limit=described),
         "descriptions": descriptions(model, bench, limit=described),
         "vision_facts": vision_facts(model, work, bench),
     }
