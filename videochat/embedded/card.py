@@ -8,7 +8,7 @@ from pathlib import Path
 
 REBUILD = (
     "python -m videochat.embedded --out build --seed {seed} --videos {videos} "
-    "--vision-steps {vision} --stage0-steps {stage0} --stage1-steps {stage1} "
+    "--copy-steps {copy} --vision-steps {vision} --stage0-steps {stage0} --stage1-steps {stage1} "
     "--stage2-steps {stage2} --measure"
 )
 
@@ -42,10 +42,30 @@ def _facts(facts: dict | None) -> list[str]:
     return [*rows, ""]
 
 
+def _free_form(ff: dict | None) -> list[str]:
+    """The benchmark questions asked without options (`videochat.embedded.measure.free_form`)."""
+    if not ff:
+        return []
+    rows = [
+        "## Free-form answers",
+        "",
+        "The same benchmark questions asked without options; an answer counts when it is exactly "
+        'the ground-truth sentence of the instruction data ("There are 3 objects in total."), '
+        "so a right fact in other words counts wrong:",
+        "",
+        "| task | items | exact answer |",
+        "|---|---|---|",
+    ]
+    items = ff["items_per_task"]
+    rows += [f"| {task} | {items[task]} | {acc:.1f}% |" for task, acc in ff["tasks"].items()]
+    rows.append(f"| **mean over tasks** | | **{ff['average']:.1f}%** |")
+    return [*rows, ""]
+
+
 def render(build: dict, measure: dict, params: dict[str, int], notes: str = "") -> str:
     """The card text; `params` maps module name → parameter count."""
     steps = build["steps"]
-    command = REBUILD.format(seed=build["seed"], videos=build["videos"], **steps)
+    command = REBUILD.format(seed=build["seed"], videos=build["videos"], **{"copy": 0, **steps})
     secs = build["seconds"]
     total = sum(secs.values())
     mc, desc = measure["multiple_choice"], measure["descriptions"]
@@ -78,6 +98,8 @@ def render(build: dict, measure: dict, params: dict[str, int], notes: str = "") 
         "|---|---|---|---|",
         f"| data | synth videos + annotations | | {secs.get('data', 0):.0f} |",
         f"| init | tokenizer + random init | | {secs.get('init', 0):.0f} |",
+        f"| copy | LLM learns in-context copying on repeated token segments (ours) | "
+        f"{steps.get('copy', 0)} | {secs.get('copy', 0):.0f} |",
         f"| vision | ViT + Q-Former learn the scene facts (ours) | {steps['vision']} | "
         f"{secs.get('vision', 0):.0f} |",
         f"| stage0 | LLM + llama_proj on the frozen vision side (ours) | {steps['stage0']} | "
@@ -99,6 +121,7 @@ def render(build: dict, measure: dict, params: dict[str, int], notes: str = "") 
         "",
         "Chance is 25-33% per task.",
         "",
+        *_free_form(measure.get("free_form")),
         *_facts(measure.get("vision_facts")),
         "## Open-ended descriptions",
         "",
