@@ -1,7 +1,7 @@
-"""The end-to-end rebuild: synthetic data → tokenizer → warm-ups → stage 0/1/2 → export.
+"""The end-to-end rebuild: synthetic data → tokenizer → vision pretraining → stage 0/1/2 → export.
 
-Stages: `copy` (ours: the LLM learns in-context copying, `videochat.embedded.warmup`), `vision`
-(ours: ViT + Q-Former learn the scene facts, `videochat.embedded.pretrain`), `stage0` (ours: the LLM and llama_proj learn to answer from the frozen vision side, the
+Stages: `vision` (ours: ViT + Q-Former learn the scene facts, `videochat.embedded.pretrain`),
+`stage0` (ours: the LLM and llama_proj learn to answer from the frozen vision side, the
 project's training loop), then the original's `stage1` (captions) and `stage2` (instructions)
 with the original's freezing.
 
@@ -24,7 +24,7 @@ from videochat.embedded import data
 from videochat.embedded.config import IMAGE_SIZE, NUM_FRAMES, embedded_config, vocab_rows
 
 log = logging.getLogger("videochat.embedded")
-STAGES = ("copy", "vision", "stage0", "stage1", "stage2")
+STAGES = ("vision", "stage0", "stage1", "stage2")
 BENCH_SEED_OFFSET = 1000
 FACT_HEADS = "fact_heads.pt"  # under runs/vision/: the vision stage's read-out heads
 
@@ -39,13 +39,7 @@ class BuildPlan:
     bench_videos: int = 100
     vocab: int = 1024
     steps: dict[str, int] = field(
-        default_factory=lambda: {
-            "copy": 300,
-            "vision": 2000,
-            "stage0": 1000,
-            "stage1": 20,
-            "stage2": 20,
-        }
+        default_factory=lambda: {"vision": 2000, "stage0": 1000, "stage1": 20, "stage2": 20}
     )
     vision_image_steps: int = 300  # of the vision steps, single frames first
     vision_batch: int = 16  # clips per vision step
@@ -108,8 +102,6 @@ def run_stage(plan: BuildPlan, stage: str, model_dir: Path, data_dir: Path) -> P
     export = plan.out / stage
     if (export / "config.json").is_file():
         return export
-    if stage == "copy":
-        return run_copy(plan, model_dir, export)
     if stage == "vision":
         return run_vision(plan, model_dir, data_dir, export)
     overrides = [
@@ -131,20 +123,6 @@ def run_stage(plan: BuildPlan, stage: str, model_dir: Path, data_dir: Path) -> P
         result.last_loss or 0,
         time.perf_counter() - start,
     )
-    return export
-
-
-def run_copy(plan: BuildPlan, model_dir: Path, export: Path) -> Path:
-    """The LLM's copy warm-up on repeated segments of the tokenizer's ordinary tokens."""
-    from videochat.embedded.warmup import copy_warmup
-    from videochat.model import load_model, save_model
-
-    model = load_model(model_dir, device="cpu", dtype="fp32")
-    tok = model.tokenizer
-    special = set(tok.all_special_ids)
-    ordinary = [i for i in range(len(tok)) if i not in special]
-    copy_warmup(model.llm, ordinary, plan.steps["copy"], seed=plan.seed)
-    save_model(model, export)
     return export
 
 

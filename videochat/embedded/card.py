@@ -8,7 +8,7 @@ from pathlib import Path
 
 REBUILD = (
     "python -m videochat.embedded --out build --seed {seed} --videos {videos} "
-    "--copy-steps {copy} --vision-steps {vision} --stage0-steps {stage0} --stage1-steps {stage1} "
+    "--vision-steps {vision} --stage0-steps {stage0} --stage1-steps {stage1} "
     "--stage2-steps {stage2} --measure"
 )
 
@@ -65,7 +65,7 @@ def _free_form(ff: dict | None) -> list[str]:
 def render(build: dict, measure: dict, params: dict[str, int], notes: str = "") -> str:
     """The card text; `params` maps module name → parameter count."""
     steps = build["steps"]
-    command = REBUILD.format(seed=build["seed"], videos=build["videos"], **{"copy": 0, **steps})
+    command = REBUILD.format(seed=build["seed"], videos=build["videos"], **steps)
     secs = build["seconds"]
     total = sum(secs.values())
     mc, desc = measure["multiple_choice"], measure["descriptions"]
@@ -98,8 +98,6 @@ def render(build: dict, measure: dict, params: dict[str, int], notes: str = "") 
         "|---|---|---|---|",
         f"| data | synth videos + annotations | | {secs.get('data', 0):.0f} |",
         f"| init | tokenizer + random init | | {secs.get('init', 0):.0f} |",
-        f"| copy | LLM learns in-context copying on repeated token segments (ours) | "
-        f"{steps.get('copy', 0)} | {secs.get('copy', 0):.0f} |",
         f"| vision | ViT + Q-Former learn the scene facts (ours) | {steps['vision']} | "
         f"{secs.get('vision', 0):.0f} |",
         f"| stage0 | LLM + llama_proj on the frozen vision side (ours) | {steps['stage0']} | "
