@@ -305,24 +305,6 @@ def test_parallel_seek_readers_give_the_frames_of_one_reader(tmp_path, monkeypat
     assert sorted(i for group in started for i in group) == sorted(set(single.indices))
 
 
-@pytest.mark.parametrize("readers", [1, 4])
-def test_first_reader_takes_over_the_probing_container(tmp_path, monkeypatch, readers):
-    path = write_video(tmp_path / "long.mp4", num_frames=200, gop=25)
-    monkeypatch.setattr(decode_module, "SEQUENTIAL_MAX_FRAMES", 0)
-    monkeypatch.setattr(decode_module, "PARALLEL_READERS", readers)
-    opened = []
-    real_open = av.open
-
-    def counting_open(*args, **kwargs):
-        opened.append(args[0])
-        return real_open(*args, **kwargs)
-
-    monkeypatch.setattr(av, "open", counting_open)
-    clip = load_video(path, num_frames=8, sampling="middle", size=48)
-    assert len(opened) == readers  # the probe's container + one per extra reader
-    assert _decoded_indices(clip) == list(clip.indices)
-
-
 def test_extra_streams_close_with_their_source(tmp_path):
     from videochat.media.limits import MediaLimits
     from videochat.media.source import open_source

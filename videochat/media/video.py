@@ -71,13 +71,10 @@ def video_clip(opened: OpenedSource, request: VideoRequest) -> VideoClip:
     with open_container(opened, deadline) as container:
         info = describe(container, opened.name, limits, deadline)
 
-        def choose() -> list[int]:
-            return request.indices(opened.name, info.num_frames_total, info.fps)
+    def choose() -> list[int]:
+        return request.indices(opened.name, info.num_frames_total, info.fps)
 
-        # A probe that only read the header leaves the container unread: the first reader takes
-        # it over instead of opening the file again (after a packet scan it sits at EOF).
-        handed = container if info.count_source == "header" else None
-        indices, result = _decode(opened, info, choose, request.size, limits, deadline, handed)
+    indices, result = _decode(opened, info, choose, request.size, limits, deadline)
     return _clip(opened.name, info, indices, result)
 
 
@@ -88,22 +85,15 @@ def _decode(
     size: int,
     limits: MediaLimits,
     deadline: Deadline,
-    handed: av.container.InputContainer | None = None,
 ) -> tuple[list[int], DecodeResult]:
-    """Sample and decode; if the frame count proves wrong, recount, resample and decode again.
-    ``handed``: an open, unread container the first read may use instead of opening one."""
-    spare = [handed] if handed is not None else []
-
-    def open_first():
-        if not spare:
-            return _opener(opened, deadline)()
-        container = spare.pop()
-        return container, video_stream(container, opened.name)
+    """Sample and decode; if the frame count proves wrong, recount, resample and decode again."""
 
     def read(strategy: str = "auto") -> DecodeResult:
         convert = partial(_view, size=size)  # keep only the small model view of each frame
         another = _opener(opened, deadline, fresh=True) if opened.reopen is not None else None
-        return read_frames(open_first, info, indices, deadline, strategy, convert, another)
+        return read_frames(
+            _opener(opened, deadline), info, indices, deadline, strategy, convert, another
+        )
 
     indices = choose()
     try:
