@@ -25,41 +25,39 @@ def _table(mc: dict) -> list[str]:
     return rows
 
 
+def _section(title: str, intro: str, columns: list[str], rows: list[list[str]]) -> list[str]:
+    """A `## title` section: one intro paragraph, then a markdown table."""
+    lines = [f"## {title}", "", intro, "", "| " + " | ".join(columns) + " |"]
+    lines.append("|" + "---|" * len(columns))
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return [*lines, ""]
+
+
 def _facts(facts: dict | None) -> list[str]:
     """What the vision side alone gets right on the benchmark videos (the vision stage's heads)."""
     if not facts:
         return []
-    rows = [
-        "## What the vision side sees",
-        "",
+    intro = (
         "Accuracy of the vision stage's linear read-out heads on the benchmark videos (per shape "
-        "and frame for visible/colour; per shape for motion/event; per video for count/effect):",
-        "",
-        "| fact | accuracy |",
-        "|---|---|",
-    ]
-    rows += [f"| {name} | {100 * acc:.1f}% |" for name, acc in facts.items()]
-    return [*rows, ""]
+        "and frame for visible/colour; per shape for motion/event; per video for count/effect):"
+    )
+    rows = [[name, f"{100 * acc:.1f}%"] for name, acc in facts.items()]
+    return _section("What the vision side sees", intro, ["fact", "accuracy"], rows)
 
 
 def _free_form(ff: dict | None) -> list[str]:
     """The benchmark questions asked without options (`videochat.embedded.measure.free_form`)."""
     if not ff:
         return []
-    rows = [
-        "## Free-form answers",
-        "",
+    intro = (
         "The same benchmark questions asked without options; an answer counts when it is exactly "
         'the ground-truth sentence of the instruction data ("There are 3 objects in total."), '
-        "so a right fact in other words counts wrong:",
-        "",
-        "| task | items | exact answer |",
-        "|---|---|---|",
-    ]
+        "so a right fact in other words counts wrong:"
+    )
     items = ff["items_per_task"]
-    rows += [f"| {task} | {items[task]} | {acc:.1f}% |" for task, acc in ff["tasks"].items()]
-    rows.append(f"| **mean over tasks** | | **{ff['average']:.1f}%** |")
-    return [*rows, ""]
+    rows = [[task, str(items[task]), f"{acc:.1f}%"] for task, acc in ff["tasks"].items()]
+    rows.append(["**mean over tasks**", "", f"**{ff['average']:.1f}%**"])
+    return _section("Free-form answers", intro, ["task", "items", "exact answer"], rows)
 
 
 def render(build: dict, measure: dict, params: dict[str, int], notes: str = "") -> str:
