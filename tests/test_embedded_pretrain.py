@@ -103,3 +103,28 @@ def test_pretraining_trains_the_vision_side_only(clips):
     assert {"visual_encoder", "qformer", "query_tokens"} <= moved
     assert not moved & {"llm", "llama_proj"}
     assert isinstance(heads, FactHeads) and not model.training
+
+
+def test_fact_accuracy_scores_the_patch_facts_on_object_patches_only(clips):
+    from videochat.embedded.pretrain import fact_accuracy
+
+    model = _tiny_model()
+    shape, colour = patch_labels(clips, grid=4)  # (B, T, 16) each, 0 = no object
+
+    class Told(FactHeads):  # patch heads that answer `shape`/`colour`
+        def __init__(self, shape, colour):
+            super().__init__(128, 128, 8)
+            self.answers = shape, colour
+
+        def forward(self, rows, patches):
+            out = super().forward(rows, patches)
+            out["patch_shape"] = torch.nn.functional.one_hot(self.answers[0], 1 + len(SHAPES))
+            out["patch_colour"] = torch.nn.functional.one_hot(self.answers[1], 1 + len(COLOURS))
+            return out
+
+    whole = len(clips["pixels"])
+    right = fact_accuracy(model, Told(shape, colour), clips, batch=whole)
+    assert right["patch_shape"] == right["patch_colour"] == 1.0
+    # "no object" everywhere is right on most patches, but the score counts object patches only
+    blind = fact_accuracy(model, Told(0 * shape, 0 * colour), clips, batch=whole)
+    assert blind["patch_shape"] == blind["patch_colour"] == 0.0

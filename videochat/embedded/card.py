@@ -39,7 +39,8 @@ def _facts(facts: dict | None) -> list[str]:
         return []
     intro = (
         "Accuracy of the vision stage's linear read-out heads on the benchmark videos (per shape "
-        "and frame for visible/colour; per shape for motion/event; per video for count/effect):"
+        "and frame for visible/colour; per shape for motion/event; per video for count/effect; "
+        "per patch an object covers for patch_shape/patch_colour, from the ViT's patch tokens):"
     )
     rows = [[name, f"{100 * acc:.1f}%"] for name, acc in facts.items()]
     return _section("What the vision side sees", intro, ["fact", "accuracy"], rows)

@@ -289,9 +289,12 @@ def fact_accuracy(model, heads: FactHeads, clips: dict[str, Tensor], batch: int 
         preds.append(heads(*encode(model, clips["pixels"][i : i + batch])))
     pred = {k: torch.cat([p[k] for p in preds]) for k in preds[0]}
     shown = clips["visible"] > 0.5
+    vision = model.config.vision
+    shape_of_patch, colour_of_patch = patch_labels(clips, vision.image_size // vision.patch_size)
+    on_object = shape_of_patch > 0  # (B, T, P): the patches an object covers
 
-    def picked(logits: Tensor, target: Tensor) -> float:
-        keep = target != IGNORE
+    def picked(logits: Tensor, target: Tensor, keep: Tensor | None = None) -> float:
+        keep = target != IGNORE if keep is None else keep
         return float((logits.argmax(-1) == target)[keep].float().mean())
 
     return {
@@ -304,4 +307,6 @@ def fact_accuracy(model, heads: FactHeads, clips: dict[str, Tensor], batch: int 
         "frame_colour": picked(pred["frame_colour"], clips["colour"]),
         "count": picked(pred["count"], clips["count"]),
         "effect": picked(pred["effect"], clips["effect"]),
+        "patch_shape": picked(pred["patch_shape"], shape_of_patch, on_object),
+        "patch_colour": picked(pred["patch_colour"], colour_of_patch, on_object),
     }
