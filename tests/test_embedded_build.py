@@ -37,9 +37,14 @@ def test_training_conversations_ask_like_the_evaluation(synth_dir: Path) -> None
         prefixed = sum(t["q"].startswith(VIDEOCHAT2.system + "Question: ") for t in mcq)
         with_system[entry["video"]] = with_system.get(entry["video"], 0) + prefixed
         for turn in mcq:
-            letter = turn["a"][len("Best option:(")]
-            option = turn["q"].split(f"({letter}) ", 1)[1].split("\n", 1)[0]
-            assert turn["a"] == f"Best option:({letter}) {option}"
+            # the answer names one option's text, and the evaluation reads it as that letter
+            options = turn["q"].split("\nOptions:\n", 1)[1].split("\nOnly give")[0].split("\n")
+            texts = [option.split(") ", 1)[1] for option in options]
+            answer = turn["a"].removeprefix("Best option:(")
+            assert answer.endswith(")") and answer[:-1] in texts
+            reply = answer + " ###"  # what the model generates after the primed "Best option:("
+            _, letter = VIDEOCHAT2.read_answer(reply, texts)
+            assert letter == "ABCDE"[texts.index(answer[:-1])]
             assert turn["q"].endswith("\nOnly give the best option.")
     # per video, exactly one question carries the protocol's system text, as the evaluation asks
     assert set(with_system.values()) == {1}
