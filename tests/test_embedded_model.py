@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -46,34 +47,43 @@ def test_default_model_is_the_small_videochat(model) -> None:
     assert model.tokenizer is not None and model.load_report is not None
 
 
-def _fresh_records(model, bench: Path) -> list[dict]:
+def _fresh_records(model, bench: Path, tasks: list[str] | None) -> list[dict]:
     from videochat.eval import evaluate, get_protocol, load_benchmark, open_session
 
     protocol = get_protocol("videochat2")
-    items = load_benchmark(bench / "benchmark", ["object_colour", "object_count"])
+    items = load_benchmark(bench / "benchmark", tasks)
     return evaluate(open_session(model, protocol), items, protocol, num_frames=8, progress=False)
 
 
 def test_default_model_answers_in_the_protocol_form(model, fresh_bench: Path) -> None:
-    records = _fresh_records(model, fresh_bench)
+    from videochat.eval.parse import LETTERS
+
+    records = _fresh_records(model, fresh_bench, ["object_colour", "object_count"])
     assert records and all(r["error"] is None for r in records)
-    for r in records:  # "(X) text": the protocol's parser finds a valid option letter
-        assert r["letter"] in "ABCD"[: len(r["candidates"])], r["prediction"]
-        assert r["parsed_text"].startswith(f"({r['letter']}) "), r["parsed_text"]
+    for r in records:  # "(text)": an option's text after the primed "Best option:("
+        assert re.fullmatch(r"\([^()]+\)", r["parsed_text"]), r["prediction"]
+    named = [r for r in records if r["letter"] is not None]
+    assert len(named) >= len(records) / 2, [r["prediction"] for r in records]
+    for r in named:  # the parser maps the text to the letter of the option with that text
+        assert r["parsed_text"] == f"({r['candidates'][LETTERS.index(r['letter'])]})"
 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="the committed model's multiple choice is at chance (MODEL_CARD.md)",
+    reason="only the object count reaches 60%; the mean is far below 85% (MODEL_CARD.md)",
 )
-def test_default_model_answers_fresh_multiple_choice(model, fresh_bench: Path) -> None:
-    records = _fresh_records(model, fresh_bench)
-    correct = sum(bool(r["correct"]) for r in records)
-    assert correct >= 0.6 * len(records), [(r["prediction"], r["answer"]) for r in records]
+def test_default_model_meets_the_multiple_choice_targets(model, fresh_bench: Path) -> None:
+    records = _fresh_records(model, fresh_bench, None)
+    per_task: dict[str, list[bool]] = {}
+    for r in records:
+        per_task.setdefault(r["task"], []).append(bool(r["correct"]))
+    accuracy = {task: sum(right) / len(right) for task, right in per_task.items()}
+    assert len(accuracy) == 8
+    assert min(accuracy.values()) >= 0.6 and sum(accuracy.values()) / 8 >= 0.85, accuracy
 
 
 @pytest.mark.xfail(
-    strict=True, reason="descriptions beat the other-video floor by 0.12, not 0.2 (MODEL_CARD.md)"
+    strict=True, reason="descriptions beat the other-video floor by 0.16, not 0.2 (MODEL_CARD.md)"
 )
 def test_default_model_describes_what_is_in_the_video(model, fresh_bench: Path) -> None:
     from videochat.embedded.measure import descriptions
