@@ -12,6 +12,7 @@ from videochat.embedded import data
 from videochat.embedded.build import BuildPlan, build, recipe_path
 from videochat.embedded.config import embedded_config, vocab_rows
 from videochat.embedded.tokenizer import train_tokenizer
+from videochat.eval.parse import LETTERS
 from videochat.eval.protocols import VIDEOCHAT2
 from videochat.synth.dataset import write_dataset
 from videochat.train.labels import IGNORE_INDEX, conversation_sample, conversation_text
@@ -44,7 +45,7 @@ def test_training_conversations_ask_like_the_evaluation(synth_dir: Path) -> None
             assert answer.endswith(")") and answer[:-1] in texts
             reply = answer + " ###"  # what the model generates after the primed "Best option:("
             _, letter = VIDEOCHAT2.read_answer(reply, texts)
-            assert letter == "ABCDE"[texts.index(answer[:-1])]
+            assert letter == LETTERS[texts.index(answer[:-1])]
             assert turn["q"].endswith("\nOnly give the best option.")
     # per video, exactly one question carries the protocol's system text, as the evaluation asks
     assert set(with_system.values()) == {1}

@@ -8,10 +8,10 @@ and the caption. Stage 1 reads ``captions_video.json``.
 The multiple-choice answers name the option's text, not its letter: ``Best option:(blue)``. Why:
 our from-scratch 4-layer LLM does not learn to find the letter of the option it means (three
 hops: read the answer from the video, find the option with that text, take the letter before
-it). Trained on letters, its letter for the object count stayed at chance after 1,000 steps, also
-when it had first learnt the lookup on text alone (97% right on one-word options); trained on
-option text, it names the right count for 83% of held-out videos after 1,000 steps (runs on
-cached visual features, model card). `videochat.eval.parse.parse_option` maps an answer that is
+it). Trained on letters, its letter for the object count stayed at chance after 1,000 steps, and
+after 750 when it had first learnt the lookup on text alone (97% right on one-word options);
+trained on option text, it names the right count for 83% of held-out videos after 1,000 steps
+(runs on cached visual features, model card). `videochat.eval.parse.parse_option` maps an answer that is
 one option's text to that option's letter, as it does for any model.
 """
 
