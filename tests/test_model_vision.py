@@ -212,6 +212,38 @@ def test_temporal_pos_embed_rejects_clip_longer_than_table():
         enc(torch.zeros(1, 3, 3, 28, 28))
 
 
+# --- our convolutional stem ------------------------------------------------------------------
+
+
+def test_conv_stem_off_is_the_original_patchifier_and_on_keeps_the_token_grid():
+    assert not any("stem" in k for k in VisionEncoder(RELEASED).state_dict())
+    for cfg in (RELEASED, LMHRA):
+        stemmed = dataclasses.replace(cfg, conv_stem=(8,))
+        enc = VisionEncoder(stemmed).eval()
+        weights = enc.state_dict()
+        assert weights["patch_embed.stem.0.weight"].shape == (8, 3, 1, 3, 3)
+        # The patchifier covers patch_size / 2 pixels of the stem's half-size map.
+        assert weights["patch_embed.proj.weight"].shape[1:] == (
+            8,
+            3 if cfg.temporal_downsample else 1,
+            7,
+            7,
+        )
+        with torch.no_grad():
+            out = enc(torch.randn(2, 3, 4, 28, 28))
+        assert out.shape == (2, output_tokens(stemmed, 4), 64)
+
+
+def test_conv_stem_survives_the_json_config_and_rejects_a_patch_it_cannot_halve():
+    from videochat.model.config import VideoChatConfig
+
+    config = VideoChatConfig(vision=dataclasses.replace(RELEASED, conv_stem=(8,)))
+    again = VideoChatConfig.from_dict(json.loads(json.dumps(config.to_dict())))
+    assert again.vision == config.vision and again.vision.conv_stem == (8,)
+    with pytest.raises(ValueError, match=r"patch_size 14 is not divisible by 2\^2"):
+        VisionEncoder(dataclasses.replace(RELEASED, conv_stem=(8, 8)))
+
+
 # --- training features and input checks ----------------------------------------------------
 
 

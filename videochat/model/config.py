@@ -35,6 +35,13 @@ class VisionConfig:
     # Our additions (off in the original presets):
     temporal_pos_embed: bool = False  # learnable per-frame embedding added to the patch tokens
     max_frames: int = 64  # size of the temporal embedding table when enabled
+    # Channels of 3×3 stride-2 convolutions run on each frame before the patchifier (an "early
+    # convolution" stem, Xiao et al. 2021): a ViT trained from scratch on little compute sees
+    # shapes through them. Empty = the original's plain patchifier.
+    conv_stem: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        self.conv_stem = tuple(self.conv_stem)  # JSON gives a list
 
 
 @dataclass

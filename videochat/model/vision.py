@@ -7,6 +7,8 @@ Its `state_dict()` uses the original key names, so `visual_encoder.*` weights lo
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
@@ -27,16 +29,28 @@ def output_tokens(cfg: VisionConfig, frames: int) -> int:
 
 
 class PatchEmbed(nn.Module):
-    """Conv3d patchifier; with temporal downsampling it also merges neighbouring frames (stride 2)."""
+    """Conv3d patchifier; with temporal downsampling it also merges neighbouring frames (stride 2).
+
+    With `cfg.conv_stem`, per-frame 3×3 stride-2 convolutions (+ GELU) run first and the
+    patchifier covers the remaining patch_size / 2^layers pixels of their output."""
 
     def __init__(self, cfg: VisionConfig) -> None:
         super().__init__()
         kt, st, pt = (3, 2, 1) if cfg.temporal_downsample else (1, 1, 0)
-        p = cfg.patch_size
-        self.proj = nn.Conv3d(3, cfg.width, (kt, p, p), stride=(st, p, p), padding=(pt, 0, 0))
+        channels = [3, *cfg.conv_stem]
+        self.stem = nn.ModuleList(
+            nn.Conv3d(c_in, c_out, (1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
+            for c_in, c_out in itertools.pairwise(channels)
+        )
+        p = cfg.patch_size >> len(cfg.conv_stem)
+        self.proj = nn.Conv3d(
+            channels[-1], cfg.width, (kt, p, p), stride=(st, p, p), padding=(pt, 0, 0)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(x)  # (B, 3, T, H, W) → (B, D, T', H/p, W/p)
+        for conv in self.stem:  # (B, C, T, H, W) → (B, C', T, H/2, W/2)
+            x = nn.functional.gelu(conv(x))
+        return self.proj(x)  # (B, C, T, h, w) → (B, D, T', H/p, W/p)
 
 
 class VisionEncoder(nn.Module):
@@ -123,6 +137,11 @@ def _check_config(cfg: VisionConfig) -> None:
     problems = []
     if cfg.image_size % cfg.patch_size:
         problems.append(f"image_size {cfg.image_size} is not a multiple of patch_size")
+    if cfg.patch_size % (1 << len(cfg.conv_stem)):
+        problems.append(
+            f"patch_size {cfg.patch_size} is not divisible by 2^{len(cfg.conv_stem)} "
+            "(each conv_stem layer halves the frame)"
+        )
     if cfg.width % cfg.heads:
         problems.append(f"width {cfg.width} is not divisible by heads {cfg.heads}")
     if not 0 <= cfg.gmhra_layers <= cfg.depth:
