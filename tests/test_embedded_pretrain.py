@@ -105,6 +105,17 @@ def test_pretraining_trains_the_vision_side_only(clips):
     assert isinstance(heads, FactHeads) and not model.training
 
 
+def test_shape_steps_train_the_vit_on_patch_facts_before_the_qformer_moves(clips):
+    model = _tiny_model()
+    assert model.config.vision.conv_stem  # the embedded model's ViT has the stem
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    pretrain_vision(model, clips, PretrainPlan(steps=2, image_steps=2, shape_steps=2, batch=2))
+    after = model.state_dict()
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    assert "visual_encoder.patch_embed.stem.0.weight" in moved
+    assert not {k for k in moved if k.startswith(("qformer.", "query_tokens", "llm.", "llama_"))}
+
+
 def test_fact_accuracy_scores_the_patch_facts_on_object_patches_only(clips):
     from videochat.embedded.pretrain import fact_accuracy
 

@@ -39,9 +39,10 @@ class BuildPlan:
     bench_videos: int = 100
     vocab: int = 1024
     steps: dict[str, int] = field(
-        default_factory=lambda: {"vision": 2000, "stage0": 1000, "stage1": 20, "stage2": 20}
+        default_factory=lambda: {"vision": 1600, "stage0": 1000, "stage1": 20, "stage2": 20}
     )
-    vision_image_steps: int = 300  # of the vision steps, single frames first
+    vision_image_steps: int = 700  # of the vision steps, single frames first
+    vision_shape_steps: int = 500  # of those, patch facts only (see `pretrain`)
     vision_batch: int = 16  # clips per vision step
     workers: int = 2
     overrides: dict[str, list[str]] = field(default_factory=dict)
@@ -136,6 +137,7 @@ def run_vision(plan: BuildPlan, model_dir: Path, data_dir: Path, export: Path) -
     schedule = PretrainPlan(
         steps=plan.steps["vision"],
         image_steps=plan.vision_image_steps,
+        shape_steps=plan.vision_shape_steps,
         batch=plan.vision_batch,
         seed=plan.seed,
     )

@@ -30,7 +30,11 @@ def embedded_config(vocab_size: int) -> VideoChatConfig:
 
     Patch 28 rather than 14: the Q-Former's queries must learn to find 1-5 small objects among
     all frames' tokens, and with 8×17 tokens instead of 8×65 that costs a quarter of the compute
-    (measured: about the same loss per step, clip steps in 0.33 s instead of ~1 s)."""
+    (measured: about the same loss per step, clip steps in 0.33 s instead of ~1 s).
+
+    A 32+64-channel convolutional stem runs before the patchifier: without it the ViT never told
+    the shapes apart (its patch tokens: 19% of object patches right after 200 shape-only steps,
+    against 31% with the stem and 87% after 600; 5 shapes, chance 20%)."""
     width = 128
     llm = _llama_config(192, 4, 4, 512, vocab=vocab_size)
     llm["max_position_embeddings"] = 1024
@@ -46,6 +50,7 @@ def embedded_config(vocab_size: int) -> VideoChatConfig:
             gmhra_dropout=0.1,
             temporal_pos_embed=True,
             max_frames=16,
+            conv_stem=(32, 64),
         ),
         qformer=QFormerConfig(
             width=128,

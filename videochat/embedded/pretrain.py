@@ -6,9 +6,14 @@ ones), so most clips are fresh scenes of the synthetic world rendered straight t
 frames (no H.264 round trip, ~1 ms a frame); a quarter are the training set's decoded videos, so
 the codec's look is learnt too. Frames are chosen with `middle` sampling, as `videochat eval`
 does. Small linear heads read the facts from the ViT's patch tokens and from the Q-Former's
-output rows, and are thrown away afterwards. A curriculum makes the Q-Former's cross-attention learn to find
-objects while it has few tokens to search: first single frames (4× the batch, the temporal
-embedding left out), then whole clips with every fact.
+output rows, and are thrown away afterwards. A curriculum orders the facts from local to global:
+
+1. single frames, patch facts only (`shape_steps`): the ViT learns to tell the shapes apart. With
+   every loss from the start it never did (29% of object patches, chance 20%, after 2,000 steps);
+   alone, with the convolutional stem, it reaches 87% in 600 steps of 64 frames (measured);
+2. single frames, every per-frame fact (4× the batch, the temporal embedding left out): the
+   Q-Former's cross-attention learns to find objects while it has few tokens to search;
+3. whole clips with every fact.
 """
 
 from __future__ import annotations
@@ -45,12 +50,14 @@ log = logging.getLogger("videochat.embedded")
 SLOTS = len(SHAPES)  # Q-Former rows 0..4: one per shape
 POSITION_WEIGHT = 10.0  # positions are fractions of the frame: squared errors are small
 PER_FRAME = 1 + NUM_COLOURS + 2  # slot-head outputs per frame: visible, colour logits, x and y
+PATCH_FACTS = ("patch_shape", "patch_colour")
 
 
 @dataclass
 class PretrainPlan:
     steps: int = 900
     image_steps: int = 300  # single-frame steps first
+    shape_steps: int = 0  # of those, the first train the patch facts only
     batch: int = 16  # clips per step (single-frame steps take 4× as many frames)
     real_fraction: float = 0.25  # of each batch from the decoded training videos
     lr: float = 2e-3
@@ -249,6 +256,8 @@ def pretrain_vision(model, clips: dict[str, Tensor], plan: PretrainPlan) -> Fact
         batch = _with_real(batch, clips, real[single], single, gen)
         rows, patches = encode(model, batch["pixels"])
         losses = fact_losses(heads(rows, patches), batch, grid)
+        if step < plan.shape_steps:
+            losses = {name: losses[name] for name in PATCH_FACTS}
         optimizer.zero_grad(set_to_none=True)
         sum(losses.values()).backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
