@@ -147,7 +147,7 @@ def test_smoke_build_trains_every_stage_and_exports(synth_dir: Path, tmp_path: P
 
 
 def test_model_card_reports_the_recorded_numbers() -> None:
-    from videochat.embedded.card import render
+    from videochat.embedded.card import describe_vision, render
 
     build_record = {
         "seed": 0,
@@ -172,7 +172,13 @@ def test_model_card_reports_the_recorded_numbers() -> None:
             "items_per_task": {"object_count": 40},
         },
     }
-    card = render(build_record, measure_record, {"llm": 1_500_000})
+    vision = describe_vision(embedded_config(64).vision, 8)
+    assert vision == (
+        "112 px, patch 28 (16 patches a frame), a 32+64-channel convolutional stem (our option), "
+        "temporal position embedding (our option), 8 frames"
+    )
+    card = render(build_record, measure_record, {"llm": 1_500_000}, vision=vision)
+    assert f"- vision: {vision}" in card
     assert "--videos 600 --vision-steps 100 --stage0-steps 1200 --stage1-steps 20" in card
     assert "| object_colour | 9 / 10 | 90.0% |" in card and "--limit 10" in card
     assert "**0.75**" in card and "0.25" in card and "(11.4 min)" in card

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from videochat.model.config import VisionConfig
+
 REBUILD = (
     "python -m videochat.embedded --out build --seed {seed} --videos {videos} "
     "--vision-steps {vision} --stage0-steps {stage0} --stage1-steps {stage1} "
@@ -61,8 +63,25 @@ def _free_form(ff: dict | None) -> list[str]:
     return _section("Free-form answers", intro, ["task", "items", "exact answer"], rows)
 
 
-def render(build: dict, measure: dict, params: dict[str, int], notes: str = "") -> str:
-    """The card text; `params` maps module name → parameter count."""
+def describe_vision(vision: VisionConfig, frames: int) -> str:
+    """One line on the input and our additions, e.g. '112 px, patch 28 (16 patches a frame), …'."""
+    parts = [
+        f"{vision.image_size} px",
+        f"patch {vision.patch_size} ({(vision.image_size // vision.patch_size) ** 2} patches a frame)",
+    ]
+    if vision.conv_stem:
+        channels = "+".join(str(c) for c in vision.conv_stem)
+        parts.append(f"a {channels}-channel convolutional stem (our option)")
+    if vision.temporal_pos_embed:
+        parts.append("temporal position embedding (our option)")
+    return ", ".join([*parts, f"{frames} frames"])
+
+
+def render(
+    build: dict, measure: dict, params: dict[str, int], notes: str = "", vision: str = ""
+) -> str:
+    """The card text; `params` maps module name → parameter count, `vision` is
+    `describe_vision`'s line."""
     steps = build["steps"]
     command = REBUILD.format(seed=build["seed"], videos=build["videos"], **steps)
     secs = build["seconds"]
@@ -87,8 +106,7 @@ def render(build: dict, measure: dict, params: dict[str, int], notes: str = "") 
         "## Architecture",
         "",
         *(f"- {name}: {count / 1e6:.2f} M parameters" for name, count in params.items()),
-        "- vision: 112 px, patch 28 (16 patches a frame), temporal position embedding (our "
-        "option), 8 frames",
+        *([f"- vision: {vision}"] if vision else []),
         "- tokenizer: byte-level BPE learned on the synthetic corpus (saved here)",
         "",
         "## Training (2-core CPU, fp32)",
@@ -152,5 +170,6 @@ def write_card(work: Path, model_dir: Path, notes: str = "") -> Path:
     }
     params["total"] = sum(p.numel() for p in model.parameters())
     path = model_dir / "MODEL_CARD.md"
-    path.write_text(render(build, measure, params, notes))
+    vision = describe_vision(model.config.vision, model.config.num_frames)
+    path.write_text(render(build, measure, params, notes, vision))
     return path
