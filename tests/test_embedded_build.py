@@ -172,14 +172,29 @@ def test_model_card_reports_the_recorded_numbers() -> None:
             "items_per_task": {"object_count": 40},
         },
     }
-    vision = describe_vision(embedded_config(64).vision, 8)
+    vision = describe_vision(embedded_config(64, conv_stem=(32, 64)).vision, 8)
     assert vision == (
         "112 px, patch 28 (16 patches a frame), a 32+64-channel convolutional stem (our option), "
         "temporal position embedding (our option), 8 frames"
     )
     card = render(build_record, measure_record, {"llm": 1_500_000}, vision=vision)
     assert f"- vision: {vision}" in card
+    assert "--stage2-steps 30 --measure\n" in card  # default curriculum: no extra flags
+    stemmed = build_record | {"vision_image_steps": 700, "vision_shape_steps": 500}
+    card = render(stemmed | {"conv_stem": [32, 64]}, measure_record, {"llm": 1})
+    assert "--measure --vision-image-steps 700 --vision-shape-steps 500 --conv-stem 32,64\n" in card
     assert "--videos 600 --vision-steps 100 --stage0-steps 1200 --stage1-steps 20" in card
     assert "| object_colour | 9 / 10 | 90.0% |" in card and "--limit 10" in card
     assert "**0.75**" in card and "0.25" in card and "(11.4 min)" in card
     assert "| object_count | 40 | 85.0% |" in card
+
+
+def test_rebuild_cli_reads_the_vision_curriculum_and_stem(capsys) -> None:
+    from videochat.embedded.__main__ import parse
+
+    args = parse(["--out", "b", "--conv-stem", "32,64", "--vision-shape-steps", "500"])
+    assert args.conv_stem == (32, 64) and args.vision_shape_steps == 500
+    assert parse(["--out", "b"]).conv_stem == BuildPlan.conv_stem == ()
+    with pytest.raises(SystemExit):
+        parse(["--out", "b", "--conv-stem", "32,x"])
+    assert "expected positive channel counts like 32,64, got '32,x'" in capsys.readouterr().err

@@ -106,8 +106,9 @@ def test_pretraining_trains_the_vision_side_only(clips):
 
 
 def test_shape_steps_train_the_vit_on_patch_facts_before_the_qformer_moves(clips):
-    model = _tiny_model()
-    assert model.config.vision.conv_stem  # the embedded model's ViT has the stem
+    from videochat.model import build_model
+
+    model = build_model(embedded_config(vocab_rows(300), conv_stem=(32, 64)), None, seed=0)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     pretrain_vision(model, clips, PretrainPlan(steps=2, image_steps=2, shape_steps=2, batch=2))
     after = model.state_dict()

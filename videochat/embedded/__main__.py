@@ -20,15 +20,54 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--bench-videos", type=int, default=BuildPlan.bench_videos)
     for stage in STAGES:
         p.add_argument(f"--{stage}-steps", type=int, default=None, help=f"{stage} optimizer steps")
+    p.add_argument(
+        "--vision-image-steps",
+        type=int,
+        default=BuildPlan.vision_image_steps,
+        help="of the vision steps, the first ones on single frames",
+    )
+    p.add_argument(
+        "--vision-shape-steps",
+        type=int,
+        default=BuildPlan.vision_shape_steps,
+        help="of those, the first ones on the patch facts only",
+    )
+    p.add_argument(
+        "--conv-stem",
+        type=_channels,
+        default=BuildPlan.conv_stem,
+        help="channels of the ViT's convolutional stem, e.g. 32,64 (default: none)",
+    )
     p.add_argument("--workers", type=int, default=2, help="processes for data generation")
     p.add_argument("--measure", action="store_true", help="evaluate the result on a fresh seed")
     return p.parse_args(argv)
 
 
+def _channels(text: str) -> tuple[int, ...]:
+    try:
+        channels = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        channels = (0,)
+    if any(c <= 0 for c in channels):
+        raise argparse.ArgumentTypeError(
+            f"expected positive channel counts like 32,64, got {text!r}"
+        )
+    return channels
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    plan = BuildPlan(args.out, args.seed, args.videos, args.bench_videos, workers=args.workers)
+    plan = BuildPlan(
+        args.out,
+        args.seed,
+        args.videos,
+        args.bench_videos,
+        vision_image_steps=args.vision_image_steps,
+        vision_shape_steps=args.vision_shape_steps,
+        conv_stem=args.conv_stem,
+        workers=args.workers,
+    )
     for stage in STAGES:
         value = getattr(args, f"{stage}_steps")
         if value is not None:

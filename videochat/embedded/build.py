@@ -39,10 +39,11 @@ class BuildPlan:
     bench_videos: int = 100
     vocab: int = 1024
     steps: dict[str, int] = field(
-        default_factory=lambda: {"vision": 1600, "stage0": 1000, "stage1": 20, "stage2": 20}
+        default_factory=lambda: {"vision": 2000, "stage0": 1000, "stage1": 20, "stage2": 20}
     )
-    vision_image_steps: int = 700  # of the vision steps, single frames first
-    vision_shape_steps: int = 500  # of those, patch facts only (see `pretrain`)
+    vision_image_steps: int = 300  # of the vision steps, single frames first
+    vision_shape_steps: int = 0  # of those, patch facts only (see `pretrain`)
+    conv_stem: tuple[int, ...] = ()  # channels of the ViT's convolutional stem (none: patchifier)
     vision_batch: int = 16  # clips per vision step
     workers: int = 2
     overrides: dict[str, list[str]] = field(default_factory=dict)
@@ -73,7 +74,8 @@ def init_model(plan: BuildPlan, data_dir: Path) -> Path:
     if (target / "config.json").is_file():
         return target
     tok = train_tokenizer(data.corpus(data_dir), plan.vocab)
-    model = build_model(embedded_config(vocab_rows(len(tok))), tok, seed=plan.seed)
+    config = embedded_config(vocab_rows(len(tok)), plan.conv_stem)
+    model = build_model(config, tok, seed=plan.seed)
     rescale_cross_attention(model, plan.seed)
     save_model(model, target)
     return target
@@ -194,7 +196,15 @@ def build(plan: BuildPlan) -> dict:
         lap(stage)
     final = finish(model_dir, plan.out / "model")
     lap("export")
-    summary = {"seed": plan.seed, "videos": plan.videos, "steps": plan.steps, "seconds": times}
+    summary = {
+        "seed": plan.seed,
+        "videos": plan.videos,
+        "steps": plan.steps,
+        "vision_image_steps": plan.vision_image_steps,
+        "vision_shape_steps": plan.vision_shape_steps,
+        "conv_stem": list(plan.conv_stem),
+        "seconds": times,
+    }
     (plan.out / "build.json").write_text(json.dumps(summary, indent=1) + "\n")
     log.info("built %s in %.0f s", final, sum(times.values()))
     return summary

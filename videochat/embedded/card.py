@@ -63,6 +63,20 @@ def _free_form(ff: dict | None) -> list[str]:
     return _section("Free-form answers", intro, ["task", "items", "exact answer"], rows)
 
 
+def _vision_flags(build: dict) -> str:
+    """The rebuild flags for the vision stage's curriculum and stem, where they differ from the
+    defaults (records written before these options existed used the defaults)."""
+    from videochat.embedded.build import BuildPlan
+
+    flags = ""
+    for name in ("vision_image_steps", "vision_shape_steps"):
+        if build.get(name, getattr(BuildPlan, name)) != getattr(BuildPlan, name):
+            flags += f" --{name.replace('_', '-')} {build[name]}"
+    if build.get("conv_stem"):
+        flags += " --conv-stem " + ",".join(str(c) for c in build["conv_stem"])
+    return flags
+
+
 def describe_vision(vision: VisionConfig, frames: int) -> str:
     """One line on the input and our additions, e.g. '112 px, patch 28 (16 patches a frame), …'."""
     parts = [
@@ -84,6 +98,7 @@ def render(
     `describe_vision`'s line."""
     steps = build["steps"]
     command = REBUILD.format(seed=build["seed"], videos=build["videos"], **steps)
+    command += _vision_flags(build)
     secs = build["seconds"]
     total = sum(secs.values())
     mc, desc = measure["multiple_choice"], measure["descriptions"]
