@@ -87,6 +87,9 @@ def test_single_frame_batches_train_only_the_per_frame_facts(clips):
     assert one["pixels"].shape == (4, 1, 3, 112, 112)
     losses = fact_losses(heads(*encode(model, one["pixels"])), one, grid=4)
     assert set(losses) == {"visible", "colour", "position", "patch_shape", "patch_colour"}
+    patch = fact_losses(heads(*encode(model, one["pixels"])), one, grid=4, patch_only=True)
+    assert set(patch) == {"patch_shape", "patch_colour"}
+    torch.testing.assert_close(patch["patch_shape"], losses["patch_shape"])
     two = {k: v[:2] for k, v in clips.items()}
     full = fact_losses(heads(*encode(model, two["pixels"])), two, grid=4)
     assert set(full) > set(losses) and {"event_bin", "motion", "count", "effect"} <= set(full)

@@ -44,15 +44,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def _channels(text: str) -> tuple[int, ...]:
-    try:
-        channels = tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        channels = (0,)
-    if any(c <= 0 for c in channels):
+    """`--conv-stem 32,64` → (32, 64)."""
+    parts = text.split(",")
+    if not all(part.strip().isdigit() and int(part) > 0 for part in parts):
         raise argparse.ArgumentTypeError(
             f"expected positive channel counts like 32,64, got {text!r}"
         )
-    return channels
+    return tuple(int(part) for part in parts)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -50,7 +50,6 @@ log = logging.getLogger("videochat.embedded")
 SLOTS = len(SHAPES)  # Q-Former rows 0..4: one per shape
 POSITION_WEIGHT = 10.0  # positions are fractions of the frame: squared errors are small
 PER_FRAME = 1 + NUM_COLOURS + 2  # slot-head outputs per frame: visible, colour logits, x and y
-PATCH_FACTS = ("patch_shape", "patch_colour")
 
 
 @dataclass
@@ -168,20 +167,27 @@ class FactHeads(nn.Module):
         }
 
 
-def fact_losses(pred: dict[str, Tensor], facts: dict[str, Tensor], grid: int) -> dict[str, Tensor]:
-    """One loss per fact; single-frame batches (T=1) train only the per-frame ones."""
+def fact_losses(
+    pred: dict[str, Tensor], facts: dict[str, Tensor], grid: int, patch_only: bool = False
+) -> dict[str, Tensor]:
+    """One loss per fact; single-frame batches (T=1) train only the per-frame ones, and
+    `patch_only` (the shape phase) only the patch facts."""
     t = facts["visible"].shape[-1]
     shape_of_patch, colour_of_patch = patch_labels(facts, grid)
+    losses = {
+        "patch_shape": _ce(pred["patch_shape"], shape_of_patch),
+        "patch_colour": _ce(pred["patch_colour"], colour_of_patch),
+    }
+    if patch_only:
+        return losses
     shown = facts["visible"].unsqueeze(-1)  # (B, S, T, 1)
     slot = {k: pred[k][:, :, :t] for k in ("visible", "colour", "position")}
-    losses = {
+    losses |= {
         "visible": F.binary_cross_entropy_with_logits(slot["visible"], facts["visible"]),
         "colour": _ce(slot["colour"], facts["colour"]),
         "position": POSITION_WEIGHT
         * ((slot["position"] - facts["position"]) ** 2 * shown).sum()
         / shown.sum().clamp(min=1),
-        "patch_shape": _ce(pred["patch_shape"], shape_of_patch),
-        "patch_colour": _ce(pred["patch_colour"], colour_of_patch),
     }
     if t == 1:
         return losses
@@ -255,9 +261,7 @@ def pretrain_vision(model, clips: dict[str, Tensor], plan: PretrainPlan) -> Fact
             temporal.requires_grad_(not single)
         batch = _with_real(batch, clips, real[single], single, gen)
         rows, patches = encode(model, batch["pixels"])
-        losses = fact_losses(heads(rows, patches), batch, grid)
-        if step < plan.shape_steps:
-            losses = {name: losses[name] for name in PATCH_FACTS}
+        losses = fact_losses(heads(rows, patches), batch, grid, step < plan.shape_steps)
         optimizer.zero_grad(set_to_none=True)
         sum(losses.values()).backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
