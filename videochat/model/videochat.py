@@ -76,13 +76,16 @@ class VideoChat(nn.Module):
             queries = torch.cat([queries, self.extra_query_tokens], dim=1)  # (1, Q, C)
         queries = queries.expand(pixels.shape[0], -1, -1)  # (B, Q, C)
         hidden = self.qformer(queries, image_embeds)  # (B, Q, C)
-        embeds = self.llama_proj(hidden)  # (B, Q, D_llm)
         return {
             "visual_encoder_out": tokens,
             "image_embeds": image_embeds,
             "qformer_last_hidden_state": hidden,
-            "inputs_llama": embeds.to(self.device),
+            "inputs_llama": self.project_rows(hidden),
         }
+
+    def project_rows(self, hidden: Tensor) -> Tensor:
+        """Q-Former output rows (B, Q, C) → LLM input embeddings (B, Q, D_llm) on the LLM's device."""
+        return self.llama_proj(hidden.to(self.llama_proj.weight.device)).to(self.device)
 
     def encode_video(self, pixels: Tensor) -> Tensor:
         """(B, T, 3, H, W) normalised pixels (T=1 for an image) → (B, Q, D_llm) LLM embeddings."""

@@ -25,6 +25,7 @@ from videochat.train.labels import (
 )
 from videochat.train.prompts import load_prompts
 from videochat.train.recipe import DataSource, Recipe
+from videochat.train.visual_cache import VisualCache
 
 
 class AnnotationError(VideoChatError):
@@ -44,7 +45,7 @@ class Entry:
 
 @dataclass
 class Sample:
-    pixels: torch.Tensor  # (T, 3, S, S)
+    pixels: torch.Tensor  # (T, 3, S, S), or (Q, C) Q-Former rows from a visual cache
     text: LabelledText
     media: str
     index: int
@@ -125,6 +126,7 @@ class TrainDataset(Dataset):
             image: load_prompts(recipe.prompt, image) if recipe.stage == 1 else []
             for image in (False, True)
         }
+        self.cache: VisualCache | None = None  # set by the loop when the recipe asks for one
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -134,18 +136,23 @@ class TrainDataset(Dataset):
         entry = self.entries[index]
         rng = random.Random(f"sample-{self.recipe.seed}-{epoch}-{index}")
         try:
-            pixels, msg = self._load(entry, rng)
+            if self.cache is not None:
+                cached = self.cache.pick(entry.path, rng)
+                pixels, msg = cached.rows, cached.msg
+            else:
+                pixels, msg = self.load_media(entry.media, entry.path, rng)
         except (VideoChatError, OSError, ValueError, RuntimeError) as exc:
             return BadSample(index, entry.path, str(exc) or type(exc).__name__)
         return Sample(pixels, self._text(entry, msg, rng), entry.media, index)
 
-    def _load(self, entry: Entry, rng: random.Random) -> tuple[torch.Tensor, str]:
+    def load_media(self, media: str, path: str, rng: random.Random) -> tuple[torch.Tensor, str]:
+        """Decode one file as the recipe samples it: pixels (T, 3, S, S) + the timestamp message."""
         from videochat.media import load_image, load_video
 
-        if entry.media == "image":
-            return load_image(entry.path, size=self.image_size).pixels, ""  # (1, 3, S, S)
+        if media == "image":
+            return load_image(path, size=self.image_size).pixels, ""  # (1, 3, S, S)
         clip = load_video(
-            entry.path,
+            path,
             num_frames=self.recipe.num_frames,
             sampling=self.recipe.sampling,
             size=self.image_size,
@@ -193,7 +200,7 @@ def _with_space(text: str) -> str:
 
 @dataclass
 class Batch:
-    pixels: torch.Tensor | None  # (B, T, 3, S, S); None when every sample was bad
+    pixels: torch.Tensor | None  # (B, T, 3, S, S) or cached rows (B, Q, C); None: all bad
     texts: list[LabelledText]
     media: str | None
     indices: list[int]

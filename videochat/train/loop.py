@@ -27,6 +27,7 @@ from videochat.train.labels import LabelledText, assemble
 from videochat.train.recipe import Recipe
 from videochat.train.sampler import PlanSampler, plan_epoch
 from videochat.train.state import RunState, capture_rng, restore_rng
+from videochat.train.visual_cache import VisualCache, build_visual_cache
 
 log = logging.getLogger("videochat.train")
 
@@ -43,9 +44,12 @@ class TrainStep(nn.Module):
         self.model = model
         self.stage = recipe.stage
         self.max_txt_len = recipe.max_txt_len
+        self.cached = recipe.visual_cache > 0
 
     def forward(self, pixels: torch.Tensor, texts: list[LabelledText]) -> torch.Tensor:
-        visual = self.model.encode_video(pixels)  # (B, Q, D)
+        """pixels: (B, T, 3, S, S), or (B, Q, C) cached Q-Former rows with `visual_cache`."""
+        encode = self.model.project_rows if self.cached else self.model.encode_video
+        visual = encode(pixels)  # (B, Q, D)
         tok = self.model.tokenizer
         inputs = assemble(
             visual,
@@ -98,6 +102,8 @@ class _Run:
         S.cast_frozen_llm(self.model, recipe, self.precision)
         size = self.model.config.vision.image_size
         self.dataset = TrainDataset(entries, recipe, self.model.tokenizer, size)
+        if recipe.visual_cache:
+            self.dataset.cache = self._visual_cache(entries)
         self.media = [e.media for e in entries]
         self.batches_per_epoch = len(self._plan(0))
         steps_per_epoch = math.ceil(self.batches_per_epoch / recipe.grad_accum_steps)
@@ -111,6 +117,21 @@ class _Run:
         self.scaler = torch.amp.GradScaler(enabled=self.precision.needs_scaler)
         self.state = RunState()
         self.saved_step = -1
+
+    def _visual_cache(self, entries: list) -> VisualCache:
+        """Encode every media file `visual_cache` times with the frozen vision side (every rank
+        encodes all of them: the cache is meant for models and datasets that fit one machine)."""
+        r = self.recipe
+        return build_visual_cache(
+            self.model,
+            {e.path: e.media for e in entries},
+            self.dataset.load_media,
+            r.visual_cache,
+            seed=r.seed,
+            batch=r.batch_size,
+            workers=r.num_workers,
+            autocast=self.precision.autocast,
+        )
 
     def _plan(self, epoch: int) -> list:
         r = self.recipe
@@ -152,6 +173,7 @@ class _Run:
             generator=torch.Generator().manual_seed(r.seed + st.epoch),
         )
         self.root.train()
+        S.hold_frozen_in_eval(self.model, r.freeze)
         last_loss, pending, window = None, 0, _Window()
         for batch in loader:
             st.batch += 1
@@ -192,6 +214,8 @@ class _Run:
         return nullcontext()
 
     def _dummy_inputs(self) -> torch.Tensor:
+        if self.dataset.cache is not None:
+            return torch.zeros(1, *self.dataset.cache.row_shape)  # (B, Q, C)
         size = self.model.config.vision.image_size
         return torch.zeros(1, 1, 3, size, size)  # (B, T, 3, S, S)
 

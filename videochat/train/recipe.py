@@ -70,6 +70,12 @@ class FreezeSpec:
     llama_proj: bool = False
     llm: bool = True
 
+    @property
+    def vision_side_frozen(self) -> bool:
+        """Everything before llama_proj is frozen (its output is then a fixed function of the frames)."""
+        parts = (self.vit, self.mhra, self.ln_vision, self.qformer)
+        return all(parts) and self.query_tokens and self.extra_query_tokens
+
 
 @dataclass
 class OptimSpec:
@@ -112,6 +118,9 @@ class Recipe:
     num_workers: int = 0
     log_every: int = 1
     max_bad_fraction: float = 0.05
+    # >0: encode each video this many times (random samplings) before training and reuse the
+    # Q-Former rows (`visual_cache`); needs the whole vision side frozen
+    visual_cache: int = 0
 
     def validate(self) -> None:
         checks = [
@@ -127,6 +136,14 @@ class Recipe:
         for ok, message in checks:
             if not ok:
                 raise RecipeError(f"recipe: {message}")
+        if self.visual_cache < 0:
+            raise RecipeError("recipe: visual_cache must be >= 0 (0 = off)")
+        if self.visual_cache and not self.freeze.vision_side_frozen:
+            raise RecipeError(
+                "recipe: visual_cache needs the whole vision side frozen (freeze.vit, mhra, "
+                "ln_vision, qformer, query_tokens and extra_query_tokens all true): cached rows "
+                "of a vision side that trains would go stale"
+            )
         if self.model.llm_dtype not in ("auto", "fp32", "bf16", "fp16"):
             raise RecipeError("recipe: model.llm_dtype must be auto, fp32, bf16 or fp16")
         for source in self.data:

@@ -93,6 +93,17 @@ def apply_freeze(model: nn.Module, spec: FreezeSpec) -> list[str]:
     return trainable
 
 
+def hold_frozen_in_eval(model: nn.Module, spec: FreezeSpec) -> None:
+    """Put the frozen vision modules in eval mode (call after every `.train()`).
+
+    The original does this once for good (BLIP-2's `disabled_train`): a frozen Q-Former, and a
+    visual encoder whose GMHRA is frozen too, never apply dropout while the rest trains."""
+    if spec.vit and spec.mhra:
+        model.visual_encoder.eval()
+    if spec.qformer:
+        model.qformer.eval()
+
+
 def make_optimizer(model: nn.Module, spec: OptimSpec) -> torch.optim.Optimizer:
     """AdamW; no weight decay on biases, norms and other 1-D parameters (as the original)."""
     decay, no_decay = [], []

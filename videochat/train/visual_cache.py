@@ -1,0 +1,129 @@
+"""Encode a frozen vision side once: each media file's Q-Former rows for a few frame samplings.
+
+When the ViT, GMHRA, ln_vision, Q-Former and queries are all frozen (they then run in eval mode,
+as in the original), the Q-Former rows are a fixed function of the sampled frames. Decoding and
+encoding every clip again each epoch only costs time: in the embedded build's stage 0 it is most
+of a step (measured in the README). ``visual_cache: K`` in a recipe decodes and encodes K random
+samplings of every video (one of every image) before the first step, and each training sample
+takes one of them at random; only `llama_proj` and the LLM run per step.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from videochat.errors import VideoChatError
+
+
+class CachedMediaError(VideoChatError):
+    """A media file could not be decoded while the visual cache was built."""
+
+
+@dataclass
+class CachedClip:
+    rows: torch.Tensor  # (Q, C) Q-Former output
+    msg: str  # the timestamp message of the frames behind `rows`
+
+
+class VisualCache:
+    """Cached Q-Former rows per media path, several samplings each; failed paths keep their error."""
+
+    def __init__(self, clips: dict[str, list[CachedClip]], failed: dict[str, str]) -> None:
+        self.clips, self.failed = clips, failed
+
+    def pick(self, path: str, rng: random.Random) -> CachedClip:
+        """One of `path`'s cached samplings (drawn with `rng`)."""
+        if path in self.failed:
+            raise CachedMediaError(self.failed[path])
+        return rng.choice(self.clips[path])
+
+    @property
+    def row_shape(self) -> tuple[int, ...]:
+        """(Q, C) of every cached entry (for a stand-in input when a whole batch is bad)."""
+        first = next(iter(self.clips.values()))[0]
+        return tuple(first.rows.shape)
+
+
+class _Samplings(Dataset):
+    """(media path, sampling number) → (pixels, msg) or the decoding error, via `load`."""
+
+    def __init__(self, jobs: list[tuple[str, str, int]], load, seed: int) -> None:
+        self.jobs, self.load, self.seed = jobs, load, seed
+
+    def __len__(self) -> int:
+        return len(self.jobs)
+
+    def __getitem__(self, i: int):
+        media, path, k = self.jobs[i]
+        rng = random.Random(f"cache-{self.seed}-{path}-{k}")
+        try:
+            pixels, msg = self.load(media, path, rng)
+        except (VideoChatError, OSError, ValueError, RuntimeError) as exc:
+            return path, None, str(exc) or type(exc).__name__
+        return path, pixels, msg
+
+
+def _as_list(items: list) -> list:
+    return items
+
+
+@torch.no_grad()
+def build_visual_cache(
+    model,
+    media: dict[str, str],
+    load,
+    samplings: int,
+    *,
+    seed: int,
+    batch: int = 16,
+    workers: int = 0,
+    autocast: Callable[[], AbstractContextManager] = nullcontext,
+) -> VisualCache:
+    """Encode every file of `media` ({path: "video" | "image"}) `samplings` times (images once).
+
+    `load(media, path, rng) -> (pixels (T, 3, S, S), msg)` decodes one sampling; the same
+    `seed` gives the same samplings, so a resumed run rebuilds the same cache. A file that fails
+    to decode is kept as failed (its samples become bad samples, counted by the loop)."""
+    from tqdm import tqdm
+
+    jobs = [
+        (kind, path, k)
+        for path, kind in sorted(media.items())
+        for k in range(samplings if kind == "video" else 1)
+    ]
+    loader = DataLoader(
+        _Samplings(jobs, load, seed), batch_size=batch, num_workers=workers, collate_fn=_as_list
+    )
+    clips: dict[str, list[CachedClip]] = {}
+    failed: dict[str, str] = {}
+    was_training = model.training
+    model.eval()
+    try:
+        for items in tqdm(loader, desc="visual cache", unit="batch", mininterval=5):
+            for path, _, reason in (item for item in items if item[1] is None):
+                failed[path] = reason
+            good = [item for item in items if item[1] is not None]
+            # group by frame count: images (T=1) and videos cannot share a batch
+            for frames in sorted({pixels.shape[0] for _, pixels, _ in good}):
+                group = [item for item in good if item[1].shape[0] == frames]
+                pixels = torch.stack([p for _, p, _ in group])  # (B, T, 3, S, S)
+                with autocast():
+                    rows = model.encode_video_steps(pixels)["qformer_last_hidden_state"]
+                for (path, _, msg), row in zip(group, rows.cpu(), strict=True):
+                    clips.setdefault(path, []).append(CachedClip(row.clone(), msg))
+    finally:
+        model.train(was_training)
+    for path in failed:
+        clips.pop(path, None)
+    if not clips:
+        raise CachedMediaError(
+            f"none of the {len(media)} media files could be decoded for the visual cache "
+            f"(first error: {next(iter(failed.values()), 'none')})"
+        )
+    return VisualCache(clips, failed)
