@@ -1,0 +1,118 @@
+"""`visual_cache`: a frozen vision side encoded once, and frozen vision modules held in eval mode."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from tests._train_helpers import make_data
+from videochat.model import save_model
+from videochat.train.data import TrainDataset, read_all
+from videochat.train.loop import train
+from videochat.train.recipe import RecipeError, load_recipe
+from videochat.train.setup import apply_freeze, hold_frozen_in_eval
+from videochat.train.setup import build_model as build_for_recipe
+from videochat.train.visual_cache import CachedMediaError, build_visual_cache
+
+# the tiny recipe with everything before llama_proj frozen (the embedded build's stage 0)
+VISION_FROZEN = ["freeze.mhra=true", "freeze.ln_vision=true", "freeze.extra_query_tokens=true"]
+
+
+def _recipe(tmp_path, data, name, *extra):
+    return load_recipe(
+        "tiny", [*data, f"output_dir={tmp_path / name}", *VISION_FROZEN, "max_steps=3", *extra]
+    )
+
+
+def _with_live_gmhra(tmp_path, data) -> list[str]:
+    """Overrides for a tiny model whose GMHRA MLPs are not zero (as initialised, its dropout
+    would have nothing to drop)."""
+    model = build_for_recipe(_recipe(tmp_path, data, "init"))
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, param in model.visual_encoder.named_parameters():
+            if "mhra" in name and "c_proj" in name:
+                param.copy_(torch.randn(param.shape, generator=gen))
+    save_model(model, tmp_path / "live")
+    return [f"model.path={tmp_path / 'live'}", "model.preset=null"]
+
+
+def test_cached_rows_train_exactly_like_encoding_every_step(tmp_path):
+    # `middle` sampling: every sampling of a video is the same frames, so the two runs see the
+    # same inputs; the tiny preset's GMHRA dropout (0.5) would make them differ if the frozen
+    # encoder still ran in training mode
+    data = make_data(tmp_path / "data", videos=3, images=2)
+    live = _with_live_gmhra(tmp_path, data)
+    plain = train(_recipe(tmp_path, data, "plain", "sampling=middle", *live))
+    cached = train(_recipe(tmp_path, data, "cached", "sampling=middle", "visual_cache=2", *live))
+    assert set(plain.trainable) == set(cached.trainable) == {"llama_proj.weight", "llama_proj.bias"}
+    initial = build_for_recipe(_recipe(tmp_path, data, "init", *live)).llama_proj.weight
+    assert not torch.allclose(plain.trainable["llama_proj.weight"], initial)
+    for name, weight in plain.trainable.items():
+        torch.testing.assert_close(cached.trainable[name], weight, rtol=1e-5, atol=1e-6)
+    assert cached.last_loss == pytest.approx(plain.last_loss, rel=1e-5)
+
+
+def test_cache_holds_distinct_samplings_that_a_rebuild_repeats(tmp_path):
+    data = make_data(tmp_path / "data", videos=1, images=1)
+    recipe = _recipe(tmp_path, data, "run", "visual_cache=4")
+    model = build_for_recipe(recipe)
+    entries = read_all(recipe)
+    dataset = TrainDataset(entries, recipe, model.tokenizer, model.config.vision.image_size)
+    media = {e.path: e.media for e in entries}
+    cache = build_visual_cache(model, media, dataset.load_media, 4, seed=0)
+    video, image = (next(p for p, m in media.items() if m == kind) for kind in ("video", "image"))
+    assert len(cache.clips[video]) == 4 and len(cache.clips[image]) == 1
+    assert len({clip.msg for clip in cache.clips[video]}) > 1  # different frames, own timestamps
+    assert all(clip.msg.startswith(" The video contains 2 frames") for clip in cache.clips[video])
+    assert cache.row_shape == (model.config.num_queries, model.config.qformer.width)
+    # each entry is what the vision side gives for that sampling's frames
+    first = cache.clips[video][0]
+    pixels, msg = dataset.load_media("video", video, random.Random(f"cache-0-{video}-0"))
+    with torch.no_grad():
+        model.eval()
+        rows = model.encode_video_steps(pixels[None])["qformer_last_hidden_state"][0]
+    assert msg == first.msg
+    torch.testing.assert_close(first.rows, rows)
+    again = build_visual_cache(model, media, dataset.load_media, 4, seed=0)
+    for a, b in zip(again.clips[video], cache.clips[video], strict=True):
+        assert a.msg == b.msg and torch.equal(a.rows, b.rows)
+
+
+def test_undecodable_media_become_counted_bad_samples(tmp_path, caplog):
+    data = make_data(tmp_path / "data", videos=3, images=0, missing=1)
+    recipe = _recipe(
+        tmp_path, data, "run", "visual_cache=2", "batch_size=1", "max_bad_fraction=0.5"
+    )
+    with caplog.at_level("WARNING", logger="videochat.train"):
+        result = train(recipe)
+    assert result.bad_samples == 1 and result.steps == 3
+    assert "gone0.mp4" in caplog.text
+
+
+def test_a_cache_of_nothing_decodable_fails_before_training(tmp_path):
+    data = make_data(tmp_path / "data", videos=0, images=0, missing=2)
+    with pytest.raises(CachedMediaError, match="none of the 2 media files could be decoded"):
+        train(_recipe(tmp_path, data, "run", "visual_cache=2"))
+
+
+def test_a_cache_needs_the_whole_vision_side_frozen(tmp_path):
+    data = make_data(tmp_path / "data", videos=1, images=0)
+    with pytest.raises(RecipeError, match="visual_cache needs the whole vision side frozen"):
+        load_recipe("tiny", [*data, "visual_cache=2"])  # the tiny recipe trains GMHRA
+    with pytest.raises(RecipeError, match="visual_cache must be >= 0"):
+        _recipe(tmp_path, data, "run", "visual_cache=-1")
+
+
+def test_frozen_vision_modules_stay_in_eval_mode_as_in_the_original(tmp_path):
+    data = make_data(tmp_path / "data", videos=1, images=0)
+    for extra, encoder_trains in (([], True), (VISION_FROZEN, False)):
+        recipe = load_recipe("tiny", [*data, *extra])
+        model = build_for_recipe(recipe)
+        apply_freeze(model, recipe.freeze)
+        model.train()
+        hold_frozen_in_eval(model, recipe.freeze)
+        assert model.visual_encoder.training is encoder_trains  # GMHRA trains: dropout on
+        assert not model.qformer.training and model.llm.training and model.llama_proj.training
