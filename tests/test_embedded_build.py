@@ -179,7 +179,8 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     )
     card = render(build_record, measure_record, {"llm": 1_500_000}, vision=vision)
     assert f"- vision: {vision}" in card
-    assert "--stage2-steps 30 --measure\n" in card  # default curriculum: no extra flags
+    # a record from before the curriculum options: the values those builds used, written out
+    assert "--measure --vision-image-steps 300 --vision-shape-steps 0 --conv-stem none\n" in card
     stemmed = build_record | {"vision_image_steps": 700, "vision_shape_steps": 500}
     card = render(stemmed | {"conv_stem": [32, 64]}, measure_record, {"llm": 1})
     assert "--measure --vision-image-steps 700 --vision-shape-steps 500 --conv-stem 32,64\n" in card
@@ -194,7 +195,10 @@ def test_rebuild_cli_reads_the_vision_curriculum_and_stem(capsys) -> None:
 
     args = parse(["--out", "b", "--conv-stem", "32,64", "--vision-shape-steps", "500"])
     assert args.conv_stem == (32, 64) and args.vision_shape_steps == 500
-    assert parse(["--out", "b"]).conv_stem == BuildPlan.conv_stem == ()
+    assert parse(["--out", "b"]).conv_stem == BuildPlan.conv_stem == (32, 64)
+    assert parse(["--out", "b", "--conv-stem", "none"]).conv_stem == ()
     with pytest.raises(SystemExit):
         parse(["--out", "b", "--conv-stem", "32,x"])
-    assert "expected positive channel counts like 32,64, got '32,x'" in capsys.readouterr().err
+    assert "expected positive channel counts like 32,64 (or none), got '32,x'" in (
+        capsys.readouterr().err
+    )

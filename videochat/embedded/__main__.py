@@ -36,7 +36,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--conv-stem",
         type=_channels,
         default=BuildPlan.conv_stem,
-        help="channels of the ViT's convolutional stem, e.g. 32,64 (default: none)",
+        help="channels of the ViT's convolutional stem, e.g. 32,64, or none (default: 32,64)",
     )
     p.add_argument("--workers", type=int, default=2, help="processes for data generation")
     p.add_argument("--measure", action="store_true", help="evaluate the result on a fresh seed")
@@ -44,11 +44,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def _channels(text: str) -> tuple[int, ...]:
-    """`--conv-stem 32,64` → (32, 64)."""
+    """`--conv-stem 32,64` → (32, 64); `none` → () (the patchifier alone)."""
+    if text.strip().lower() == "none":
+        return ()
     parts = text.split(",")
     if not all(part.strip().isdigit() and int(part) > 0 for part in parts):
         raise argparse.ArgumentTypeError(
-            f"expected positive channel counts like 32,64, got {text!r}"
+            f"expected positive channel counts like 32,64 (or none), got {text!r}"
         )
     return tuple(int(part) for part in parts)
 

@@ -35,15 +35,15 @@ class BuildPlan:
 
     out: Path
     seed: int = 0
-    videos: int = 1000
+    videos: int = 3000
     bench_videos: int = 100
     vocab: int = 1024
     steps: dict[str, int] = field(
-        default_factory=lambda: {"vision": 2000, "stage0": 1000, "stage1": 20, "stage2": 20}
+        default_factory=lambda: {"vision": 1600, "stage0": 2300, "stage1": 20, "stage2": 20}
     )
-    vision_image_steps: int = 300  # of the vision steps, single frames first
-    vision_shape_steps: int = 0  # of those, patch facts only (see `pretrain`)
-    conv_stem: tuple[int, ...] = ()  # channels of the ViT's convolutional stem (none: patchifier)
+    vision_image_steps: int = 700  # of the vision steps, single frames first
+    vision_shape_steps: int = 500  # of those, patch facts only (see `pretrain`)
+    conv_stem: tuple[int, ...] = (32, 64)  # channels of the ViT's convolutional stem (): none
     vision_batch: int = 16  # clips per vision step
     workers: int = 2
     overrides: dict[str, list[str]] = field(default_factory=dict)

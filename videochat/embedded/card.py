@@ -63,18 +63,19 @@ def _free_form(ff: dict | None) -> list[str]:
     return _section("Free-form answers", intro, ["task", "items", "exact answer"], rows)
 
 
-def _vision_flags(build: dict) -> str:
-    """The rebuild flags for the vision stage's curriculum and stem, where they differ from the
-    defaults (records written before these options existed used the defaults)."""
-    from videochat.embedded.build import BuildPlan
+# what a build record written before these options existed used
+_BEFORE_OPTIONS = {"vision_image_steps": 300, "vision_shape_steps": 0, "conv_stem": []}
 
-    flags = ""
-    for name in ("vision_image_steps", "vision_shape_steps"):
-        if build.get(name, getattr(BuildPlan, name)) != getattr(BuildPlan, name):
-            flags += f" --{name.replace('_', '-')} {build[name]}"
-    if build.get("conv_stem"):
-        flags += " --conv-stem " + ",".join(str(c) for c in build["conv_stem"])
-    return flags
+
+def _vision_flags(build: dict) -> str:
+    """The rebuild flags for the vision stage's curriculum and stem, always written out, so the
+    command rebuilds the model whatever the defaults are later."""
+    get = {name: build.get(name, default) for name, default in _BEFORE_OPTIONS.items()}
+    stem = ",".join(str(c) for c in get["conv_stem"]) or "none"
+    return (
+        f" --vision-image-steps {get['vision_image_steps']}"
+        f" --vision-shape-steps {get['vision_shape_steps']} --conv-stem {stem}"
+    )
 
 
 def describe_vision(vision: VisionConfig, frames: int) -> str:

@@ -35,7 +35,7 @@ def embedded_config(vocab_size: int, conv_stem: tuple[int, ...] = ()) -> VideoCh
     `conv_stem`: channels of the optional convolutional stem before the patchifier. Without one
     the ViT hardly tells the shapes apart (its patch tokens, trained on shapes alone: 19% of object
     patches right after 200 steps; with a 32+64 stem 31%, and 87% after 600; chance 20%). The
-    committed model has none; the build that has one is measured in its card."""
+    committed model has the 32+64 stem (`BuildPlan.conv_stem`)."""
     width = 128
     llm = _llama_config(192, 4, 4, 512, vocab=vocab_size)
     llm["max_position_embeddings"] = 1024
