@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,7 +123,8 @@ class _Run:
         """Encode every media file `visual_cache` times with the frozen vision side (every rank
         encodes all of them: the cache is meant for models and datasets that fit one machine)."""
         r = self.recipe
-        return build_visual_cache(
+        start = time.perf_counter()
+        cache = build_visual_cache(
             self.model,
             {e.path: e.media for e in entries},
             self.dataset.load_media,
@@ -132,6 +134,9 @@ class _Run:
             workers=r.num_workers,
             autocast=self.precision.autocast,
         )
+        took = time.perf_counter() - start
+        log.info("visual cache: %d files encoded in %.0f s", len(cache.clips), took)
+        return cache
 
     def _plan(self, epoch: int) -> list:
         r = self.recipe
