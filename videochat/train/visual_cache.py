@@ -3,9 +3,10 @@
 When the ViT, GMHRA, ln_vision, Q-Former and queries are all frozen (they then run in eval mode,
 as in the original), the Q-Former rows are a fixed function of the sampled frames. Decoding and
 encoding every clip again each epoch only costs time: in the embedded build's stage 0 it is 60%
-of a step (`benchmarks/visual_cache.py`: 1.12 s a step against 0.45 s cached). ``visual_cache: K`` in a recipe decodes and encodes K random
-samplings of every video (one of every image) before the first step, and each training sample
-takes one of them at random; only `llama_proj` and the LLM run per step.
+of a step (`benchmarks/visual_cache.py`: 1.12 s a step against 0.45 s cached). ``visual_cache:
+K`` in a recipe decodes and encodes K random samplings of every video (one of every image) before
+the first step, and each training sample takes one of them at random; only `llama_proj` and the
+LLM run per step.
 """
 
 from __future__ import annotations
