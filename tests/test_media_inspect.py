@@ -58,7 +58,8 @@ def test_json_report_matches_the_loader(video, capsys):
 
 def test_save_frames_writes_the_model_view(video, tmp_path, capsys):
     out_dir = tmp_path / "frames"
-    assert main(["inspect", str(video), "--num-frames", "3", "--save-frames", str(out_dir)]) == 0
+    args = ["inspect", str(video), "--num-frames", "3", "--size", "224"]
+    assert main([*args, "--save-frames", str(out_dir)]) == 0
     saved = sorted(out_dir.glob("*.png"))
     assert [p.name for p in saved] == [
         "frame_000_index_000008.png",
@@ -77,7 +78,8 @@ def test_save_frames_writes_the_model_view(video, tmp_path, capsys):
 def test_image_report(tmp_path, capsys):
     path = tmp_path / "photo.jpg"
     Image.new("RGB", (300, 200), (200, 30, 30)).save(path)
-    assert main(["inspect", str(path), "--json", "--save-frames", str(tmp_path / "f")]) == 0
+    args = ["inspect", str(path), "--json", "--size", "224"]
+    assert main([*args, "--save-frames", str(tmp_path / "f")]) == 0
     report = json.loads(capsys.readouterr().out)
     assert set(report) >= JSON_KEYS
     assert (report["kind"], report["codec"], report["width"], report["height"]) == (
@@ -115,3 +117,30 @@ def test_subprocess_run(video):
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.count("\n") == 1
     assert json.loads(ok.stdout)["indices"] == [3, 9, 15, 21, 27, 34, 40, 46]
+
+
+def test_model_input_size_comes_from_the_model_config(video, tmp_path, capsys):
+    """Without --size the input side is the model's: the embedded model's by default, a model
+    directory's with --model (read from its config.json only: no weights needed)."""
+    from videochat.model import VideoChatConfig, read_config
+    from videochat.model.config import tiny
+    from videochat.model.load import DEFAULT_DIR, FORMAT
+
+    embedded = read_config().vision.image_size
+    assert (
+        embedded
+        == json.loads((DEFAULT_DIR / "config.json").read_text())["config"]["vision"]["image_size"]
+    )
+    assert main(["inspect", str(video), "--num-frames", "2"]) == 0
+    assert f"model input: 2x3x{embedded}x{embedded}" in capsys.readouterr().out
+    config_only = tmp_path / "m"
+    config_only.mkdir()
+    meta = {"format": FORMAT, "format_version": 1, "config": tiny().to_dict()}
+    (config_only / "config.json").write_text(json.dumps(meta))
+    assert read_config(config_only) == VideoChatConfig.from_dict(tiny().to_dict())
+    assert main(["inspect", str(video), "--num-frames", "2", "--model", str(config_only)]) == 0
+    assert "model input: 2x3x28x28" in capsys.readouterr().out
+    assert main(["inspect", str(video), "--num-frames", "2", "--size", "40"]) == 0
+    assert "model input: 2x3x40x40" in capsys.readouterr().out
+    assert main(["inspect", str(video), "--model", str(tmp_path / "none")]) == 1
+    assert "no such model directory or config file" in capsys.readouterr().err

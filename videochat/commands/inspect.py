@@ -20,7 +20,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--start", type=float, default=None, help="window start, seconds")
     parser.add_argument("--end", type=float, default=None, help="window end, seconds")
-    parser.add_argument("--size", type=int, default=224, help="model input side (default 224)")
+    parser.add_argument(
+        "--model", default=None, help="model whose input size to show (default: embedded model)"
+    )
+    parser.add_argument(
+        "--size", type=int, default=None, help="model input side (default: the model's)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument(
         "--save-frames", metavar="DIR", type=Path, help="write the sampled frames as PNGs"
@@ -29,12 +34,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from videochat.media import load_media
+    from videochat.model import read_config
 
+    size = args.size or read_config(args.model).vision.image_size  # reads no weights
     clip = load_media(
         args.media,
         num_frames=args.num_frames,
         sampling=args.sampling,
-        size=args.size,
+        size=size,
         start=args.start,
         end=args.end,
     )

@@ -14,6 +14,7 @@ _LAZY = {
     "build_model": "videochat.model.load",
     "load_model": "videochat.model.load",
     "save_model": "videochat.model.load",
+    "read_config": "videochat.model.load",
     "load_tokenizer": "videochat.model.load",
 }
 

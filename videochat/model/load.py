@@ -225,6 +225,20 @@ def load_model(
     dtype = resolve_dtype(dtype, device)
     if isinstance(source, VideoChatConfig):
         return _load_original(source, device, dtype)
+    path, config = _locate(source)
+    if path.is_dir():
+        return _load_dir(path, config, device, dtype)
+    return _load_original(config, device, dtype)
+
+
+def read_config(source: str | Path | None = None) -> VideoChatConfig:
+    """The configuration of what `load_model(source)` would open, without reading any weights
+    (e.g. its input size for `videochat inspect`)."""
+    return _locate(source)[1]
+
+
+def _locate(source: str | Path | None) -> tuple[Path, VideoChatConfig]:
+    """A model directory (or an original config .json) and its configuration; clear errors."""
     if source is None:
         if not (DEFAULT_DIR / "config.json").is_file():
             raise ModelLoadError(
@@ -233,17 +247,16 @@ def load_model(
         source = DEFAULT_DIR
     path = Path(source)
     if path.is_dir():
-        return _load_dir(path, device, dtype)
+        return path, _dir_config(path)
     if path.suffix == ".json" and path.is_file():
         data = _read_json(path)
         if data.get("format") == FORMAT:
-            return _load_dir(path.parent, device, dtype)
+            return path.parent, _dir_config(path.parent)
         if isinstance(data.get("model"), dict):
             try:
-                config = VideoChatConfig.from_original_json(path)
+                return path, VideoChatConfig.from_original_json(path)
             except ValueError as exc:
                 raise ModelLoadError(str(exc)) from None
-            return _load_original(config, device, dtype)
         raise ModelLoadError(f"{path}: neither a videochat model config nor an original config")
     if path.exists():
         raise ModelLoadError(f"{path}: not a model; pass a model directory or a config .json file")
@@ -260,7 +273,7 @@ def _read_json(path: Path) -> dict:
     return data
 
 
-def _load_dir(directory: Path, device: torch.device, dtype: torch.dtype) -> VideoChat:
+def _dir_config(directory: Path) -> VideoChatConfig:
     if not (directory / "config.json").is_file():
         raise ModelLoadError(
             f"{directory}: not a videochat model directory (no config.json); "
@@ -275,7 +288,12 @@ def _load_dir(directory: Path, device: torch.device, dtype: torch.dtype) -> Vide
         raise ModelLoadError(
             f"{directory}: format version {meta['format_version']} is newer than this videochat; upgrade it"
         )
-    config = VideoChatConfig.from_dict(meta["config"])
+    return VideoChatConfig.from_dict(meta["config"])
+
+
+def _load_dir(
+    directory: Path, config: VideoChatConfig, device: torch.device, dtype: torch.dtype
+) -> VideoChat:
     dtype = resolve_dtype(dtype, device)
     has_tok = any((directory / f).is_file() for f in ("tokenizer.json", "tokenizer.model"))
     model = build_skeleton(config, load_tokenizer(directory) if has_tok else None)
