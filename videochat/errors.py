@@ -20,3 +20,8 @@ class ChatError(VideoChatError):
 
 class NotBuiltError(VideoChatError):
     """A feature the product will have but that this version does not provide yet."""
+
+
+# what loading one training media file can raise when the file is missing, damaged or not media:
+# the training data counts such a file as a bad sample instead of stopping the run
+MEDIA_LOAD_ERRORS = (VideoChatError, OSError, ValueError, RuntimeError)

@@ -294,7 +294,6 @@ def _dir_config(directory: Path) -> VideoChatConfig:
 def _load_dir(
     directory: Path, config: VideoChatConfig, device: torch.device, dtype: torch.dtype
 ) -> VideoChat:
-    dtype = resolve_dtype(dtype, device)
     has_tok = any((directory / f).is_file() for f in ("tokenizer.json", "tokenizer.model"))
     model = build_skeleton(config, load_tokenizer(directory) if has_tok else None)
     tensors, report = convert.convert_tensors(

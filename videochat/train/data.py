@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from videochat.errors import VideoChatError
+from videochat.errors import MEDIA_LOAD_ERRORS, VideoChatError
 from videochat.train.labels import (
     LabelledText,
     caption_sample,
@@ -141,7 +141,7 @@ class TrainDataset(Dataset):
                 pixels, msg = cached.rows, cached.msg
             else:
                 pixels, msg = self.load_media(entry.media, entry.path, rng)
-        except (VideoChatError, OSError, ValueError, RuntimeError) as exc:
+        except MEDIA_LOAD_ERRORS as exc:
             return BadSample(index, entry.path, str(exc) or type(exc).__name__)
         return Sample(pixels, self._text(entry, msg, rng), entry.media, index)
 

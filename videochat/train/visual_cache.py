@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from videochat.errors import VideoChatError
+from videochat.errors import MEDIA_LOAD_ERRORS, VideoChatError
 
 
 class CachedMediaError(VideoChatError):
@@ -65,13 +65,9 @@ class _Samplings(Dataset):
         rng = random.Random(f"cache-{self.seed}-{path}-{k}")
         try:
             pixels, msg = self.load(media, path, rng)
-        except (VideoChatError, OSError, ValueError, RuntimeError) as exc:
+        except MEDIA_LOAD_ERRORS as exc:
             return path, None, str(exc) or type(exc).__name__
         return path, pixels, msg
-
-
-def _as_list(items: list) -> list:
-    return items
 
 
 @torch.no_grad()
@@ -99,7 +95,7 @@ def build_visual_cache(
         for k in range(samplings if kind == "video" else 1)
     ]
     loader = DataLoader(
-        _Samplings(jobs, load, seed), batch_size=batch, num_workers=workers, collate_fn=_as_list
+        _Samplings(jobs, load, seed), batch_size=batch, num_workers=workers, collate_fn=list
     )
     clips: dict[str, list[CachedClip]] = {}
     failed: dict[str, str] = {}
