@@ -147,7 +147,7 @@ def test_smoke_build_trains_every_stage_and_exports(synth_dir: Path, tmp_path: P
 
 
 def test_model_card_reports_the_recorded_numbers() -> None:
-    from videochat.embedded.card import describe_vision, render
+    from videochat.embedded.card import describe_rows, describe_vision, render
 
     build_record = {
         "seed": 0,
@@ -177,13 +177,20 @@ def test_model_card_reports_the_recorded_numbers() -> None:
         "112 px, patch 28 (16 patches a frame), a 32+64-channel convolutional stem (our option), "
         "temporal position embedding (our option), 8 frames"
     )
-    card = render(build_record, measure_record, {"llm": 1_500_000}, vision=vision)
-    assert f"- vision: {vision}" in card
+    rows = describe_rows(embedded_config(64, row_embed=True))
+    assert rows == (
+        "16 visual rows (8 queries + 8 extra) through `llama_proj`, "
+        "plus a learned embedding per row (our option)"
+    )
+    card = render(build_record, measure_record, {"llm": 1_500_000}, vision=vision, rows=rows)
+    assert f"- vision: {vision}" in card and f"- LLM input: {rows}" in card
     # a record from before the curriculum options: the values those builds used, written out
-    assert "--measure --vision-image-steps 300 --vision-shape-steps 0 --conv-stem none\n" in card
+    old_flags = "--vision-image-steps 300 --vision-shape-steps 0 --conv-stem none --no-row-embed"
+    assert f"--measure {old_flags}\n" in card
     stemmed = build_record | {"vision_image_steps": 700, "vision_shape_steps": 500}
-    card = render(stemmed | {"conv_stem": [32, 64]}, measure_record, {"llm": 1})
-    assert "--measure --vision-image-steps 700 --vision-shape-steps 500 --conv-stem 32,64\n" in card
+    card = render(stemmed | {"conv_stem": [32, 64], "row_embed": True}, measure_record, {"llm": 1})
+    flags = "--vision-image-steps 700 --vision-shape-steps 500 --conv-stem 32,64 --row-embed"
+    assert f"--measure {flags}\n" in card
     assert "--videos 600 --vision-steps 100 --stage0-steps 1200 --stage1-steps 20" in card
     assert "| object_colour | 9 / 10 | 90.0% |" in card and "--limit 10" in card
     assert "**0.75**" in card and "0.25" in card and "(11.4 min)" in card
@@ -197,6 +204,9 @@ def test_rebuild_cli_reads_the_vision_curriculum_and_stem(capsys) -> None:
     assert args.conv_stem == (32, 64) and args.vision_shape_steps == 500
     assert parse(["--out", "b"]).conv_stem == BuildPlan.conv_stem == (32, 64)
     assert parse(["--out", "b", "--conv-stem", "none"]).conv_stem == ()
+    assert parse(["--out", "b"]).row_embed == BuildPlan.row_embed
+    assert parse(["--out", "b", "--row-embed"]).row_embed is True
+    assert parse(["--out", "b", "--no-row-embed"]).row_embed is False
     with pytest.raises(SystemExit):
         parse(["--out", "b", "--conv-stem", "32,x"])
     assert "expected positive channel counts like 32,64 (or none), got '32,x'" in (

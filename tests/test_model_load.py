@@ -65,6 +65,32 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
     assert half.dtype == torch.bfloat16 and half.encode_video(pixels).dtype == torch.bfloat16
 
 
+def test_row_embed_adds_one_vector_per_row_and_survives_save_load(tmp_path: Path) -> None:
+    from videochat.train.recipe import FreezeSpec
+    from videochat.train.setup import apply_freeze
+
+    plain = build_model(
+        VideoChatConfig.preset("tiny"), load_tokenizer(FIXTURES / "tokenizer"), seed=0
+    )
+    cfg = VideoChatConfig.preset("tiny")
+    cfg.row_embed = True
+    model = build_model(cfg, load_tokenizer(FIXTURES / "tokenizer"), seed=0)
+    assert plain.row_embed is None and model.row_embed.shape == (1, cfg.num_queries, 48)
+    pixels = torch.randn(2, 1, 3, 28, 28)
+    with torch.no_grad():  # zero-initialised: the same function as without it
+        torch.testing.assert_close(model.encode_video(pixels), plain.encode_video(pixels))
+        model.row_embed.normal_()
+        rows = model.encode_video(pixels) - plain.encode_video(pixels)  # (2, Q, 48)
+    torch.testing.assert_close(rows, model.row_embed.expand(2, -1, -1).detach())
+    save_model(model, tmp_path / "m")
+    back = load_model(tmp_path / "m", device="cpu", dtype="fp32")
+    assert back.config.row_embed and back.load_report.expected_missing == []
+    torch.testing.assert_close(back.row_embed, model.row_embed, rtol=0, atol=0)
+    trainable = apply_freeze(back, FreezeSpec(llama_proj=False))
+    assert "row_embed" in trainable  # it trains with llama_proj
+    assert "row_embed" not in apply_freeze(back, FreezeSpec(llama_proj=True))
+
+
 def _original_files(tmp: Path, with_videochat: bool = True) -> Path:
     """An original-style config + checkpoints made from the fixture weights (encode/)."""
     full = tensors("encode/weights.safetensors")

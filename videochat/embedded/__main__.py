@@ -38,6 +38,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         default=BuildPlan.conv_stem,
         help="channels of the ViT's convolutional stem, e.g. 32,64, or none (default: 32,64)",
     )
+    p.add_argument(
+        "--row-embed",
+        action=argparse.BooleanOptionalAction,
+        default=BuildPlan.row_embed,
+        help="a learned embedding per visual row after llama_proj",
+    )
     p.add_argument("--workers", type=int, default=2, help="processes for data generation")
     p.add_argument("--measure", action="store_true", help="evaluate the result on a fresh seed")
     return p.parse_args(argv)
@@ -66,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         vision_image_steps=args.vision_image_steps,
         vision_shape_steps=args.vision_shape_steps,
         conv_stem=args.conv_stem,
+        row_embed=args.row_embed,
         workers=args.workers,
     )
     for stage in STAGES:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from videochat.model.config import VisionConfig
+from videochat.model.config import VideoChatConfig, VisionConfig
 
 REBUILD = (
     "python -m videochat.embedded --out build --seed {seed} --videos {videos} "
@@ -64,17 +64,23 @@ def _free_form(ff: dict | None) -> list[str]:
 
 
 # what a build record written before these options existed used
-_BEFORE_OPTIONS = {"vision_image_steps": 300, "vision_shape_steps": 0, "conv_stem": []}
+_BEFORE_OPTIONS = {
+    "vision_image_steps": 300,
+    "vision_shape_steps": 0,
+    "conv_stem": [],
+    "row_embed": False,
+}
 
 
-def _vision_flags(build: dict) -> str:
-    """The rebuild flags for the vision stage's curriculum and stem, always written out, so the
-    command rebuilds the model whatever the defaults are later."""
+def _model_flags(build: dict) -> str:
+    """The rebuild flags for the vision stage's curriculum, the stem and the row embedding,
+    always written out, so the command rebuilds the model whatever the defaults are later."""
     get = {name: build.get(name, default) for name, default in _BEFORE_OPTIONS.items()}
     stem = ",".join(str(c) for c in get["conv_stem"]) or "none"
     return (
         f" --vision-image-steps {get['vision_image_steps']}"
         f" --vision-shape-steps {get['vision_shape_steps']} --conv-stem {stem}"
+        f" --{'' if get['row_embed'] else 'no-'}row-embed"
     )
 
 
@@ -92,14 +98,29 @@ def describe_vision(vision: VisionConfig, frames: int) -> str:
     return ", ".join([*parts, f"{frames} frames"])
 
 
+def describe_rows(config: VideoChatConfig) -> str:
+    """One line on what the LLM gets from the vision side."""
+    q = config.qformer
+    line = (
+        f"{config.num_queries} visual rows ({q.num_query_tokens} queries + "
+        f"{q.num_extra_query_tokens} extra) through `llama_proj`"
+    )
+    return line + (", plus a learned embedding per row (our option)" if config.row_embed else "")
+
+
 def render(
-    build: dict, measure: dict, params: dict[str, int], notes: str = "", vision: str = ""
+    build: dict,
+    measure: dict,
+    params: dict[str, int],
+    notes: str = "",
+    vision: str = "",
+    rows: str = "",
 ) -> str:
-    """The card text; `params` maps module name → parameter count, `vision` is
-    `describe_vision`'s line."""
+    """The card text; `params` maps module name → parameter count, `vision` and `rows` are
+    `describe_vision`'s and `describe_rows`' lines."""
     steps = build["steps"]
     command = REBUILD.format(seed=build["seed"], videos=build["videos"], **steps)
-    command += _vision_flags(build)
+    command += _model_flags(build)
     secs = build["seconds"]
     total = sum(secs.values())
     mc, desc = measure["multiple_choice"], measure["descriptions"]
@@ -123,6 +144,7 @@ def render(
         "",
         *(f"- {name}: {count / 1e6:.2f} M parameters" for name, count in params.items()),
         *([f"- vision: {vision}"] if vision else []),
+        *([f"- LLM input: {rows}"] if rows else []),
         "- tokenizer: byte-level BPE learned on the synthetic corpus (saved here)",
         "",
         "## Training (2-core CPU, fp32)",
@@ -187,5 +209,6 @@ def write_card(work: Path, model_dir: Path, notes: str = "") -> Path:
     params["total"] = sum(p.numel() for p in model.parameters())
     path = model_dir / "MODEL_CARD.md"
     vision = describe_vision(model.config.vision, model.config.num_frames)
-    path.write_text(render(build, measure, params, notes, vision))
+    rows = describe_rows(model.config)
+    path.write_text(render(build, measure, params, notes, vision, rows))
     return path

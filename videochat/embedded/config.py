@@ -24,7 +24,9 @@ def vocab_rows(tokenizer_size: int, multiple: int = 64) -> int:
     return -(-tokenizer_size // multiple) * multiple
 
 
-def embedded_config(vocab_size: int, conv_stem: tuple[int, ...] = ()) -> VideoChatConfig:
+def embedded_config(
+    vocab_size: int, conv_stem: tuple[int, ...] = (), row_embed: bool = False
+) -> VideoChatConfig:
     """112 px, patch 28 (16 patches a frame), ViT 128×4, Q-Former 128×2 with 8+8 queries,
     LLaMA 192×4.
 
@@ -35,7 +37,11 @@ def embedded_config(vocab_size: int, conv_stem: tuple[int, ...] = ()) -> VideoCh
     `conv_stem`: channels of the optional convolutional stem before the patchifier. Without one
     the ViT hardly tells the shapes apart (its patch tokens, trained on shapes alone: 19% of object
     patches right after 200 steps; with a 32+64 stem 31%, and 87% after 600; chance 20%). The
-    committed model has the 32+64 stem (`BuildPlan.conv_stem`)."""
+    committed model has the 32+64 stem (`BuildPlan.conv_stem`).
+
+    `row_embed`: a learned embedding per visual row after llama_proj (`VideoChatConfig.row_embed`).
+    Without one the LLM could not find the row of a shape it is asked about: asked the colour of
+    one of two objects, it named the other's colour half the time (model card)."""
     width = 128
     llm = _llama_config(192, 4, 4, 512, vocab=vocab_size)
     llm["max_position_embeddings"] = 1024
@@ -66,4 +72,5 @@ def embedded_config(vocab_size: int, conv_stem: tuple[int, ...] = ()) -> VideoCh
         llm=LLMConfig(hf_config=llm),
         num_frames=NUM_FRAMES,
         max_text_len=512,
+        row_embed=row_embed,
     )

@@ -90,6 +90,9 @@ class VideoChatConfig:
     max_text_len: int = 512
     low_resource: bool = False  # original's 8-bit LLM + vision on CPU mode
     checkpoints: CheckpointPaths = field(default_factory=CheckpointPaths)
+    # Our addition (off in the original presets): a learnable embedding per visual row, added
+    # after llama_proj, so an LLM trained from scratch can find a row by its index.
+    row_embed: bool = False
 
     @property
     def num_queries(self) -> int:

@@ -39,7 +39,18 @@ class VideoChat(nn.Module):
         )
         self.llm = llm
         self.llama_proj = nn.Linear(q.width, llm.config.hidden_size)
+        self.row_embed = (
+            nn.Parameter(torch.zeros(1, config.num_queries, llm.config.hidden_size))
+            if config.row_embed
+            else None
+        )
         self.tokenizer = tokenizer
+
+    def _reset_parameters(self) -> None:
+        """Zero the row embedding (`fresh_init` calls this last): a model that gains one
+        computes the same function at first."""
+        if self.row_embed is not None:
+            self.row_embed.zero_()
 
     @property
     def device(self) -> torch.device:
@@ -85,7 +96,10 @@ class VideoChat(nn.Module):
 
     def project_rows(self, hidden: Tensor) -> Tensor:
         """Q-Former output rows (B, Q, C) → LLM input embeddings (B, Q, D_llm) on the LLM's device."""
-        return self.llama_proj(hidden.to(self.llama_proj.weight.device)).to(self.device)
+        rows = self.llama_proj(hidden.to(self.llama_proj.weight.device))  # (B, Q, D_llm)
+        if self.row_embed is not None:
+            rows = rows + self.row_embed
+        return rows.to(self.device)
 
     def encode_video(self, pixels: Tensor) -> Tensor:
         """(B, T, 3, H, W) normalised pixels (T=1 for an image) → (B, Q, D_llm) LLM embeddings."""

@@ -78,6 +78,7 @@ def apply_freeze(model: nn.Module, spec: FreezeSpec) -> list[str]:
         "query_tokens": lambda name: spec.query_tokens,
         "extra_query_tokens": lambda name: spec.extra_query_tokens,
         "llama_proj": lambda name: spec.llama_proj,
+        "row_embed": lambda name: spec.llama_proj,  # the interface trains as one
         "llm": lambda name: spec.llm,
     }
     trainable = []
