@@ -172,9 +172,10 @@ def test_model_card_reports_the_recorded_numbers() -> None:
             "items_per_task": {"object_count": 40},
         },
     }
-    vision = describe_vision(embedded_config(64, conv_stem=(32, 64)).vision, 8)
+    vision = describe_vision(embedded_config(64, conv_stem=(32, 64), lmhra=True).vision, 8)
     assert vision == (
         "112 px, patch 28 (16 patches a frame), a 32+64-channel convolutional stem (our option), "
+        "LMHRA in every block (off in the released model), "
         "temporal position embedding (our option), 8 frames"
     )
     rows = describe_rows(embedded_config(64, row_embed=True))
@@ -186,10 +187,14 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     assert f"- vision: {vision}" in card and f"- LLM input: {rows}" in card
     # a record from before the curriculum options: the values those builds used, written out
     old_flags = "--vision-image-steps 300 --vision-shape-steps 0 --conv-stem none --no-row-embed"
+    old_flags += " --no-lmhra"
     assert f"--measure {old_flags}\n" in card
     stemmed = build_record | {"vision_image_steps": 700, "vision_shape_steps": 500}
-    card = render(stemmed | {"conv_stem": [32, 64], "row_embed": True}, measure_record, {"llm": 1})
-    flags = "--vision-image-steps 700 --vision-shape-steps 500 --conv-stem 32,64 --row-embed"
+    options = {"conv_stem": [32, 64], "row_embed": True, "lmhra": True}
+    card = render(stemmed | options, measure_record, {"llm": 1})
+    flags = (
+        "--vision-image-steps 700 --vision-shape-steps 500 --conv-stem 32,64 --row-embed --lmhra"
+    )
     assert f"--measure {flags}\n" in card
     assert "--videos 600 --vision-steps 100 --stage0-steps 1200 --stage1-steps 20" in card
     assert "| object_colour | 9 / 10 | 90.0% |" in card and "--limit 10" in card
@@ -207,6 +212,7 @@ def test_rebuild_cli_reads_the_vision_curriculum_and_stem(capsys) -> None:
     assert parse(["--out", "b"]).row_embed == BuildPlan.row_embed
     assert parse(["--out", "b", "--row-embed"]).row_embed is True
     assert parse(["--out", "b", "--no-row-embed"]).row_embed is False
+    assert parse(["--out", "b", "--lmhra"]).lmhra and not parse(["--out", "b", "--no-lmhra"]).lmhra
     with pytest.raises(SystemExit):
         parse(["--out", "b", "--conv-stem", "32,x"])
     assert "expected positive channel counts like 32,64 (or none), got '32,x'" in (

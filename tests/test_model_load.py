@@ -46,6 +46,17 @@ def test_build_model_is_seeded_and_encodes() -> None:
     assert torch.isfinite(out_a).all()
 
 
+def test_fresh_init_starts_the_temporal_modules_as_the_identity() -> None:
+    cfg = VideoChatConfig.preset("tiny")
+    cfg.vision.lmhra = cfg.vision.double_lmhra = True
+    encoder = build_model(cfg, seed=0).visual_encoder
+    for block in encoder.blocks:
+        for lmhra in (block.lmhra1, block.lmhra2):
+            assert not lmhra.pos_embed[3].weight.any() and not lmhra.pos_embed[3].bias.any()
+            assert lmhra.pos_embed[1].weight.any()  # the convs before it are initialised
+    assert all(not g.attn.out_proj.weight.any() for g in encoder.gmhra)
+
+
 def test_save_load_round_trip(tmp_path: Path) -> None:
     cfg = VideoChatConfig.preset("tiny")
     model = build_model(cfg, load_tokenizer(FIXTURES / "tokenizer"), seed=0)

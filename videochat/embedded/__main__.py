@@ -44,6 +44,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         default=BuildPlan.row_embed,
         help="a learned embedding per visual row after llama_proj",
     )
+    p.add_argument(
+        "--lmhra",
+        action=argparse.BooleanOptionalAction,
+        default=BuildPlan.lmhra,
+        help="UniFormerV2's local temporal module in every ViT block",
+    )
     p.add_argument("--workers", type=int, default=2, help="processes for data generation")
     p.add_argument("--measure", action="store_true", help="evaluate the result on a fresh seed")
     return p.parse_args(argv)
@@ -73,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         vision_shape_steps=args.vision_shape_steps,
         conv_stem=args.conv_stem,
         row_embed=args.row_embed,
+        lmhra=args.lmhra,
         workers=args.workers,
     )
     for stage in STAGES:

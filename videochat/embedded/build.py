@@ -45,6 +45,7 @@ class BuildPlan:
     vision_shape_steps: int = 500  # of those, patch facts only (see `pretrain`)
     conv_stem: tuple[int, ...] = (32, 64)  # channels of the ViT's convolutional stem (): none
     row_embed: bool = False  # a learned embedding per visual row (`embedded_config`)
+    lmhra: bool = False  # local temporal modules in the ViT (`embedded_config`)
     vision_batch: int = 16  # clips per vision step
     workers: int = 2
     overrides: dict[str, list[str]] = field(default_factory=dict)
@@ -75,7 +76,7 @@ def init_model(plan: BuildPlan, data_dir: Path) -> Path:
     if (target / "config.json").is_file():
         return target
     tok = train_tokenizer(data.corpus(data_dir), plan.vocab)
-    config = embedded_config(vocab_rows(len(tok)), plan.conv_stem, plan.row_embed)
+    config = embedded_config(vocab_rows(len(tok)), plan.conv_stem, plan.row_embed, plan.lmhra)
     model = build_model(config, tok, seed=plan.seed)
     rescale_cross_attention(model, plan.seed)
     save_model(model, target)
@@ -205,6 +206,7 @@ def build(plan: BuildPlan) -> dict:
         "vision_shape_steps": plan.vision_shape_steps,
         "conv_stem": list(plan.conv_stem),
         "row_embed": plan.row_embed,
+        "lmhra": plan.lmhra,
         "seconds": times,
     }
     (plan.out / "build.json").write_text(json.dumps(summary, indent=1) + "\n")

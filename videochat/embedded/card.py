@@ -69,11 +69,12 @@ _BEFORE_OPTIONS = {
     "vision_shape_steps": 0,
     "conv_stem": [],
     "row_embed": False,
+    "lmhra": False,
 }
 
 
 def _model_flags(build: dict) -> str:
-    """The rebuild flags for the vision stage's curriculum, the stem and the row embedding,
+    """The rebuild flags for the vision stage's curriculum and every architecture option,
     always written out, so the command rebuilds the model whatever the defaults are later."""
     get = {name: build.get(name, default) for name, default in _BEFORE_OPTIONS.items()}
     stem = ",".join(str(c) for c in get["conv_stem"]) or "none"
@@ -81,6 +82,7 @@ def _model_flags(build: dict) -> str:
         f" --vision-image-steps {get['vision_image_steps']}"
         f" --vision-shape-steps {get['vision_shape_steps']} --conv-stem {stem}"
         f" --{'' if get['row_embed'] else 'no-'}row-embed"
+        f" --{'' if get['lmhra'] else 'no-'}lmhra"
     )
 
 
@@ -93,6 +95,8 @@ def describe_vision(vision: VisionConfig, frames: int) -> str:
     if vision.conv_stem:
         channels = "+".join(str(c) for c in vision.conv_stem)
         parts.append(f"a {channels}-channel convolutional stem (our option)")
+    if vision.lmhra:
+        parts.append("LMHRA in every block (off in the released model)")
     if vision.temporal_pos_embed:
         parts.append("temporal position embedding (our option)")
     return ", ".join([*parts, f"{frames} frames"])

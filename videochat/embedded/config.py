@@ -25,7 +25,10 @@ def vocab_rows(tokenizer_size: int, multiple: int = 64) -> int:
 
 
 def embedded_config(
-    vocab_size: int, conv_stem: tuple[int, ...] = (), row_embed: bool = False
+    vocab_size: int,
+    conv_stem: tuple[int, ...] = (),
+    row_embed: bool = False,
+    lmhra: bool = False,
 ) -> VideoChatConfig:
     """112 px, patch 28 (16 patches a frame), ViT 128×4, Q-Former 128×2 with 8+8 queries,
     LLaMA 192×4.
@@ -41,7 +44,11 @@ def embedded_config(
 
     `row_embed`: a learned embedding per visual row after llama_proj (`VideoChatConfig.row_embed`).
     Without one the LLM could not find the row of a shape it is asked about: asked the colour of
-    one of two objects, it named the other's colour half the time (model card)."""
+    one of two objects, it named the other's colour half the time (model card).
+
+    `lmhra`: UniFormerV2's local temporal module in every ViT block (the released VideoChat turns
+    it off). Without it a patch token never sees another frame, so the ViT cannot tell how
+    the object on it moves (a per-patch motion read-out stayed below its base rate)."""
     width = 128
     llm = _llama_config(192, 4, 4, 512, vocab=vocab_size)
     llm["max_position_embeddings"] = 1024
@@ -58,6 +65,7 @@ def embedded_config(
             temporal_pos_embed=True,
             max_frames=16,
             conv_stem=conv_stem,
+            lmhra=lmhra,
         ),
         qformer=QFormerConfig(
             width=128,

@@ -88,7 +88,11 @@ class LocalMHRA(nn.Module):
             nn.Conv3d(inner, inner, kernel_size=(3, 1, 1), padding=(1, 0, 0), groups=inner),
             nn.Conv3d(inner, dim, kernel_size=1),
         )
-        # Zero-init the last conv so a freshly added module starts as the identity.
+        self._reset_parameters()
+
+    def _reset_parameters(self) -> None:
+        """The last conv starts at zero, so a freshly added module is the identity (also called
+        by `fresh_init` after the convs' own initialisers)."""
         nn.init.zeros_(self.pos_embed[3].weight)
         nn.init.zeros_(self.pos_embed[3].bias)
 
