@@ -8,15 +8,7 @@ import pytest
 import torch
 
 from videochat.embedded.config import embedded_config, vocab_rows
-from videochat.embedded.facts import (
-    CHANGES,
-    EVENT_TYPES,
-    IGNORE,
-    MOTIONS,
-    frame_dynamics,
-    patch_labels,
-    stack_facts,
-)
+from videochat.embedded.facts import EVENT_TYPES, IGNORE, patch_labels, stack_facts
 from videochat.embedded.pretrain import (
     FactHeads,
     PretrainPlan,
@@ -75,43 +67,11 @@ def test_patch_labels_mark_the_object_patch_only():
     }
     facts["position"][0, 2, 0] = torch.tensor([0.625, 0.375])  # centre of patch (row 1, col 2)
     facts["radius"][0, 2], facts["visible"][0, 2, 0], facts["colour"][0, 2, 0] = 0.1, 1.0, 6
-    labels = patch_labels(facts, grid=4)
+    shape, colour = patch_labels(facts, grid=4)
     expected = torch.zeros(16, dtype=torch.long)
     expected[1 * 4 + 2] = 1
-    assert torch.equal(labels["shape"][0, 0], expected * 3)  # triangle (index 2) + 1
-    assert torch.equal(labels["colour"][0, 0], expected * 7)  # colour 6 + 1
-    assert (labels["motion"][0, 0] == IGNORE).all()  # a single frame shows no motion
-
-
-def test_frame_dynamics_follow_the_scene(clips):
-    motion, change = frame_dynamics(clips)  # (B, S, T) each
-    straight = clips["motion"] < MOTIONS.index("none")  # (B, S) clip-level straight movers
-    tracked = motion != IGNORE
-    both = straight[..., None] & tracked
-    assert both.sum() > 20
-    assert torch.equal(motion[both], clips["motion"][..., None].expand_as(motion)[both])
-    seen = clips["visible"] > 0.5
-    assert torch.equal(change != IGNORE, seen)
-    appearing = torch.nonzero(clips["event"] == EVENT_TYPES.index("appear")).tolist()
-    between = [
-        (i, s, clips["event_bin"][i, s]) for i, s in appearing if 0 < clips["event_bin"][i, s] < 8
-    ]
-    assert between  # objects that appear between two sampled frames
-    for i, s, k in between:
-        assert change[i, s, k] == CHANGES.index("appeared")
-        assert (change[i, s, k + 1 :] != CHANGES.index("appeared")).all()
-
-
-def test_frame_dynamics_read_direction_and_recolouring():
-    facts = {
-        "position": torch.tensor([[0.2, 0.5], [0.3, 0.5], [0.4, 0.5], [0.4, 0.51]])[None, None],
-        "visible": torch.ones(1, 1, 4),
-        "colour": torch.tensor([[[2, 2, 5, 5]]]),
-    }
-    motion, change = frame_dynamics(facts)
-    names = [MOTIONS[int(m)] for m in motion[0, 0]]
-    assert names == ["right", "right", "right", "none"]  # the last move (0.01 down) is below STILL
-    assert [CHANGES[int(c)] for c in change[0, 0]] == ["none", "none", "recoloured", "none"]
+    assert torch.equal(shape[0, 0], expected * 3)  # triangle (index 2) + 1
+    assert torch.equal(colour[0, 0], expected * 7)  # colour 6 + 1
 
 
 def _tiny_model():
@@ -133,7 +93,6 @@ def test_single_frame_batches_train_only_the_per_frame_facts(clips):
     two = {k: v[:2] for k, v in clips.items()}
     full = fact_losses(heads(*encode(model, two["pixels"])), two, grid=4)
     assert set(full) > set(losses) and {"event_bin", "motion", "count", "effect"} <= set(full)
-    assert {"patch_motion", "patch_change"} <= set(full) - set(losses)
     assert all(torch.isfinite(v) for v in full.values())
 
 
@@ -165,25 +124,22 @@ def test_fact_accuracy_scores_the_patch_facts_on_object_patches_only(clips):
     from videochat.embedded.pretrain import fact_accuracy
 
     model = _tiny_model()
-    labels = patch_labels(clips, grid=4)  # (B, T, 16) each, shape/colour 0 = no object
-    classes = {"shape": 1 + len(SHAPES), "colour": 1 + len(COLOURS)}
-    classes |= {"motion": len(MOTIONS), "change": len(CHANGES)}
+    shape, colour = patch_labels(clips, grid=4)  # (B, T, 16) each, 0 = no object
 
-    class Told(FactHeads):  # patch heads that answer `labels`
-        def __init__(self, labels):
+    class Told(FactHeads):  # patch heads that answer `shape`/`colour`
+        def __init__(self, shape, colour):
             super().__init__(128, 128, 8)
-            self.labels = labels
+            self.answers = shape, colour
 
         def forward(self, rows, patches):
             out = super().forward(rows, patches)
-            for name, n in classes.items():
-                out[f"patch_{name}"] = torch.nn.functional.one_hot(self.labels[name].clamp(0), n)
+            out["patch_shape"] = torch.nn.functional.one_hot(self.answers[0], 1 + len(SHAPES))
+            out["patch_colour"] = torch.nn.functional.one_hot(self.answers[1], 1 + len(COLOURS))
             return out
 
     whole = len(clips["pixels"])
-    right = fact_accuracy(model, Told(labels), clips, batch=whole)
-    assert {right[f"patch_{name}"] for name in classes} == {1.0}
+    right = fact_accuracy(model, Told(shape, colour), clips, batch=whole)
+    assert right["patch_shape"] == right["patch_colour"] == 1.0
     # "no object" everywhere is right on most patches, but the score counts object patches only
-    blind = fact_accuracy(model, Told({k: 0 * v for k, v in labels.items()}), clips, batch=whole)
+    blind = fact_accuracy(model, Told(0 * shape, 0 * colour), clips, batch=whole)
     assert blind["patch_shape"] == blind["patch_colour"] == 0.0
-    assert blind["patch_motion"] < 1.0

@@ -5,10 +5,7 @@ start from BLIP-2's pretrained ones). Trained only through the LLM's answer loss
 slowly on a 2-core CPU: the LLM learns the language prior first and the visual rows collapse.
 So the vision pretraining stage supervises them directly with these facts:
 
-* per patch of each frame: which shape covers it and in which colour (dense, fast signal for ViT),
-  and, in clips, how that object moves between the neighbouring frames and whether it just
-  appeared, is about to vanish or just changed colour (dense temporal signal: the ViT's local
-  temporal convolutions can see it, where a Q-Former row reading all frames at once did not);
+* per patch of each frame: which shape covers it and in which colour (dense, fast signal for ViT);
 * per shape slot (one Q-Former query per shape of the closed vocabulary) and frame: visible,
   colour, position; plus the shape's motion direction, its scripted event and when it happens;
 * per frame and shape (the next 8 queries): visible and colour; per video: object count and the
@@ -30,8 +27,6 @@ from videochat.synth.world import Scene, Timeline, simulate
 EVENT_TYPES = ("none", "appear", "disappear", "colour_change", "collision")
 MOTIONS = (*DIRECTIONS, "none")  # straight-line direction, or "none" (static, bouncing, colliding)
 COLLISION_EFFECTS = ("none", *EFFECTS)
-CHANGES = ("none", "appeared", "vanishes", "recoloured")  # vs the neighbouring sampled frames
-STILL = 0.02  # frame fraction per sampled-frame gap below which an object counts as not moving
 MAX_OBJECTS = 5
 NUM_COLOURS = len(COLOUR_NAMES)
 IGNORE = -100  # cross-entropy ignore index: the fact does not apply (absent shape, hidden object)
@@ -100,44 +95,11 @@ def stack_facts(items: list[SceneFacts]) -> dict[str, torch.Tensor]:
     return {name: torch.as_tensor(np.stack([getattr(f, name) for f in items])) for name in names}
 
 
-def frame_dynamics(facts: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per slot and sampled frame: how the object moves and what just changed, both (B, S, T).
-
-    Motion: MOTIONS index of the dominant axis of its move from the previous to the next sampled
-    frame ("none" below STILL per gap); IGNORE where it or a neighbour frame hides it. Change:
-    CHANGES index against the neighbouring frames; IGNORE where hidden. One-frame clips: IGNORE.
-    """
-    pos, seen, colour = facts["position"], facts["visible"] > 0.5, facts["colour"]
-    t = seen.shape[-1]
-    frame = torch.arange(t)
-    prev, after = (frame - 1).clamp(min=0), (frame + 1).clamp(max=t - 1)
-    dx, dy = (pos[:, :, after] - pos[:, :, prev]).unbind(-1)  # (B, S, T) each
-    horizontal = dx.abs() >= dy.abs()
-    direction = torch.where(
-        horizontal,
-        torch.where(dx > 0, MOTIONS.index("right"), MOTIONS.index("left")),
-        torch.where(dy > 0, MOTIONS.index("down"), MOTIONS.index("up")),
-    )
-    still = torch.maximum(dx.abs(), dy.abs()) < STILL * (after - prev)
-    motion = torch.where(still, MOTIONS.index("none"), direction)
-    tracked = seen & seen[:, :, prev] & seen[:, :, after] & (t > 1)
-    motion = torch.where(tracked, motion, IGNORE)
-    change = torch.zeros_like(motion)
-    change[seen & ~seen[:, :, after] & (frame < t - 1)] = CHANGES.index("vanishes")
-    change[seen & ~seen[:, :, prev] & (frame > 0)] = CHANGES.index("appeared")
-    recoloured = seen & seen[:, :, prev] & (colour != colour[:, :, prev])
-    change[recoloured] = CHANGES.index("recoloured")
-    change = torch.where(seen & (t > 1), change, IGNORE)
-    return motion, change
-
-
-def patch_labels(facts: dict[str, torch.Tensor], grid: int) -> dict[str, torch.Tensor]:
-    """Per patch of a grid×grid split of each frame, four (B, T, grid²) int64 class maps: `shape`
-    and `colour` of the object on it (0 = none, else class + 1), and that object's `motion` and
-    `change` (`frame_dynamics`; IGNORE on patches without an object).
+def patch_labels(facts: dict[str, torch.Tensor], grid: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per patch of a grid×grid split of each frame: shape class and colour class (0 = none).
 
     A patch shows an object when the object's disc reaches at least half its radius into the
-    patch; of several, the one centred nearest wins.
+    patch; of several, the one centred nearest wins. Returns two (B, T, grid²) int64 tensors.
     """
     centres = (torch.arange(grid) + 0.5) / grid
     yy, xx = torch.meshgrid(centres, centres, indexing="ij")
@@ -151,15 +113,7 @@ def patch_labels(facts: dict[str, torch.Tensor], grid: int) -> dict[str, torch.T
     dist = (pos - patch_xy).norm(dim=-1)
     nearest = torch.where(covered, dist, torch.full_like(dist, float("inf"))).argmin(1)  # (B,T,P)
     hit = covered.any(1)  # (B, T, P)
-
-    def on_patch(per_slot: torch.Tensor) -> torch.Tensor:  # (B, S, T) → (B, T, P)
-        return torch.gather(per_slot.transpose(1, 2), 2, nearest)
-
-    motion, change = frame_dynamics(facts)
-    none, ignore = torch.zeros_like(nearest), torch.full_like(nearest, IGNORE)
-    return {
-        "shape": torch.where(hit, nearest + 1, none),
-        "colour": torch.where(hit, on_patch(facts["colour"].clamp(min=0)) + 1, none),
-        "motion": torch.where(hit, on_patch(motion), ignore),
-        "change": torch.where(hit, on_patch(change), ignore),
-    }
+    colours = facts["colour"].clamp(min=0).transpose(1, 2)  # (B, T, S)
+    colour = torch.gather(colours, 2, nearest)  # (B, T, P)
+    zero = torch.zeros_like(nearest)
+    return torch.where(hit, nearest + 1, zero), torch.where(hit, colour + 1, zero)

@@ -32,7 +32,6 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, IterableDataset
 
 from videochat.embedded.facts import (
-    CHANGES,
     COLLISION_EFFECTS,
     EVENT_TYPES,
     IGNORE,
@@ -136,8 +135,7 @@ class FactHeads(nn.Module):
         self.slot = nn.Linear(qformer_width, slot_out)
         self.frame = nn.Linear(qformer_width, SLOTS * (1 + NUM_COLOURS))
         self.video = nn.Linear(qformer_width, MAX_OBJECTS + len(COLLISION_EFFECTS))
-        self.patch_cuts = [1 + SLOTS, 1 + NUM_COLOURS, len(MOTIONS), len(CHANGES)]
-        self.patch = nn.Linear(vision_width, sum(self.patch_cuts))
+        self.patch = nn.Linear(vision_width, 1 + SLOTS + 1 + NUM_COLOURS)
 
     def forward(self, rows: Tensor, patches: Tensor) -> dict[str, Tensor]:
         """rows: (B, Q, C) Q-Former output; patches: (B, T, P, Cv) ViT patch tokens."""
@@ -151,7 +149,7 @@ class FactHeads(nn.Module):
         present, motion, event, event_bin = rest.split(cuts, dim=-1)
         frame = self.frame(rows[:, SLOTS : SLOTS + t]).unflatten(-1, (SLOTS, 1 + NUM_COLOURS))
         video = self.video(rows[:, SLOTS + t :]).mean(1)  # (B, objects + effects)
-        patch = self.patch(patches).split(self.patch_cuts, dim=-1)  # (B, T, P, ·) each
+        patch = self.patch(patches)  # (B, T, P, 1 + S + 1 + colours)
         return {
             "visible": per_frame[..., 0],  # (B, S, T)
             "colour": per_frame[..., 1 : 1 + NUM_COLOURS],  # (B, S, T, colours)
@@ -164,10 +162,8 @@ class FactHeads(nn.Module):
             "frame_colour": frame[..., 1:].transpose(1, 2),  # (B, S, T, colours)
             "count": video[:, :MAX_OBJECTS],
             "effect": video[:, MAX_OBJECTS:],
-            "patch_shape": patch[0],
-            "patch_colour": patch[1],
-            "patch_motion": patch[2],
-            "patch_change": patch[3],
+            "patch_shape": patch[..., : 1 + SLOTS],
+            "patch_colour": patch[..., 1 + SLOTS :],
         }
 
 
@@ -177,10 +173,10 @@ def fact_losses(
     """One loss per fact; single-frame batches (T=1) train only the per-frame ones, and
     `patch_only` (the shape phase) only the patch facts."""
     t = facts["visible"].shape[-1]
-    on_patch = patch_labels(facts, grid)
+    shape_of_patch, colour_of_patch = patch_labels(facts, grid)
     losses = {
-        "patch_shape": _ce(pred["patch_shape"], on_patch["shape"]),
-        "patch_colour": _ce(pred["patch_colour"], on_patch["colour"]),
+        "patch_shape": _ce(pred["patch_shape"], shape_of_patch),
+        "patch_colour": _ce(pred["patch_colour"], colour_of_patch),
     }
     if patch_only:
         return losses
@@ -206,8 +202,6 @@ def fact_losses(
         "frame_colour": _ce(pred["frame_colour"], facts["colour"]),
         "count": _ce(pred["count"], facts["count"]),
         "effect": _ce(pred["effect"], facts["effect"]),
-        "patch_motion": _ce(pred["patch_motion"], on_patch["motion"]),
-        "patch_change": _ce(pred["patch_change"], on_patch["change"]),
     }
 
 
@@ -309,8 +303,8 @@ def fact_accuracy(model, heads: FactHeads, clips: dict[str, Tensor], batch: int 
     pred = {k: torch.cat([p[k] for p in preds]) for k in preds[0]}
     shown = clips["visible"] > 0.5
     vision = model.config.vision
-    on_patch = patch_labels(clips, vision.image_size // vision.patch_size)
-    on_object = on_patch["shape"] > 0  # (B, T, P): the patches an object covers
+    shape_of_patch, colour_of_patch = patch_labels(clips, vision.image_size // vision.patch_size)
+    on_object = shape_of_patch > 0  # (B, T, P): the patches an object covers
 
     def picked(logits: Tensor, target: Tensor, keep: Tensor | None = None) -> float:
         keep = target != IGNORE if keep is None else keep
@@ -326,8 +320,6 @@ def fact_accuracy(model, heads: FactHeads, clips: dict[str, Tensor], batch: int 
         "frame_colour": picked(pred["frame_colour"], clips["colour"]),
         "count": picked(pred["count"], clips["count"]),
         "effect": picked(pred["effect"], clips["effect"]),
-        "patch_shape": picked(pred["patch_shape"], on_patch["shape"], on_object),
-        "patch_colour": picked(pred["patch_colour"], on_patch["colour"], on_object),
-        "patch_motion": picked(pred["patch_motion"], on_patch["motion"]),
-        "patch_change": picked(pred["patch_change"], on_patch["change"]),
+        "patch_shape": picked(pred["patch_shape"], shape_of_patch, on_object),
+        "patch_colour": picked(pred["patch_colour"], colour_of_patch, on_object),
     }
