@@ -42,13 +42,13 @@ def embedded_config(
     patches right after 200 steps; with a 32+64 stem 31%, and 87% after 600; chance 20%). The
     committed model has the 32+64 stem (`BuildPlan.conv_stem`).
 
-    `row_embed`: a learned embedding per visual row after llama_proj (`VideoChatConfig.row_embed`).
-    Without one the LLM could not find the row of a shape it is asked about: asked the colour of
-    one of two objects, it named the other's colour half the time (model card).
-
-    `lmhra`: UniFormerV2's local temporal module in every ViT block (the released VideoChat turns
-    it off). Without it a patch token never sees another frame, so the ViT cannot tell how
-    the object on it moves (a per-patch motion read-out stayed below its base rate)."""
+    `row_embed`: a learned embedding per visual row after llama_proj (`VideoChatConfig.row_embed`),
+    so the LLM can find the row of the shape a question names (the committed model, asked the
+    colour of one of two objects, names the other's colour half the time). `lmhra`: UniFormerV2's
+    local temporal module in every ViT block (the released VideoChat turns it off; without it a
+    patch token never sees another frame). Both are off in the committed model: one build with
+    each did not beat it (model card, Limits).
+    """
     width = 128
     llm = _llama_config(192, 4, 4, 512, vocab=vocab_size)
     llm["max_position_embeddings"] = 1024
