@@ -76,7 +76,9 @@ def init_model(plan: BuildPlan, data_dir: Path) -> Path:
     if (target / "config.json").is_file():
         return target
     tok = train_tokenizer(data.corpus(data_dir), plan.vocab)
-    config = embedded_config(vocab_rows(len(tok)), plan.conv_stem, plan.row_embed, plan.lmhra)
+    config = embedded_config(
+        vocab_rows(len(tok)), plan.conv_stem, row_embed=plan.row_embed, lmhra=plan.lmhra
+    )
     model = build_model(config, tok, seed=plan.seed)
     rescale_cross_attention(model, plan.seed)
     save_model(model, target)

@@ -27,6 +27,7 @@ def vocab_rows(tokenizer_size: int, multiple: int = 64) -> int:
 def embedded_config(
     vocab_size: int,
     conv_stem: tuple[int, ...] = (),
+    *,
     row_embed: bool = False,
     lmhra: bool = False,
 ) -> VideoChatConfig:
