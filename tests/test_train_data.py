@@ -104,6 +104,29 @@ def test_plan_shards_all_data_once_per_epoch_one_media_per_batch():
     assert plans[0] != plan_epoch(media, 2, world=2, rank=0, seed=3, epoch=1)
 
 
+def test_length_grouped_plan_keeps_every_entry_and_batches_alike_lengths():
+    media = ["video"] * 203
+    lengths = [(i * 37) % 101 for i in range(203)]  # scattered lengths 0..100
+    world, batch = 2, 4
+    plans = [
+        plan_epoch(media, batch, world=world, rank=r, seed=5, epoch=0, lengths=lengths)
+        for r in range(world)
+    ]
+    seen = [i for plan in plans for b in plan for _, i in b]
+    assert sorted(set(seen)) == list(range(203)) and len(seen) == 204  # one wrapped for rank 2
+    assert len(plans[0]) == len(plans[1])
+
+    def spread(plan):  # mean (longest - shortest) within a batch
+        return sum(max(lengths[i] for _, i in b) - min(lengths[i] for _, i in b) for b in plan)
+
+    plain = plan_epoch(media, batch, world=world, rank=0, seed=5, epoch=0)
+    assert spread(plans[0]) * 5 < spread(plain)
+    # the ranks' k-th batches come from one global batch: alike lengths on every rank
+    assert all(abs(lengths[a[0][1]] - lengths[b[0][1]]) <= 10 for a, b in zip(*plans, strict=True))
+    again = plan_epoch(media, batch, world=world, rank=0, seed=5, epoch=0, lengths=lengths)
+    assert again == plans[0]
+
+
 def test_dataset_items_mixed_media_and_bad_file(tmp_path):
     recipe = load_recipe("tiny", make_data(tmp_path, videos=1, images=1, missing=1))
     entries = read_all(recipe)

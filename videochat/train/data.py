@@ -43,6 +43,12 @@ class Entry:
     instruction: str | None = None
 
 
+def text_length(entry: Entry) -> int:
+    """Characters of text an entry brings to a sample (a cheap stand-in for its token count)."""
+    texts = [entry.caption or "", entry.instruction or "", *(q + a for q, a in entry.qa)]
+    return sum(map(len, texts))
+
+
 @dataclass
 class Sample:
     pixels: torch.Tensor  # (T, 3, S, S), or (Q, C) Q-Former rows from a visual cache

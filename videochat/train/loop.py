@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -23,8 +24,8 @@ from videochat.errors import VideoChatError
 from videochat.train import checkpoint as ckpt
 from videochat.train import distributed as D
 from videochat.train import setup as S
-from videochat.train.data import Batch, TrainDataset, collate, read_all
-from videochat.train.labels import LabelledText, assemble
+from videochat.train.data import Batch, TrainDataset, collate, read_all, text_length
+from videochat.train.labels import IGNORE_INDEX, LabelledText, assemble
 from videochat.train.recipe import Recipe
 from videochat.train.sampler import PlanSampler, plan_epoch
 from videochat.train.state import RunState, capture_rng, restore_rng
@@ -46,6 +47,7 @@ class TrainStep(nn.Module):
         self.stage = recipe.stage
         self.max_txt_len = recipe.max_txt_len
         self.cached = recipe.visual_cache > 0
+        self.per_sample = recipe.loss_average == "sample"
 
     def forward(self, pixels: torch.Tensor, texts: list[LabelledText]) -> torch.Tensor:
         """pixels: (B, T, 3, S, S), or (B, Q, C) cached Q-Former rows with `visual_cache`."""
@@ -64,9 +66,27 @@ class TrainStep(nn.Module):
         out = self.model.llm(
             inputs_embeds=inputs.inputs_embeds,
             attention_mask=inputs.attention_mask,
-            labels=inputs.labels,
+            labels=None if self.per_sample else inputs.labels,
         )
-        return out.loss
+        return sample_mean_loss(out.logits, inputs.labels) if self.per_sample else out.loss
+
+
+def sample_mean_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Next-token cross-entropy averaged within each sample, then over the samples that have
+    target tokens. logits: (B, L, V); labels: (B, L), IGNORE_INDEX where no loss."""
+    targets = labels[:, 1:]  # (B, L-1): token t is predicted at position t-1
+    per_token = F.cross_entropy(
+        logits[:, :-1].flatten(0, 1).float(),
+        targets.flatten(),
+        ignore_index=IGNORE_INDEX,
+        reduction="none",
+    ).view_as(targets)  # (B, L-1)
+    counts = (targets != IGNORE_INDEX).sum(dim=1)  # (B,)
+    has_targets = counts > 0
+    if not has_targets.any():  # every answer cut off by max_txt_len: no signal, zero gradient
+        return logits.sum() * 0.0
+    per_sample = per_token.sum(dim=1)[has_targets] / counts[has_targets]
+    return per_sample.mean()
 
 
 @dataclass
@@ -106,6 +126,7 @@ class _Run:
         if recipe.visual_cache:
             self.dataset.cache = self._visual_cache(entries)
         self.media = [e.media for e in entries]
+        self.lengths = [text_length(e) for e in entries] if recipe.group_by_length else None
         self.batches_per_epoch = len(self._plan(0))
         steps_per_epoch = math.ceil(self.batches_per_epoch / recipe.grad_accum_steps)
         self.total_steps = recipe.max_steps or recipe.epochs * steps_per_epoch
@@ -140,7 +161,10 @@ class _Run:
 
     def _plan(self, epoch: int) -> list:
         r = self.recipe
-        return plan_epoch(self.media, r.batch_size, self.ctx.world, self.ctx.rank, r.seed, epoch)
+        ctx = self.ctx
+        return plan_epoch(
+            self.media, r.batch_size, ctx.world, ctx.rank, r.seed, epoch, self.lengths
+        )
 
     def run(self) -> TrainResult:
         if self.recipe.resume:

@@ -121,6 +121,12 @@ class Recipe:
     # >0: encode each video this many times (random samplings) before training and reuse the
     # Q-Former rows (`visual_cache`); needs the whole vision side frozen
     visual_cache: int = 0
+    # batches of entries with similar text length (less padding; `sampler.group_by_length`)
+    group_by_length: bool = False
+    # "token": the loss is the mean over every answer token of the batch (the original);
+    # "sample": the mean of each sample's own token mean, so a one-word answer weighs as much as
+    # a paragraph
+    loss_average: str = "token"
 
     def validate(self) -> None:
         checks = [
@@ -131,6 +137,7 @@ class Recipe:
             (self.batch_size >= 1 and self.grad_accum_steps >= 1, "batch sizes must be >= 1"),
             (self.num_frames >= 1 and self.epochs >= 1, "num_frames and epochs must be >= 1"),
             (0.0 <= self.max_bad_fraction <= 1.0, "max_bad_fraction must be in [0, 1]"),
+            (self.loss_average in ("token", "sample"), "loss_average must be token or sample"),
             (bool(self.data), "the recipe lists no data (data: [{file: ..., root: ...}])"),
         ]
         for ok, message in checks:
