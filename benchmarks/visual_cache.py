@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def _recipe(data_dir: Path, out: Path, steps: int, samplings: int):
+def stage0_recipe(data_dir: Path, out: Path, steps: int, samplings: int, *extra: str):
+    """The packaged `embedded_stage0` recipe on the default model, logging every step."""
     from videochat.embedded.build import recipe_path
     from videochat.model.load import DEFAULT_DIR
     from videochat.train.recipe import load_recipe
@@ -38,15 +39,17 @@ def _recipe(data_dir: Path, out: Path, steps: int, samplings: int):
             f"max_steps={steps}",
             f"visual_cache={samplings}",
             "log_every=1",
+            *extra,
         ],
     )
 
 
-def step_time(data_dir: Path, out: Path, steps: int, samplings: int) -> float:
-    """Seconds per stage-0 step, between the first and the last logged step."""
+def step_time(data_dir: Path, out: Path, steps: int, samplings: int, *extra: str) -> float:
+    """Seconds per stage-0 step, between the first and the last logged step (`extra`: more
+    recipe overrides)."""
     from videochat.train.loop import train
 
-    train(_recipe(data_dir, out, steps, samplings))
+    train(stage0_recipe(data_dir, out, steps, samplings, *extra))
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     return (records[-1]["time"] - records[0]["time"]) / (len(records) - 1)
 
@@ -57,7 +60,7 @@ def cache_time(data_dir: Path, out: Path, samplings: int) -> float:
     from videochat.train.data import TrainDataset, read_all
     from videochat.train.visual_cache import build_visual_cache
 
-    recipe = _recipe(data_dir, out, 1, samplings)
+    recipe = stage0_recipe(data_dir, out, 1, samplings)
     entries = read_all(recipe)
     model = setup.build_model(recipe)
     dataset = TrainDataset(entries, recipe, model.tokenizer, model.config.vision.image_size)

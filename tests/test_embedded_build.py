@@ -187,13 +187,14 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     assert f"- vision: {vision}" in card and f"- LLM input: {rows}" in card
     # a record from before the curriculum options: the values those builds used, written out
     old_flags = "--vision-image-steps 300 --vision-shape-steps 0 --conv-stem none --no-row-embed"
-    old_flags += " --no-lmhra"
+    old_flags += " --no-lmhra --no-every-object"
     assert f"--measure {old_flags}\n" in card
     stemmed = build_record | {"vision_image_steps": 700, "vision_shape_steps": 500}
-    options = {"conv_stem": [32, 64], "row_embed": True, "lmhra": True}
+    options = {"conv_stem": [32, 64], "row_embed": True, "lmhra": True, "every_object": True}
     card = render(stemmed | options, measure_record, {"llm": 1})
     flags = (
         "--vision-image-steps 700 --vision-shape-steps 500 --conv-stem 32,64 --row-embed --lmhra"
+        " --every-object"
     )
     assert f"--measure {flags}\n" in card
     assert "--videos 600 --vision-steps 100 --stage0-steps 1200 --stage1-steps 20" in card
@@ -213,6 +214,8 @@ def test_rebuild_cli_reads_the_vision_curriculum_and_stem(capsys) -> None:
     assert parse(["--out", "b", "--row-embed"]).row_embed is True
     assert parse(["--out", "b", "--no-row-embed"]).row_embed is False
     assert parse(["--out", "b", "--lmhra"]).lmhra and not parse(["--out", "b", "--no-lmhra"]).lmhra
+    assert parse(["--out", "b", "--every-object"]).every_object
+    assert parse(["--out", "b"]).every_object is BuildPlan.every_object is False
     with pytest.raises(SystemExit):
         parse(["--out", "b", "--conv-stem", "32,x"])
     assert "expected positive channel counts like 32,64 (or none), got '32,x'" in (

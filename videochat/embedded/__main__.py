@@ -50,6 +50,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         default=BuildPlan.lmhra,
         help="UniFormerV2's local temporal module in every ViT block",
     )
+    p.add_argument(
+        "--every-object",
+        action=argparse.BooleanOptionalAction,
+        default=BuildPlan.every_object,
+        help="training questions on colour, shape and direction about every object",
+    )
     p.add_argument("--workers", type=int, default=2, help="processes for data generation")
     p.add_argument("--measure", action="store_true", help="evaluate the result on a fresh seed")
     return p.parse_args(argv)
@@ -80,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         conv_stem=args.conv_stem,
         row_embed=args.row_embed,
         lmhra=args.lmhra,
+        every_object=args.every_object,
         workers=args.workers,
     )
     for stage in STAGES:

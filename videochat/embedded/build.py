@@ -46,6 +46,7 @@ class BuildPlan:
     conv_stem: tuple[int, ...] = (32, 64)  # channels of the ViT's convolutional stem (): none
     row_embed: bool = False  # a learned embedding per visual row (`embedded_config`)
     lmhra: bool = False  # local temporal modules in the ViT (`embedded_config`)
+    every_object: bool = False  # colour/shape/direction asked about every object (`data`)
     vision_batch: int = 16  # clips per vision step
     workers: int = 2
     overrides: dict[str, list[str]] = field(default_factory=dict)
@@ -191,7 +192,7 @@ def build(plan: BuildPlan) -> dict:
         clock = now
 
     train_dir = make_data(plan, plan.out / "data", plan.seed, plan.videos)
-    data.write_annotations(train_dir)
+    data.write_annotations(train_dir, plan.every_object)
     lap("data")
     model_dir = init_model(plan, train_dir)
     lap("init")
@@ -209,6 +210,7 @@ def build(plan: BuildPlan) -> dict:
         "conv_stem": list(plan.conv_stem),
         "row_embed": plan.row_embed,
         "lmhra": plan.lmhra,
+        "every_object": plan.every_object,
         "seconds": times,
     }
     (plan.out / "build.json").write_text(json.dumps(summary, indent=1) + "\n")

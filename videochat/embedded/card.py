@@ -70,12 +70,13 @@ _BEFORE_OPTIONS = {
     "conv_stem": [],
     "row_embed": False,
     "lmhra": False,
+    "every_object": False,
 }
 
 
 def _model_flags(build: dict) -> str:
-    """The rebuild flags for the vision stage's curriculum and every architecture option,
-    always written out, so the command rebuilds the model whatever the defaults are later."""
+    """The rebuild flags for the vision stage's curriculum, every architecture option and the
+    data option, always written out, so the command rebuilds the model whatever the defaults are later."""
     get = {name: build.get(name, default) for name, default in _BEFORE_OPTIONS.items()}
     stem = ",".join(str(c) for c in get["conv_stem"]) or "none"
     return (
@@ -83,6 +84,7 @@ def _model_flags(build: dict) -> str:
         f" --vision-shape-steps {get['vision_shape_steps']} --conv-stem {stem}"
         f" --{'' if get['row_embed'] else 'no-'}row-embed"
         f" --{'' if get['lmhra'] else 'no-'}lmhra"
+        f" --{'' if get['every_object'] else 'no-'}every-object"
     )
 
 

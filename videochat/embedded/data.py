@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import json
 import random
+import zlib
 from collections import defaultdict
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
+
 from videochat.eval.protocols import VIDEOCHAT2
-from videochat.synth.questions import TASKS
+from videochat.synth.questions import PER_OBJECT, TASKS, per_object_questions
 
 TRAIN_FILE = "train_video.json"
 TURNS_PER_CONVERSATION = 1
@@ -40,17 +43,44 @@ def protocol_turn(item: dict, with_system: bool = True) -> dict[str, str]:
     return {"q": question, "a": f"{VIDEOCHAT2.answer_prefix}{item['answer']})"}
 
 
-def mcq_turns(data_dir: Path) -> dict[str, list[dict]]:
+def mcq_turns(data_dir: Path, every_object: bool = False) -> dict[str, list[dict]]:
     """Each video's benchmark items in protocol form, keyed by its media path; one of them
-    (drawn per video) carries the protocol's system text exactly as the evaluation asks, the others go without."""
+    (drawn per video) carries the protocol's system text exactly as the evaluation asks, the
+    others go without. `every_object`: the `PER_OBJECT` tasks ask about each object they apply
+    to (`object_items`) instead of the benchmark's one."""
     per_video: dict[str, list[dict]] = defaultdict(list)
-    for task in TASKS:
+    tasks = [t for t in TASKS if not (every_object and t in PER_OBJECT)]
+    for task in tasks:
         for item in json.loads((data_dir / "benchmark" / f"{task}.json").read_text()):
             per_video[f"videos/{item['video']}"].append(item)
+    if every_object:
+        for video, items in object_items(data_dir).items():
+            per_video[video] += items
     out = {}
     for video, items in per_video.items():
         keep = random.Random(video).randrange(len(items))
         out[video] = [protocol_turn(item, with_system=j == keep) for j, item in enumerate(items)]
+    return out
+
+
+def object_items(data_dir: Path) -> dict[str, list[dict]]:
+    """Per video (media path): colour, shape and direction asked about every object they apply
+    to, as benchmark items. Asked about one object drawn at random, a model that reads the rows
+    of all objects at once is often right (always with one object); asked about each, only
+    reading the row of the object named is."""
+    from videochat.synth.world import Scene
+
+    out = {}
+    for line in (data_dir / "scenes.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        if record.get("kind", "video") != "video":
+            continue
+        rng = np.random.default_rng(zlib.crc32(record["media"].encode()))
+        questions = per_object_questions(rng, Scene.from_dict(record))
+        out[record["media"]] = [
+            {"question": q.question, "candidates": q.candidates, "answer": q.answer}
+            for q in questions
+        ]
     return out
 
 
@@ -69,12 +99,12 @@ def open_turns(entry: dict, caption: str, index: int) -> list[dict]:
     return [*free, *described, {"q": prompt, "a": caption}]
 
 
-def train_entries(data_dir: Path) -> list[dict]:
+def train_entries(data_dir: Path, every_object: bool = False) -> list[dict]:
     """Short conversations (`TURNS_PER_CONVERSATION` turns, shuffled) per video: in a long one
     the 16 visual rows are a sliver of the context and the first run learned to ignore them."""
     captions = json.loads((data_dir / "captions_video.json").read_text())
     instructions = json.loads((data_dir / "instructions_video.json").read_text())
-    mcq = mcq_turns(data_dir)
+    mcq = mcq_turns(data_dir, every_object)
     entries = []
     for i, (entry, cap) in enumerate(zip(instructions, captions, strict=True)):
         turns = mcq.get(entry["video"], []) + open_turns(entry, cap["caption"], i)
@@ -86,10 +116,10 @@ def train_entries(data_dir: Path) -> list[dict]:
     return entries
 
 
-def write_annotations(data_dir: str | Path) -> int:
+def write_annotations(data_dir: str | Path, every_object: bool = False) -> int:
     """Write the instruction file next to the synthetic data; return its entry count."""
     data_dir = Path(data_dir)
-    entries = train_entries(data_dir)
+    entries = train_entries(data_dir, every_object)
     (data_dir / TRAIN_FILE).write_text(json.dumps(entries, indent=1) + "\n")
     return len(entries)
 

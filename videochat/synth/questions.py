@@ -49,19 +49,28 @@ def _others(rng: np.random.Generator, pool, exclude, k: int) -> list[str]:
     return [str(x) for x in rng.choice(rest, size=k, replace=False)]
 
 
+def fixed_colour(scene: Scene) -> list[SceneObject]:
+    """The objects whose colour never changes (colour and shape questions are about them)."""
+    return [o for o in scene.objects if o.recolour is None]
+
+
 def q_colour(rng, scene: Scene, tl: Timeline) -> Question | None:
-    o = _pick(rng, [o for o in scene.objects if o.recolour is None])
-    if o is None:
-        return None
+    o = _pick(rng, fixed_colour(scene))
+    return None if o is None else colour_question(rng, scene, o)
+
+
+def colour_question(rng, scene: Scene, o: SceneObject) -> Question:
     q = f"What colour is the {o.shape}?"
     dis = _others(rng, COLOUR_NAMES, {o.colour}, 3)
     return _mc(rng, "object_colour", q, o.colour, dis, f"The {o.shape} is {o.colour}.")
 
 
 def q_shape(rng, scene: Scene, tl: Timeline) -> Question | None:
-    o = _pick(rng, [o for o in scene.objects if o.recolour is None])
-    if o is None:
-        return None
+    o = _pick(rng, fixed_colour(scene))
+    return None if o is None else shape_question(rng, scene, o)
+
+
+def shape_question(rng, scene: Scene, o: SceneObject) -> Question:
     q = f"What shape is the {o.colour} object?"
     art = "an" if o.shape[0] in "aeiou" else "a"
     sent = f"The {o.colour} object is {art} {o.shape}."
@@ -84,11 +93,18 @@ DIR_PHRASES: dict[str, str] = {
 }
 
 
-def q_direction(rng, scene: Scene, tl: Timeline) -> Question | None:
+def steady_movers(scene: Scene) -> list[SceneObject]:
+    """Objects moving in a straight line for the whole clip (direction questions)."""
     movers = [o for o in scene.objects if o.motion == "straight"]
-    o = _pick(rng, [o for o in movers if o.appear is None and o.disappear is None])
-    if o is None:
-        return None
+    return [o for o in movers if o.appear is None and o.disappear is None]
+
+
+def q_direction(rng, scene: Scene, tl: Timeline) -> Question | None:
+    o = _pick(rng, steady_movers(scene))
+    return None if o is None else direction_question(rng, scene, o)
+
+
+def direction_question(rng, scene: Scene, o: SceneObject) -> Question:
     q = f"In which direction does {name(scene, o)} move?"
     dis = [d for d in DIRECTIONS if d != o.direction]
     sent = f"{name(scene, o).capitalize()} moves {DIR_PHRASES[o.direction]}."
@@ -249,6 +265,19 @@ IMAGE_GENERATORS: dict[str, Callable[..., Question | None]] = {
     "object_count": q_count,
     "object_position": q_position,
 }
+
+
+# task → (the objects it can ask about, the question about one of them)
+PER_OBJECT: dict[str, tuple[Callable[[Scene], list[SceneObject]], Callable[..., Question]]] = {
+    "object_colour": (fixed_colour, colour_question),
+    "object_shape": (fixed_colour, shape_question),
+    "motion_direction": (steady_movers, direction_question),
+}
+
+
+def per_object_questions(rng: np.random.Generator, scene: Scene) -> list[Question]:
+    """The `PER_OBJECT` tasks asked about every object they apply to, not one drawn at random."""
+    return [ask(rng, scene, o) for objects, ask in PER_OBJECT.values() for o in objects(scene)]
 
 
 def image_questions(rng: np.random.Generator, scene: Scene, tl: Timeline) -> list[Question]:
