@@ -51,6 +51,40 @@ def test_training_conversations_ask_like_the_evaluation(synth_dir: Path) -> None
     assert set(with_system.values()) == {1}
 
 
+def test_every_object_asks_colour_shape_and_direction_of_each_object(synth_dir: Path) -> None:
+    from videochat.synth.questions import fixed_colour, steady_movers
+    from videochat.synth.world import Scene
+
+    plain = data.mcq_turns(synth_dir)
+    every = data.mcq_turns(synth_dir, every_object=True)
+    per_object = 0
+    for line in (synth_dir / "scenes.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        if record["kind"] != "video":
+            continue
+        scene = Scene.from_dict(record)
+        asked = "\n".join(t["q"] + " => " + t["a"] for t in every[record["media"]])
+        for o in fixed_colour(scene):
+            assert f"What colour is the {o.shape}?" in asked
+            assert f"What shape is the {o.colour} object?" in asked
+            assert (
+                f"=> Best option:({o.colour})" in asked and f"=> Best option:({o.shape})" in asked
+            )
+        for o in steady_movers(scene):
+            assert f"=> Best option:({o.direction})" in asked
+        # the other tasks keep their one benchmark item each
+        count = len(fixed_colour(scene)) * 2 + len(steady_movers(scene))
+        per_object += count
+        kept = [t for t in plain[record["media"]] if not _per_object_task(t["q"])]
+        assert len(every[record["media"]]) == count + len(kept)
+        assert sum(t["q"].startswith(VIDEOCHAT2.system) for t in every[record["media"]]) == 1
+    assert per_object > 3  # more than one question per task and video
+
+
+def _per_object_task(question: str) -> bool:
+    return any(k in question for k in ("What colour is", "What shape is", "In which direction"))
+
+
 def test_tokenizer_keeps_separators_whole_and_newlines_as_spaces(synth_dir: Path) -> None:
     tok = train_tokenizer(data.corpus(synth_dir), 1024)
     tok.pad_token = tok.eos_token
