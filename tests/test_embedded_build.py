@@ -249,7 +249,8 @@ def test_rebuild_cli_reads_the_vision_curriculum_and_stem(capsys) -> None:
     assert parse(["--out", "b", "--no-row-embed"]).row_embed is False
     assert parse(["--out", "b", "--lmhra"]).lmhra and not parse(["--out", "b", "--no-lmhra"]).lmhra
     assert parse(["--out", "b", "--every-object"]).every_object
-    assert parse(["--out", "b"]).every_object is BuildPlan.every_object is False
+    assert parse(["--out", "b"]).every_object is BuildPlan.every_object is True
+    assert parse(["--out", "b", "--no-every-object"]).every_object is False
     with pytest.raises(SystemExit):
         parse(["--out", "b", "--conv-stem", "32,x"])
     assert "expected positive channel counts like 32,64 (or none), got '32,x'" in (
