@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -142,7 +143,7 @@ def test_config_is_the_small_videochat_with_temporal_embedding() -> None:
 def test_smoke_build_trains_every_stage_and_exports(synth_dir: Path, tmp_path: Path) -> None:
     from videochat.model import load_model
 
-    (tmp_path / "data").symlink_to(synth_dir, target_is_directory=True)
+    shutil.copytree(synth_dir, tmp_path / "data")  # the build rewrites its training file
     small = ["num_frames=2", "max_txt_len=160", "batch_size=2", "log_every=1"]
     plan = BuildPlan(
         tmp_path,
@@ -151,11 +152,16 @@ def test_smoke_build_trains_every_stage_and_exports(synth_dir: Path, tmp_path: P
         vision_image_steps=2,
         vision_shape_steps=1,
         vision_batch=4,
+        every_object=True,
+        group_by_length=True,
         workers=1,
         overrides={s: small for s in ("stage0", "stage1", "stage2")},
     )
     summary = build(plan)
     assert set(summary["seconds"]) >= {"data", "init", "vision", "stage0", "stage1", "stage2"}
+    assert summary["every_object"] and summary["group_by_length"]
+    trained = json.loads((tmp_path / "data" / data.TRAIN_FILE).read_text())
+    assert len(trained) > len(json.loads((synth_dir / data.TRAIN_FILE).read_text()))
     init, vision, s0, s1, final = (
         load_model(tmp_path / name, device="cpu")
         for name in ("init", "vision", "stage0", "stage1", "model")
@@ -221,14 +227,15 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     assert f"- vision: {vision}" in card and f"- LLM input: {rows}" in card
     # a record from before the curriculum options: the values those builds used, written out
     old_flags = "--vision-image-steps 300 --vision-shape-steps 0 --conv-stem none --no-row-embed"
-    old_flags += " --no-lmhra --no-every-object"
+    old_flags += " --no-lmhra --no-every-object --no-group-by-length"
     assert f"--measure {old_flags}\n" in card
     stemmed = build_record | {"vision_image_steps": 700, "vision_shape_steps": 500}
     options = {"conv_stem": [32, 64], "row_embed": True, "lmhra": True, "every_object": True}
+    options["group_by_length"] = True
     card = render(stemmed | options, measure_record, {"llm": 1})
     flags = (
         "--vision-image-steps 700 --vision-shape-steps 500 --conv-stem 32,64 --row-embed --lmhra"
-        " --every-object"
+        " --every-object --group-by-length"
     )
     assert f"--measure {flags}\n" in card
     assert "--videos 600 --vision-steps 100 --stage0-steps 1200 --stage1-steps 20" in card
@@ -249,8 +256,9 @@ def test_rebuild_cli_reads_the_vision_curriculum_and_stem(capsys) -> None:
     assert parse(["--out", "b", "--no-row-embed"]).row_embed is False
     assert parse(["--out", "b", "--lmhra"]).lmhra and not parse(["--out", "b", "--no-lmhra"]).lmhra
     assert parse(["--out", "b", "--every-object"]).every_object
-    assert parse(["--out", "b"]).every_object is BuildPlan.every_object is True
-    assert parse(["--out", "b", "--no-every-object"]).every_object is False
+    assert parse(["--out", "b"]).every_object is BuildPlan.every_object is False
+    assert parse(["--out", "b", "--group-by-length"]).group_by_length
+    assert parse(["--out", "b"]).group_by_length is BuildPlan.group_by_length is False
     with pytest.raises(SystemExit):
         parse(["--out", "b", "--conv-stem", "32,x"])
     assert "expected positive channel counts like 32,64 (or none), got '32,x'" in (

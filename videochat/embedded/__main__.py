@@ -56,6 +56,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         default=BuildPlan.every_object,
         help="training questions on colour, shape and direction about every object",
     )
+    p.add_argument(
+        "--group-by-length",
+        action=argparse.BooleanOptionalAction,
+        default=BuildPlan.group_by_length,
+        help="train stages 0-2 on batches of alike text length (less padding)",
+    )
     p.add_argument("--workers", type=int, default=2, help="processes for data generation")
     p.add_argument("--measure", action="store_true", help="evaluate the result on a fresh seed")
     return p.parse_args(argv)
@@ -87,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         row_embed=args.row_embed,
         lmhra=args.lmhra,
         every_object=args.every_object,
+        group_by_length=args.group_by_length,
         workers=args.workers,
     )
     for stage in STAGES:

@@ -39,14 +39,15 @@ class BuildPlan:
     bench_videos: int = 100
     vocab: int = 1024
     steps: dict[str, int] = field(
-        default_factory=lambda: {"vision": 1600, "stage0": 3500, "stage1": 20, "stage2": 20}
+        default_factory=lambda: {"vision": 1600, "stage0": 2300, "stage1": 20, "stage2": 20}
     )
     vision_image_steps: int = 700  # of the vision steps, single frames first
     vision_shape_steps: int = 500  # of those, patch facts only (see `pretrain`)
     conv_stem: tuple[int, ...] = (32, 64)  # channels of the ViT's convolutional stem (): none
     row_embed: bool = False  # a learned embedding per visual row (`embedded_config`)
     lmhra: bool = False  # local temporal modules in the ViT (`embedded_config`)
-    every_object: bool = True  # colour/shape/direction asked about every object (`data`)
+    every_object: bool = False  # colour/shape/direction asked about every object (`data`)
+    group_by_length: bool = False  # stage batches of alike text length (the recipe key)
     vision_batch: int = 16  # clips per vision step
     workers: int = 2
     overrides: dict[str, list[str]] = field(default_factory=dict)
@@ -119,6 +120,7 @@ def run_stage(plan: BuildPlan, stage: str, model_dir: Path, data_dir: Path) -> P
         f"export={export}",
         f"max_steps={plan.steps[stage]}",
         f"seed={plan.seed + STAGES.index(stage)}",
+        *(["group_by_length=true"] if plan.group_by_length else []),
         *plan.overrides.get(stage, []),
     ]
     recipe = load_recipe(recipe_path(stage), overrides)
@@ -211,6 +213,7 @@ def build(plan: BuildPlan) -> dict:
         "row_embed": plan.row_embed,
         "lmhra": plan.lmhra,
         "every_object": plan.every_object,
+        "group_by_length": plan.group_by_length,
         "seconds": times,
     }
     (plan.out / "build.json").write_text(json.dumps(summary, indent=1) + "\n")

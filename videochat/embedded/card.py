@@ -71,12 +71,14 @@ _BEFORE_OPTIONS = {
     "row_embed": False,
     "lmhra": False,
     "every_object": False,
+    "group_by_length": False,
 }
 
 
 def _model_flags(build: dict) -> str:
     """The rebuild flags for the vision stage's curriculum, every architecture option and the
-    data option, always written out, so the command rebuilds the model whatever the defaults are later."""
+    data and batching options, always written out, so the command rebuilds the model whatever
+    the defaults are later."""
     get = {name: build.get(name, default) for name, default in _BEFORE_OPTIONS.items()}
     stem = ",".join(str(c) for c in get["conv_stem"]) or "none"
     return (
@@ -85,6 +87,7 @@ def _model_flags(build: dict) -> str:
         f" --{'' if get['row_embed'] else 'no-'}row-embed"
         f" --{'' if get['lmhra'] else 'no-'}lmhra"
         f" --{'' if get['every_object'] else 'no-'}every-object"
+        f" --{'' if get['group_by_length'] else 'no-'}group-by-length"
     )
 
 
