@@ -267,7 +267,8 @@ IMAGE_GENERATORS: dict[str, Callable[..., Question | None]] = {
 }
 
 
-# task → (the objects it can ask about, the question about one of them)
+# task → (the objects it can ask about, the question about one of them); every builder takes
+# (rng, scene, object), whether or not it needs the scene
 PER_OBJECT: dict[str, tuple[Callable[[Scene], list[SceneObject]], Callable[..., Question]]] = {
     "object_colour": (fixed_colour, colour_question),
     "object_shape": (fixed_colour, shape_question),
