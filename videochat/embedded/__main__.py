@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from videochat.embedded.build import STAGES, BuildPlan, build
+from videochat.embedded.build import STAGES, SWITCHES, BuildPlan, build
 from videochat.errors import VideoChatError
 
 
@@ -38,30 +38,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         default=BuildPlan.conv_stem,
         help="channels of the ViT's convolutional stem, e.g. 32,64, or none (default: 32,64)",
     )
-    p.add_argument(
-        "--row-embed",
-        action=argparse.BooleanOptionalAction,
-        default=BuildPlan.row_embed,
-        help="a learned embedding per visual row after llama_proj",
-    )
-    p.add_argument(
-        "--lmhra",
-        action=argparse.BooleanOptionalAction,
-        default=BuildPlan.lmhra,
-        help="UniFormerV2's local temporal module in every ViT block",
-    )
-    p.add_argument(
-        "--every-object",
-        action=argparse.BooleanOptionalAction,
-        default=BuildPlan.every_object,
-        help="training questions on colour, shape and direction about every object",
-    )
-    p.add_argument(
-        "--group-by-length",
-        action=argparse.BooleanOptionalAction,
-        default=BuildPlan.group_by_length,
-        help="train stages 0-2 on batches of alike text length (less padding)",
-    )
+    for name, text in SWITCHES.items():
+        flag = "--" + name.replace("_", "-")
+        p.add_argument(
+            flag, action=argparse.BooleanOptionalAction, default=getattr(BuildPlan, name), help=text
+        )
     p.add_argument("--workers", type=int, default=2, help="processes for data generation")
     p.add_argument("--measure", action="store_true", help="evaluate the result on a fresh seed")
     return p.parse_args(argv)
@@ -90,10 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         vision_image_steps=args.vision_image_steps,
         vision_shape_steps=args.vision_shape_steps,
         conv_stem=args.conv_stem,
-        row_embed=args.row_embed,
-        lmhra=args.lmhra,
-        every_object=args.every_object,
-        group_by_length=args.group_by_length,
+        **{name: getattr(args, name) for name in SWITCHES},
         workers=args.workers,
     )
     for stage in STAGES:

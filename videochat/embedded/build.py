@@ -53,6 +53,15 @@ class BuildPlan:
     overrides: dict[str, list[str]] = field(default_factory=dict)
 
 
+# the plan's on/off options, as `--name` / `--no-name` on the command line and in the card
+SWITCHES: dict[str, str] = {
+    "row_embed": "a learned embedding per visual row after llama_proj",
+    "lmhra": "UniFormerV2's local temporal module in every ViT block",
+    "every_object": "training questions on colour, shape and direction about every object",
+    "group_by_length": "train stages 0-2 on batches of alike text length (less padding)",
+}
+
+
 def recipe_path(stage: str) -> str:
     """The packaged recipe file of a stage (`videochat/configs/recipes/embedded_<stage>.yaml`)."""
     res = resources.files("videochat") / "configs" / "recipes" / f"embedded_{stage}.yaml"
@@ -210,10 +219,7 @@ def build(plan: BuildPlan) -> dict:
         "vision_image_steps": plan.vision_image_steps,
         "vision_shape_steps": plan.vision_shape_steps,
         "conv_stem": list(plan.conv_stem),
-        "row_embed": plan.row_embed,
-        "lmhra": plan.lmhra,
-        "every_object": plan.every_object,
-        "group_by_length": plan.group_by_length,
+        **{name: getattr(plan, name) for name in SWITCHES},
         "seconds": times,
     }
     (plan.out / "build.json").write_text(json.dumps(summary, indent=1) + "\n")

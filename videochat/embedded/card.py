@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from videochat.embedded.build import SWITCHES
 from videochat.model.config import VideoChatConfig, VisionConfig
 
 REBUILD = (
@@ -63,15 +64,12 @@ def _free_form(ff: dict | None) -> list[str]:
     return _section("Free-form answers", intro, ["task", "items", "exact answer"], rows)
 
 
-# what a build record written before these options existed used
+# what a build record written before these options existed used (every switch was off)
 _BEFORE_OPTIONS = {
     "vision_image_steps": 300,
     "vision_shape_steps": 0,
     "conv_stem": [],
-    "row_embed": False,
-    "lmhra": False,
-    "every_object": False,
-    "group_by_length": False,
+    **dict.fromkeys(SWITCHES, False),
 }
 
 
@@ -84,11 +82,7 @@ def _model_flags(build: dict) -> str:
     return (
         f" --vision-image-steps {get['vision_image_steps']}"
         f" --vision-shape-steps {get['vision_shape_steps']} --conv-stem {stem}"
-        f" --{'' if get['row_embed'] else 'no-'}row-embed"
-        f" --{'' if get['lmhra'] else 'no-'}lmhra"
-        f" --{'' if get['every_object'] else 'no-'}every-object"
-        f" --{'' if get['group_by_length'] else 'no-'}group-by-length"
-    )
+    ) + "".join(f" --{'' if get[name] else 'no-'}{name.replace('_', '-')}" for name in SWITCHES)
 
 
 def describe_vision(vision: VisionConfig, frames: int) -> str:
