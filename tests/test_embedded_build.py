@@ -141,6 +141,7 @@ def test_config_is_the_small_videochat_with_temporal_embedding() -> None:
 
 
 def test_smoke_build_trains_every_stage_and_exports(synth_dir: Path, tmp_path: Path) -> None:
+    from videochat.embedded.measure import vision_facts
     from videochat.model import load_model
 
     shutil.copytree(synth_dir, tmp_path / "data")  # the build rewrites its training file
@@ -178,6 +179,10 @@ def test_smoke_build_trains_every_stage_and_exports(synth_dir: Path, tmp_path: P
         assert changed(vision, s0, part), f"stage 0 left {part} untouched"
     assert not changed(vision, s0, "visual_encoder") and not changed(vision, s0, "qformer")
     assert (tmp_path / "runs" / "vision" / "fact_heads.pt").is_file()
+    facts = vision_facts(final, tmp_path, tmp_path / "data")  # the kept heads, read on videos
+    assert {"count", "motion", "event_bin", "patch_shape"} <= set(facts)
+    assert all(0.0 <= facts[k] <= 1.0 for k in facts if k != "displacement_r")
+    assert facts["reversal_change"] > 0.0 and -1.0 <= facts["displacement_r"] <= 1.0
     assert changed(s0, s1, "llama_proj") and changed(s0, s1, "visual_encoder.gmhra")
     for part in ("visual_encoder.blocks", "qformer", "llm"):
         assert not changed(s0, s1, part), f"stage 1 trained the frozen {part}"
@@ -264,3 +269,15 @@ def test_rebuild_cli_reads_the_vision_curriculum_and_stem(capsys) -> None:
     assert "expected positive channel counts like 32,64 (or none), got '32,x'" in (
         capsys.readouterr().err
     )
+
+
+def test_model_card_writes_the_time_checks_as_a_sentence_not_as_accuracies() -> None:
+    from videochat.embedded.card import _facts
+
+    facts = {"count": 0.84, "motion": 0.657, "reversal_change": 0.0123, "displacement_r": 0.004}
+    text = "\n".join(_facts(facts))
+    assert "| count | 84.0% |" in text and "| motion | 65.7% |" in text
+    assert "reversal_change" not in text and "displacement_r" not in text
+    assert "move by 1.2% of the distance" in text and "at r = 0.00" in text
+    older = "\n".join(_facts({"count": 0.84}))  # a record from before the checks
+    assert "| count | 84.0% |" in older and "Does it see time?" not in older

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from videochat.embedded.config import embedded_config, vocab_rows
-from videochat.embedded.facts import EVENT_TYPES, IGNORE, patch_labels, stack_facts
+from videochat.embedded.facts import EVENT_TYPES, IGNORE, MOTIONS, patch_labels, stack_facts
 from videochat.embedded.pretrain import (
     FactHeads,
     PretrainPlan,
@@ -143,3 +143,32 @@ def test_fact_accuracy_scores_the_patch_facts_on_object_patches_only(clips):
     # "no object" everywhere is right on most patches, but the score counts object patches only
     blind = fact_accuracy(model, Told(0 * shape, 0 * colour), clips, batch=whole)
     assert blind["patch_shape"] == blind["patch_colour"] == 0.0
+
+
+def test_reversal_change_is_zero_for_rows_blind_to_frame_order_and_positive_otherwise(clips):
+    from videochat.embedded.pretrain import reversal_change
+    from videochat.model import build_model
+
+    config = embedded_config(vocab_rows(300))
+    config.vision.gmhra_layers, config.vision.temporal_pos_embed = 0, False  # a bag of frames
+    blind = build_model(config, None, seed=0)
+    assert reversal_change(blind, clips) == pytest.approx(0.0, abs=1e-5)
+    timed = _tiny_model()
+    with torch.no_grad():
+        timed.visual_encoder.temporal_embed.normal_(std=1.0)
+    assert reversal_change(timed, clips) > 0.05
+
+
+def test_displacement_correlation_follows_the_movers_only(clips):
+    from videochat.embedded.pretrain import displacement_correlation
+
+    truth = clips["position"]  # (B, S, T, 2)
+    assert displacement_correlation(truth, clips) == pytest.approx(1.0)
+    assert displacement_correlation(-truth, clips) == pytest.approx(-1.0)
+    still = truth.mean(2, keepdim=True).expand_as(truth)  # each object's mean place in every frame
+    assert displacement_correlation(still, clips) == 0.0
+    # positions of objects that are not straight movers do not enter the score
+    motion = clips["motion"]
+    others = (motion == IGNORE) | (motion == MOTIONS.index("none"))
+    noisy = truth + others[:, :, None, None] * torch.randn_like(truth)
+    assert displacement_correlation(noisy, clips) == pytest.approx(1.0)

@@ -123,7 +123,7 @@ def vision_facts(model, work: Path, bench: Path) -> dict | None:
 
     from videochat.embedded.build import FACT_HEADS
     from videochat.embedded.config import IMAGE_SIZE
-    from videochat.embedded.pretrain import FactHeads, cache_clips, fact_accuracy
+    from videochat.embedded.pretrain import FactHeads, cache_clips, fact_accuracy, time_readout
 
     path = work / "runs" / "vision" / FACT_HEADS
     if not path.is_file():
@@ -131,7 +131,8 @@ def vision_facts(model, work: Path, bench: Path) -> dict | None:
     heads = FactHeads(model.config.vision.width, model.config.qformer.width, NUM_FRAMES)
     heads.load_state_dict(torch.load(path, weights_only=True))
     clips = cache_clips(bench, NUM_FRAMES, IMAGE_SIZE)
-    return {k: round(v, 4) for k, v in fact_accuracy(model, heads, clips).items()}
+    facts = fact_accuracy(model, heads, clips) | time_readout(model, heads, clips)
+    return {k: round(v, 4) for k, v in facts.items()}
 
 
 def measure(

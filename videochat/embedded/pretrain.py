@@ -323,3 +323,53 @@ def fact_accuracy(model, heads: FactHeads, clips: dict[str, Tensor], batch: int 
         "patch_shape": picked(pred["patch_shape"], shape_of_patch, on_object),
         "patch_colour": picked(pred["patch_colour"], colour_of_patch, on_object),
     }
+
+
+@torch.no_grad()
+def reversal_change(model, clips: dict[str, Tensor], batch: int = 50) -> float:
+    """How far the Q-Former rows move when each clip is played backwards, as a fraction of how
+    far they are from the rows of another clip. 0: the rows ignore frame order, so nothing that
+    depends on it (motion, when and in which order things happen) can be read from them."""
+    model.eval()
+    forward, backward = [], []
+    for i in range(0, len(clips["pixels"]), batch):
+        pixels = clips["pixels"][i : i + batch]  # (B, T, 3, S, S)
+        forward.append(encode(model, pixels)[0])
+        backward.append(encode(model, pixels.flip(1))[0])
+    rows, reversed_rows = torch.cat(forward), torch.cat(backward)  # (N, Q, C)
+    other_clip = (rows - rows.roll(1, 0)).norm(dim=-1).mean()
+    return float((rows - reversed_rows).norm(dim=-1).mean() / other_clip)
+
+
+def displacement_correlation(position: Tensor, facts: dict[str, Tensor]) -> float:
+    """Correlation of the predicted with the true first-to-last-frame displacement (x and y
+    pooled) of the objects that move in a straight line and show in both frames; 0 when the
+    per-frame positions read from the rows do not follow the objects.
+    position: (B, S, T, 2) predicted; facts: `stack_facts` tensors."""
+    motion = facts["motion"]
+    moving = (motion != IGNORE) & (motion != MOTIONS.index("none"))  # (B, S)
+    shown = facts["visible"] > 0.5  # (B, S, T)
+    tracked = moving & shown[..., 0] & shown[..., -1]
+    true = (facts["position"][:, :, -1] - facts["position"][:, :, 0])[tracked].flatten()
+    said = (position[:, :, -1] - position[:, :, 0])[tracked].flatten()
+    if len(true) < 2 or float(said.std()) == 0.0:
+        return 0.0
+    return float(torch.corrcoef(torch.stack([true, said]))[0, 1])
+
+
+@torch.no_grad()
+def time_readout(model, heads: FactHeads, clips: dict[str, Tensor], batch: int = 50) -> dict:
+    """Whether the vision side sees time at all: `reversal_change` and, through the heads'
+    per-frame positions, `displacement_correlation` (see both)."""
+    model.eval()
+    frames = clips["visible"].shape[-1]
+    position = torch.cat(
+        [
+            heads(*encode(model, clips["pixels"][i : i + batch]))["position"][:, :, :frames]
+            for i in range(0, len(clips["pixels"]), batch)
+        ]
+    )  # (N, S, T, 2)
+    return {
+        "reversal_change": reversal_change(model, clips, batch),
+        "displacement_r": displacement_correlation(position, clips),
+    }
