@@ -155,12 +155,13 @@ def test_smoke_build_trains_every_stage_and_exports(synth_dir: Path, tmp_path: P
         vision_batch=4,
         every_object=True,
         group_by_length=True,
+        frame_rows=True,
         workers=1,
         overrides={s: small for s in ("stage0", "stage1", "stage2")},
     )
     summary = build(plan)
     assert set(summary["seconds"]) >= {"data", "init", "vision", "stage0", "stage1", "stage2"}
-    assert summary["every_object"] and summary["group_by_length"]
+    assert summary["every_object"] and summary["group_by_length"] and summary["frame_rows"]
     trained = json.loads((tmp_path / "data" / data.TRAIN_FILE).read_text())
     assert len(trained) > len(json.loads((synth_dir / data.TRAIN_FILE).read_text()))
     init, vision, s0, s1, final = (
@@ -223,24 +224,24 @@ def test_model_card_reports_the_recorded_numbers() -> None:
         "LMHRA in every block (off in the released model), "
         "temporal position embedding (our option), 8 frames"
     )
-    rows = describe_rows(embedded_config(64, row_embed=True))
+    rows = describe_rows(embedded_config(64, row_embed=True, frame_rows=True))
     assert rows == (
-        "16 visual rows (8 queries + 8 extra) through `llama_proj`, "
-        "plus a learned embedding per row (our option)"
+        "16 visual rows (8 queries + 8 extra) through `llama_proj`, rows 5-12 reading one frame "
+        "each (our option), plus a learned embedding per row (our option)"
     )
     card = render(build_record, measure_record, {"llm": 1_500_000}, vision=vision, rows=rows)
     assert f"- vision: {vision}" in card and f"- LLM input: {rows}" in card
     # a record from before the curriculum options: the values those builds used, written out
     old_flags = "--vision-image-steps 300 --vision-shape-steps 0 --conv-stem none --no-row-embed"
-    old_flags += " --no-lmhra --no-every-object --no-group-by-length"
+    old_flags += " --no-lmhra --no-frame-rows --no-every-object --no-group-by-length"
     assert f"--measure {old_flags}\n" in card
     stemmed = build_record | {"vision_image_steps": 700, "vision_shape_steps": 500}
     options = {"conv_stem": [32, 64], "row_embed": True, "lmhra": True, "every_object": True}
-    options["group_by_length"] = True
+    options["group_by_length"] = options["frame_rows"] = True
     card = render(stemmed | options, measure_record, {"llm": 1})
     flags = (
         "--vision-image-steps 700 --vision-shape-steps 500 --conv-stem 32,64 --row-embed --lmhra"
-        " --every-object --group-by-length"
+        " --frame-rows --every-object --group-by-length"
     )
     assert f"--measure {flags}\n" in card
     assert "--videos 600 --vision-steps 100 --stage0-steps 1200 --stage1-steps 20" in card
@@ -264,6 +265,8 @@ def test_rebuild_cli_reads_the_vision_curriculum_and_stem(capsys) -> None:
     assert parse(["--out", "b"]).every_object is BuildPlan.every_object is False
     assert parse(["--out", "b", "--group-by-length"]).group_by_length
     assert parse(["--out", "b"]).group_by_length is BuildPlan.group_by_length is False
+    assert parse(["--out", "b", "--frame-rows"]).frame_rows
+    assert parse(["--out", "b"]).frame_rows is BuildPlan.frame_rows is False
     with pytest.raises(SystemExit):
         parse(["--out", "b", "--conv-stem", "32,x"])
     assert "expected positive channel counts like 32,64 (or none), got '32,x'" in (

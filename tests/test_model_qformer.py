@@ -108,3 +108,52 @@ def test_fp32_layernorm_computes_in_float32() -> None:
         x.to(torch.bfloat16).float(), (16,), norm.weight, norm.bias, 1e-5
     )
     torch.testing.assert_close(out, ref.to(torch.bfloat16), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("frames", "stretches"),
+    [
+        (8, [(j, j + 1) for j in range(8)]),  # one frame a row
+        (16, [(2 * j, 2 * j + 2) for j in range(8)]),
+        (1, [(0, 1)] * 8),  # an image: every frame row reads it
+        (12, [(0, 1), (1, 3), (3, 4), (4, 6), (6, 7), (7, 9), (9, 10), (10, 12)]),
+    ],
+)
+def test_frame_row_mask_gives_each_frame_row_its_stretch_of_frames(frames, stretches) -> None:
+    from videochat.model.qformer import frame_row_mask
+
+    cfg = QFormerConfig(num_query_tokens=8, num_extra_query_tokens=8, frame_rows=8)
+    cfg.frame_rows_start, per_frame = 5, 17
+    tokens = frames * per_frame + 1  # + the GMHRA token, which frame rows do not read
+    mask = frame_row_mask(cfg, frames, per_frame, tokens)
+    assert mask.shape == (16, tokens) and mask.dtype == torch.bool
+    for row in (*range(5), *range(13, 16)):
+        assert mask[row].all()
+    for j, (first, last) in enumerate(stretches):
+        expected = torch.zeros(tokens, dtype=torch.bool)
+        expected[first * per_frame : last * per_frame] = True
+        assert torch.equal(mask[5 + j], expected), j
+
+
+def test_frame_rows_read_only_their_own_frame() -> None:
+    from videochat.embedded.config import embedded_config, vocab_rows
+    from videochat.model import build_model
+
+    config = embedded_config(vocab_rows(300), frame_rows=True)
+    config.qformer.layers = 1  # one layer: the self-attention runs before any row has read
+    model = build_model(config, None, seed=0).eval()
+    pixels = torch.randn(1, 8, 3, 112, 112)
+    changed = pixels.clone()
+    changed[:, 3] = torch.randn(3, 112, 112)
+    with torch.no_grad():
+        before = model.encode_video_steps(pixels)["qformer_last_hidden_state"][0]
+        after = model.encode_video_steps(changed)["qformer_last_hidden_state"][0]
+    moved = (after - before).norm(dim=-1) > 1e-4  # (16,)
+    assert moved.tolist() == [True] * 5 + [j == 3 for j in range(8)] + [True] * 3
+    # without the option every row reads frame 3
+    config.qformer.frame_rows = config.qformer.frame_rows_start = 0
+    plain = build_model(config, None, seed=0).eval()
+    with torch.no_grad():
+        before = plain.encode_video_steps(pixels)["qformer_last_hidden_state"][0]
+        after = plain.encode_video_steps(changed)["qformer_last_hidden_state"][0]
+    assert ((after - before).norm(dim=-1) > 1e-4).all()

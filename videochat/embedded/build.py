@@ -46,6 +46,7 @@ class BuildPlan:
     conv_stem: tuple[int, ...] = (32, 64)  # channels of the ViT's convolutional stem (): none
     row_embed: bool = False  # a learned embedding per visual row (`embedded_config`)
     lmhra: bool = False  # local temporal modules in the ViT (`embedded_config`)
+    frame_rows: bool = False  # one Q-Former row per frame (`embedded_config`)
     every_object: bool = False  # colour/shape/direction asked about every object (`data`)
     group_by_length: bool = False  # stage batches of alike text length (the recipe key)
     vision_batch: int = 16  # clips per vision step
@@ -57,6 +58,7 @@ class BuildPlan:
 SWITCHES: dict[str, str] = {
     "row_embed": "a learned embedding per visual row after llama_proj",
     "lmhra": "UniFormerV2's local temporal module in every ViT block",
+    "frame_rows": "Q-Former rows that read one frame each (frame order reaches the rows)",
     "every_object": "training questions on colour, shape and direction about every object",
     "group_by_length": "train stages 0-2 on batches of alike text length (less padding)",
 }
@@ -88,7 +90,11 @@ def init_model(plan: BuildPlan, data_dir: Path) -> Path:
         return target
     tok = train_tokenizer(data.corpus(data_dir), plan.vocab)
     config = embedded_config(
-        vocab_rows(len(tok)), plan.conv_stem, row_embed=plan.row_embed, lmhra=plan.lmhra
+        vocab_rows(len(tok)),
+        plan.conv_stem,
+        row_embed=plan.row_embed,
+        lmhra=plan.lmhra,
+        frame_rows=plan.frame_rows,
     )
     model = build_model(config, tok, seed=plan.seed)
     rescale_cross_attention(model, plan.seed)

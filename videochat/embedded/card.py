@@ -121,6 +121,9 @@ def describe_rows(config: VideoChatConfig) -> str:
         f"{config.num_queries} visual rows ({q.num_query_tokens} queries + "
         f"{q.num_extra_query_tokens} extra) through `llama_proj`"
     )
+    if q.frame_rows:
+        first, last = q.frame_rows_start, q.frame_rows_start + q.frame_rows - 1
+        line += f", rows {first}-{last} reading one frame each (our option)"
     return line + (", plus a learned embedding per row (our option)" if config.row_embed else "")
 
 

@@ -58,6 +58,11 @@ class QFormerConfig:
     num_query_tokens: int = 32
     num_extra_query_tokens: int = 64
     ln_vision_eps: float = 1e-5
+    # Our addition (off in the original presets): `frame_rows` query rows from `frame_rows_start`
+    # on read only their own stretch of frames in the cross-attention (`frame_row_mask`), so
+    # the rows know when, not only what. 0 = every row reads every frame, as the original.
+    frame_rows: int = 0
+    frame_rows_start: int = 0
 
 
 @dataclass

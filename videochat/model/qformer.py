@@ -40,7 +40,8 @@ class QFormerAttention(nn.Module):
     def forward(
         self, x: Tensor, context: Tensor | None = None, bias: Tensor | None = None
     ) -> Tensor:
-        """x: (B, Q, C); context: (B, N, Cc) or None for self-attention; bias: (B, 1, 1, N)."""
+        """x: (B, Q, C); context: (B, N, Cc) or None for self-attention; bias: additive,
+        broadcastable to (B, heads, Q, N)."""
         context = x if context is None else context
         q, k, v = (
             self._split(self.query(x)),
@@ -87,17 +88,45 @@ class QFormer(nn.Module):
             for i in range(cfg.layers)
         )
 
-    def forward(self, queries: Tensor, vision: Tensor, vision_mask: Tensor | None = None) -> Tensor:
-        """vision_mask: (B, N) with 1 = attend, 0 = padding; None = attend to every token."""
+    def forward(
+        self,
+        queries: Tensor,
+        vision: Tensor,
+        vision_mask: Tensor | None = None,
+        query_mask: Tensor | None = None,
+    ) -> Tensor:
+        """vision_mask: (B, N) with 1 = attend, 0 = padding; None = attend to every token.
+        query_mask: (Q, N) bool, which tokens each query row may read (`frame_row_mask`)."""
         x = self.norm(queries)  # (B, Q, C)
         vision = vision.to(x.dtype)
         bias = None
         if vision_mask is not None:
             keep = vision_mask.to(dtype=x.dtype, device=x.device)[:, None, None, :]  # (B, 1, 1, N)
             bias = (1.0 - keep) * torch.finfo(x.dtype).min
+        if query_mask is not None:
+            blocked = torch.zeros(query_mask.shape, dtype=x.dtype, device=x.device)
+            blocked.masked_fill_(~query_mask.to(x.device), torch.finfo(x.dtype).min)  # (Q, N)
+            bias = blocked if bias is None else (bias + blocked).clamp(min=torch.finfo(x.dtype).min)
         for layer in self.layers:
             x = layer(x, vision, bias)
         return x
+
+
+def frame_row_mask(cfg: QFormerConfig, frames: int, per_frame: int, tokens: int) -> Tensor:
+    """(Q, N) bool: which of the N vision tokens each query row reads. Rows `frame_rows_start`
+    … + `frame_rows` split the frames into consecutive stretches, one each (8 rows, 8 frames: one
+    frame a row; 1 frame: all read it); every other row reads all tokens. The vision tokens are
+    frame-major, `per_frame` a frame (its cls + patches), then any tokens after the frames (the
+    GMHRA token), which the frame rows do not read."""
+    rows = cfg.num_query_tokens + cfg.num_extra_query_tokens
+    mask = torch.ones(rows, tokens, dtype=torch.bool)
+    for j in range(cfg.frame_rows):
+        first = j * frames // cfg.frame_rows
+        last = max(first + 1, (j + 1) * frames // cfg.frame_rows)  # exclusive
+        row = mask[cfg.frame_rows_start + j]
+        row[:] = False
+        row[first * per_frame : last * per_frame] = True
+    return mask
 
 
 class FP32LayerNorm(nn.LayerNorm):

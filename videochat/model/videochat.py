@@ -16,8 +16,8 @@ from torch import Tensor, nn
 from videochat.errors import ModelLoadError
 from videochat.model.config import VideoChatConfig
 from videochat.model.convert import LoadReport, convert_original
-from videochat.model.qformer import FP32LayerNorm, QFormer
-from videochat.model.vision import VisionEncoder
+from videochat.model.qformer import FP32LayerNorm, QFormer, frame_row_mask
+from videochat.model.vision import VisionEncoder, output_frames
 
 
 class VideoChat(nn.Module):
@@ -86,13 +86,22 @@ class VideoChat(nn.Module):
         if self.extra_query_tokens is not None:
             queries = torch.cat([queries, self.extra_query_tokens], dim=1)  # (1, Q, C)
         queries = queries.expand(pixels.shape[0], -1, -1)  # (B, Q, C)
-        hidden = self.qformer(queries, image_embeds)  # (B, Q, C)
+        hidden = self.qformer(queries, image_embeds, query_mask=self._frame_rows(pixels, tokens))
         return {
             "visual_encoder_out": tokens,
             "image_embeds": image_embeds,
             "qformer_last_hidden_state": hidden,
             "inputs_llama": self.project_rows(hidden),
         }
+
+    def _frame_rows(self, pixels: Tensor, tokens: Tensor) -> Tensor | None:
+        """The Q-Former's query mask when some rows read one stretch of frames each, else None."""
+        if not self.config.qformer.frame_rows:
+            return None
+        vision = self.config.vision
+        frames = output_frames(vision, pixels.shape[1])
+        per_frame = (vision.image_size // vision.patch_size) ** 2 + 1
+        return frame_row_mask(self.config.qformer, frames, per_frame, tokens.shape[1])
 
     def project_rows(self, hidden: Tensor) -> Tensor:
         """Q-Former output rows (B, Q, C) → LLM input embeddings (B, Q, D_llm) on the LLM's device."""
