@@ -266,7 +266,8 @@ def test_rebuild_cli_reads_the_vision_curriculum_and_stem(capsys) -> None:
     assert parse(["--out", "b", "--group-by-length"]).group_by_length
     assert parse(["--out", "b"]).group_by_length is BuildPlan.group_by_length is False
     assert parse(["--out", "b", "--frame-rows"]).frame_rows
-    assert parse(["--out", "b"]).frame_rows is BuildPlan.frame_rows is False
+    assert parse(["--out", "b"]).frame_rows is BuildPlan.frame_rows is True
+    assert not parse(["--out", "b", "--no-frame-rows"]).frame_rows
     with pytest.raises(SystemExit):
         parse(["--out", "b", "--conv-stem", "32,x"])
     assert "expected positive channel counts like 32,64 (or none), got '32,x'" in (

@@ -46,7 +46,7 @@ class BuildPlan:
     conv_stem: tuple[int, ...] = (32, 64)  # channels of the ViT's convolutional stem (): none
     row_embed: bool = False  # a learned embedding per visual row (`embedded_config`)
     lmhra: bool = False  # local temporal modules in the ViT (`embedded_config`)
-    frame_rows: bool = False  # one Q-Former row per frame (`embedded_config`)
+    frame_rows: bool = True  # one Q-Former row per frame (`embedded_config`)
     every_object: bool = False  # colour/shape/direction asked about every object (`data`)
     group_by_length: bool = False  # stage batches of alike text length (the recipe key)
     vision_batch: int = 16  # clips per vision step
