@@ -43,6 +43,7 @@ from videochat.embedded.facts import (
     scene_facts,
     stack_facts,
 )
+from videochat.model.vision import tokens_per_frame
 from videochat.synth.vocab import SHAPES
 from videochat.synth.world import Scene, simulate
 
@@ -222,8 +223,7 @@ def single_frames(batch: dict[str, Tensor], frame: Tensor) -> dict[str, Tensor]:
 def encode(model, pixels: Tensor) -> tuple[Tensor, Tensor]:
     """Q-Former rows (B, Q, C) and ViT patch tokens (B, T, P, Cv) (frame-major, cls dropped)."""
     steps = model.encode_video_steps(pixels.float())
-    t, vision = pixels.shape[1], model.config.vision
-    per_frame = (vision.image_size // vision.patch_size) ** 2 + 1
+    t, per_frame = pixels.shape[1], tokens_per_frame(model.config.vision)
     patches = steps["image_embeds"][:, : t * per_frame].unflatten(1, (t, per_frame))[:, :, 1:]
     return steps["qformer_last_hidden_state"], patches
 

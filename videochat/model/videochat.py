@@ -17,7 +17,7 @@ from videochat.errors import ModelLoadError
 from videochat.model.config import VideoChatConfig
 from videochat.model.convert import LoadReport, convert_original
 from videochat.model.qformer import FP32LayerNorm, QFormer, frame_row_mask
-from videochat.model.vision import VisionEncoder, output_frames
+from videochat.model.vision import VisionEncoder, output_frames, tokens_per_frame
 
 
 class VideoChat(nn.Module):
@@ -100,8 +100,9 @@ class VideoChat(nn.Module):
             return None
         vision = self.config.vision
         frames = output_frames(vision, pixels.shape[1])
-        per_frame = (vision.image_size // vision.patch_size) ** 2 + 1
-        return frame_row_mask(self.config.qformer, frames, per_frame, tokens.shape[1])
+        return frame_row_mask(
+            self.config.qformer, frames, tokens_per_frame(vision), tokens.shape[1]
+        )
 
     def project_rows(self, hidden: Tensor) -> Tensor:
         """Q-Former output rows (B, Q, C) → LLM input embeddings (B, Q, D_llm) on the LLM's device."""

@@ -22,10 +22,14 @@ def output_frames(cfg: VisionConfig, frames: int) -> int:
     return (frames + 1) // 2 if cfg.temporal_downsample else frames
 
 
+def tokens_per_frame(cfg: VisionConfig) -> int:
+    """Tokens the encoder returns for each output frame: its cls token and its patches."""
+    return (cfg.image_size // cfg.patch_size) ** 2 + 1
+
+
 def output_tokens(cfg: VisionConfig, frames: int) -> int:
     """Number of tokens the encoder returns for a clip of `frames` frames."""
-    per_frame = (cfg.image_size // cfg.patch_size) ** 2 + 1
-    return output_frames(cfg, frames) * per_frame + (1 if cfg.gmhra_layers > 0 else 0)
+    return output_frames(cfg, frames) * tokens_per_frame(cfg) + (1 if cfg.gmhra_layers > 0 else 0)
 
 
 class PatchEmbed(nn.Module):
