@@ -326,17 +326,20 @@ def fact_accuracy(model, heads: FactHeads, clips: dict[str, Tensor], batch: int 
 
 
 @torch.no_grad()
-def reversal_change(model, clips: dict[str, Tensor], batch: int = 50) -> float:
+def reversal_change(
+    model, clips: dict[str, Tensor], batch: int = 50, rows: Tensor | None = None
+) -> float:
     """How far the Q-Former rows move when each clip is played backwards, as a fraction of how
     far they are from the rows of another clip. 0: the rows ignore frame order, so nothing that
-    depends on it (motion, when and in which order things happen) can be read from them."""
+    depends on it (motion, when and in which order things happen) can be read from them.
+    `rows`: the clips' rows played forwards, when the caller has them already."""
     model.eval()
-    forward, backward = [], []
-    for i in range(0, len(clips["pixels"]), batch):
-        pixels = clips["pixels"][i : i + batch]  # (B, T, 3, S, S)
-        forward.append(encode(model, pixels)[0])
-        backward.append(encode(model, pixels.flip(1))[0])
-    rows, reversed_rows = torch.cat(forward), torch.cat(backward)  # (N, Q, C)
+    starts = range(0, len(clips["pixels"]), batch)
+    if rows is None:
+        rows = torch.cat([encode(model, clips["pixels"][i : i + batch])[0] for i in starts])
+    reversed_rows = torch.cat(
+        [encode(model, clips["pixels"][i : i + batch].flip(1))[0] for i in starts]
+    )  # (N, Q, C), each clip's frames in reverse order
     other_clip = (rows - rows.roll(1, 0)).norm(dim=-1).mean()
     return float((rows - reversed_rows).norm(dim=-1).mean() / other_clip)
 
@@ -363,13 +366,12 @@ def time_readout(model, heads: FactHeads, clips: dict[str, Tensor], batch: int =
     per-frame positions, `displacement_correlation` (see both)."""
     model.eval()
     frames = clips["visible"].shape[-1]
-    position = torch.cat(
-        [
-            heads(*encode(model, clips["pixels"][i : i + batch]))["position"][:, :, :frames]
-            for i in range(0, len(clips["pixels"]), batch)
-        ]
-    )  # (N, S, T, 2)
+    rows, position = [], []
+    for i in range(0, len(clips["pixels"]), batch):
+        clip_rows, patches = encode(model, clips["pixels"][i : i + batch])
+        rows.append(clip_rows)
+        position.append(heads(clip_rows, patches)["position"][:, :, :frames])  # (B, S, T, 2)
     return {
-        "reversal_change": reversal_change(model, clips, batch),
-        "displacement_r": displacement_correlation(position, clips),
+        "reversal_change": reversal_change(model, clips, batch, rows=torch.cat(rows)),
+        "displacement_r": displacement_correlation(torch.cat(position), clips),
     }
