@@ -102,6 +102,33 @@ def test_row_embed_adds_one_vector_per_row_and_survives_save_load(tmp_path: Path
     assert "row_embed" not in apply_freeze(back, FreezeSpec(llama_proj=True))
 
 
+def test_row_tokens_add_each_named_rows_word_embedding_and_survive_save_load(tmp_path) -> None:
+    tok = load_tokenizer(FIXTURES / "tokenizer")
+    plain = build_model(VideoChatConfig.preset("tiny"), tok, seed=0)
+    cfg = VideoChatConfig.preset("tiny")
+    cfg.row_tokens = [[5], [], [7, 9]]  # row 0: one word, row 1 unnamed, row 2: two tokens
+    model = build_model(cfg, tok, seed=0)
+    pixels = torch.randn(2, 1, 3, 28, 28)
+    table = model.llm.get_input_embeddings().weight  # the same init: same seed, same shapes
+    added = model.encode_video(pixels) - plain.encode_video(pixels)  # (2, Q, 48)
+    expected = torch.zeros(cfg.num_queries, 48)
+    expected[0], expected[2] = table[5], (table[7] + table[9]) / 2
+    torch.testing.assert_close(added.detach(), expected.expand(2, -1, -1))
+    added.sum().backward()  # the words' embeddings learn from the rows too
+    assert table.grad[[5, 7, 9]].abs().sum() > 0 and table.grad[6].abs().sum() == 0
+    save_model(model, tmp_path / "m")
+    back = load_model(tmp_path / "m", device="cpu", dtype="fp32")
+    assert back.config.row_tokens == [[5], [], [7, 9]]
+    torch.testing.assert_close(back.encode_video(pixels), model.encode_video(pixels))
+    cfg.row_tokens = [[5]] * (cfg.num_queries + 1)
+    q = cfg.num_queries
+    with pytest.raises(ValueError, match=f"row_tokens names {q + 1} rows; the Q-Former gives {q}"):
+        cfg.validate()
+    cfg.row_tokens = [[5], [10**6]]
+    with pytest.raises(ValueError, match=r"row_tokens\[1\] = \[1000000\]: token ids must lie in"):
+        cfg.validate()
+
+
 def _original_files(tmp: Path, with_videochat: bool = True) -> Path:
     """An original-style config + checkpoints made from the fixture weights (encode/)."""
     full = tensors("encode/weights.safetensors")

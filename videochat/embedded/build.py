@@ -21,7 +21,13 @@ from pathlib import Path
 import torch
 
 from videochat.embedded import data
-from videochat.embedded.config import IMAGE_SIZE, NUM_FRAMES, embedded_config, vocab_rows
+from videochat.embedded.config import (
+    IMAGE_SIZE,
+    NUM_FRAMES,
+    embedded_config,
+    shape_row_names,
+    vocab_rows,
+)
 
 log = logging.getLogger("videochat.embedded")
 STAGES = ("vision", "stage0", "stage1", "stage2")
@@ -47,6 +53,8 @@ class BuildPlan:
     row_embed: bool = False  # a learned embedding per visual row (`embedded_config`)
     lmhra: bool = False  # local temporal modules in the ViT (`embedded_config`)
     frame_rows: bool = True  # one Q-Former row per frame (`embedded_config`)
+    row_names: bool = False  # each per-shape row carries its shape's word (`embedded_config`)
+    frame_positions: bool = False  # frame rows also learn where each shape is (`pretrain`)
     every_object: bool = False  # colour/shape/direction asked about every object (`data`)
     group_by_length: bool = False  # stage batches of alike text length (the recipe key)
     vision_batch: int = 16  # clips per vision step
@@ -59,6 +67,9 @@ SWITCHES: dict[str, str] = {
     "row_embed": "a learned embedding per visual row after llama_proj",
     "lmhra": "UniFormerV2's local temporal module in every ViT block",
     "frame_rows": "Q-Former rows that read one frame each (frame order reaches the rows)",
+    "row_names": "each per-shape row carries its shape's word embedding (the LLM finds it by name)",
+    "frame_positions": "frame rows also learn where each shape is in their frame (motion reaches "
+    "the per-shape rows through the Q-Former's self-attention)",
     "every_object": "training questions on colour, shape and direction about every object",
     "group_by_length": "train stages 0-2 on batches of alike text length (less padding)",
 }
@@ -95,6 +106,7 @@ def init_model(plan: BuildPlan, data_dir: Path) -> Path:
         row_embed=plan.row_embed,
         lmhra=plan.lmhra,
         frame_rows=plan.frame_rows,
+        row_tokens=shape_row_names(tok) if plan.row_names else None,
     )
     model = build_model(config, tok, seed=plan.seed)
     rescale_cross_attention(model, plan.seed)
@@ -164,6 +176,7 @@ def run_vision(plan: BuildPlan, model_dir: Path, data_dir: Path, export: Path) -
         shape_steps=plan.vision_shape_steps,
         batch=plan.vision_batch,
         seed=plan.seed,
+        frame_positions=plan.frame_positions,
     )
     heads = pretrain_vision(model, clips, schedule)
     runs = plan.out / "runs" / "vision"

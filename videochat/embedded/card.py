@@ -36,7 +36,8 @@ def _section(title: str, intro: str, columns: list[str], rows: list[list[str]]) 
     return [*lines, ""]
 
 
-TIME_CHECKS = ("reversal_change", "displacement_r")  # not accuracies: `pretrain.time_readout`
+# not accuracies: `pretrain.time_readout`
+TIME_CHECKS = ("reversal_change", "displacement_r", "frame_displacement_r")
 
 
 def _facts(facts: dict | None) -> list[str]:
@@ -56,8 +57,13 @@ def _facts(facts: dict | None) -> list[str]:
         "Does it see time? Played backwards, a clip's Q-Former rows move by "
         f"{100 * facts['reversal_change']:.1f}% of the distance to another clip's rows; the "
         "first-to-last-frame displacement of the objects moving in a straight line, read from "
-        f"the rows, correlates with the true one at r = {facts['displacement_r']:.2f} "
-        "(`videochat.embedded.pretrain.time_readout`; 0 and 0 for rows blind to frame order)."
+        f"the per-shape rows, correlates with the true one at r = {facts['displacement_r']:.2f}"
+        + (
+            f", read from the frame rows at r = {facts['frame_displacement_r']:.2f}"
+            if "frame_displacement_r" in facts
+            else ""
+        )
+        + " (`videochat.embedded.pretrain.time_readout`; 0 and 0 for rows blind to frame order)."
     )
     return [*section, time_seen, ""]
 
@@ -124,6 +130,9 @@ def describe_rows(config: VideoChatConfig) -> str:
     if q.frame_rows:
         first, last = q.frame_rows_start, q.frame_rows_start + q.frame_rows - 1
         line += f", rows {first}-{last} reading one frame each (our option)"
+    if config.row_tokens:
+        named = sum(bool(ids) for ids in config.row_tokens)
+        line += f", rows 0-{named - 1} carrying their shape's word embedding (our option)"
     return line + (", plus a learned embedding per row (our option)" if config.row_embed else "")
 
 

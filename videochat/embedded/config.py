@@ -33,6 +33,7 @@ def embedded_config(
     row_embed: bool = False,
     lmhra: bool = False,
     frame_rows: bool = False,
+    row_tokens: list[list[int]] | None = None,
 ) -> VideoChatConfig:
     """112 px, patch 28 (16 patches a frame), ViT 128×4, Q-Former 128×2 with 8+8 queries,
     LLaMA 192×4.
@@ -59,6 +60,10 @@ def embedded_config(
     model's rows moved by 0.8% when a clip was played backwards; with frame rows 36%). On in the
     committed model (state change 4.3% → 43.5%); motion, read from the per-shape rows, is still
     at its base rate.
+
+    `row_tokens`: token ids naming the first rows (`VideoChatConfig.row_tokens`; `shape_row_names`
+    gives each per-shape row its shape's word), so the LLM finds the row of the shape a question
+    names by the word itself instead of learning each row's identity.
     """
     width = 128
     llm = _llama_config(192, 4, 4, 512, vocab=vocab_size)
@@ -94,4 +99,11 @@ def embedded_config(
         num_frames=NUM_FRAMES,
         max_text_len=512,
         row_embed=row_embed,
+        row_tokens=row_tokens or [],
     )
+
+
+def shape_row_names(tokenizer) -> list[list[int]]:
+    """Token ids of each shape's word as the questions write it (" circle"), one list per
+    per-shape row (rows 0-4, in `SHAPES` order)."""
+    return [tokenizer(f" {shape}", add_special_tokens=False)["input_ids"] for shape in SHAPES]

@@ -98,6 +98,10 @@ class VideoChatConfig:
     # Our addition (off in the original presets): a learnable embedding per visual row, added
     # after llama_proj, so an LLM trained from scratch can find a row by its index.
     row_embed: bool = False
+    # Our addition (off in the original presets): token ids naming visual rows, one list per row
+    # from the first ([] for none). Their mean input embedding is added to the row after
+    # llama_proj, so an LLM trained from scratch finds the row a question names by its word.
+    row_tokens: list[list[int]] = field(default_factory=list)
 
     @property
     def num_queries(self) -> int:
@@ -158,6 +162,15 @@ class VideoChatConfig:
             )
         if self.llm.path is None and self.llm.hf_config is None:
             raise ValueError("llm needs either `path` (an HF model directory) or `hf_config`")
+        if len(self.row_tokens) > self.num_queries:
+            raise ValueError(
+                f"row_tokens names {len(self.row_tokens)} rows; the Q-Former gives "
+                f"{self.num_queries}"
+            )
+        vocab = (self.llm.hf_config or {}).get("vocab_size")
+        for row, ids in enumerate(self.row_tokens):
+            if any(not isinstance(i, int) or i < 0 or (vocab and i >= vocab) for i in ids):
+                raise ValueError(f"row_tokens[{row}] = {ids}: token ids must lie in [0, {vocab})")
 
     @classmethod
     def preset(cls, name: str) -> VideoChatConfig:

@@ -109,7 +109,19 @@ class VideoChat(nn.Module):
         rows = self.llama_proj(hidden.to(self.llama_proj.weight.device))  # (B, Q, D_llm)
         if self.row_embed is not None:
             rows = rows + self.row_embed
-        return rows.to(self.device)
+        rows = rows.to(self.device)
+        if self.config.row_tokens:
+            rows = rows + self._row_names().to(rows.dtype)
+        return rows
+
+    def _row_names(self) -> Tensor:
+        """(Q, D_llm): each row's mean name-token embedding (`config.row_tokens`), 0 for none."""
+        table = self.llm.get_input_embeddings()
+        names = torch.zeros(self.config.num_queries, table.embedding_dim, device=self.device)
+        for row, ids in enumerate(self.config.row_tokens):
+            if ids:
+                names[row] = table(torch.tensor(ids, device=self.device)).mean(0)
+        return names
 
     def encode_video(self, pixels: Tensor) -> Tensor:
         """(B, T, 3, H, W) normalised pixels (T=1 for an image) → (B, Q, D_llm) LLM embeddings."""
