@@ -102,6 +102,20 @@ def test_tokenizer_keeps_separators_whole_and_newlines_as_spaces(synth_dir: Path
     assert tok.decode(tok(text, add_special_tokens=False).input_ids) == text
 
 
+def test_the_tokenizer_corpus_does_not_depend_on_the_data_options(synth_dir, tmp_path) -> None:
+    work = tmp_path / "data"
+    shutil.copytree(synth_dir, work)
+    sizes = []
+    for every_object in (False, True):
+        data.write_annotations(work, every_object)
+        turns = [t for e in json.loads((work / data.TRAIN_FILE).read_text()) for t in e["QA"]]
+        sizes.append(len(turns))
+        if not every_object:
+            default = data.corpus(work)
+    assert sizes[1] > sizes[0]  # the training file differs...
+    assert data.corpus(work) == default  # ...the tokenizer's corpus does not
+
+
 def test_label_mask_covers_exactly_the_answers(synth_dir: Path) -> None:
     tok = train_tokenizer(data.corpus(synth_dir), 1024)
     tok.pad_token = tok.eos_token

@@ -126,7 +126,11 @@ def write_annotations(data_dir: str | Path, every_object: bool = False) -> int:
 
 
 def corpus(data_dir: str | Path) -> list[str]:
-    """Every text the model will read or write: the tokenizer is learned on these."""
+    """Every text the model will read or write: the tokenizer is learned on these.
+
+    The training conversations are those of the default data options, whatever the build's
+    (`--every-object` asks the same sentences about more objects), so builds that differ only
+    in the data options share the tokenizer, the initial model and the vision stage."""
     from videochat.synth.describe import description_prompts
     from videochat.train.prompts import IMAGE_PROMPTS, VIDEO_PROMPTS
 
@@ -135,8 +139,12 @@ def corpus(data_dir: str | Path) -> list[str]:
     texts += list(description_prompts("video")) + list(description_prompts("image"))
     for name in ("captions_video.json", "captions_image.json"):
         texts += [e["caption"] for e in json.loads((data_dir / name).read_text())]
-    for name in ("instructions_video.json", "instructions_image.json", TRAIN_FILE):
-        for entry in json.loads((data_dir / name).read_text()):
-            texts += [f"{t['q']} {t['a']}" for t in entry["QA"]]
+    entries = [
+        *json.loads((data_dir / "instructions_video.json").read_text()),
+        *json.loads((data_dir / "instructions_image.json").read_text()),
+        *train_entries(data_dir),
+    ]
+    for entry in entries:
+        texts += [f"{t['q']} {t['a']}" for t in entry["QA"]]
     texts.append("The video contains 8 frames sampled at 0.5, 1.5, 2.5 seconds.")
     return texts
