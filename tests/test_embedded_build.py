@@ -171,14 +171,13 @@ def test_smoke_build_trains_every_stage_and_exports(synth_dir: Path, tmp_path: P
         group_by_length=True,
         frame_rows=True,
         row_names=True,
-        frame_positions=True,
         workers=1,
         overrides={s: small for s in ("stage0", "stage1", "stage2")},
     )
     summary = build(plan)
     assert set(summary["seconds"]) >= {"data", "init", "vision", "stage0", "stage1", "stage2"}
     assert summary["every_object"] and summary["group_by_length"] and summary["frame_rows"]
-    assert summary["row_names"] and summary["frame_positions"]
+    assert summary["row_names"]
     trained = json.loads((tmp_path / "data" / data.TRAIN_FILE).read_text())
     assert len(trained) > len(json.loads((synth_dir / data.TRAIN_FILE).read_text()))
     init, vision, s0, s1, final = (
@@ -199,10 +198,8 @@ def test_smoke_build_trains_every_stage_and_exports(synth_dir: Path, tmp_path: P
     assert (tmp_path / "runs" / "vision" / "fact_heads.pt").is_file()
     facts = vision_facts(final, tmp_path, tmp_path / "data")  # the kept heads, read on videos
     assert {"count", "motion", "event_bin", "patch_shape"} <= set(facts)
-    correlations = {"displacement_r", "frame_displacement_r"}  # the frame rows' positions too
-    assert correlations <= set(facts)
-    assert all(0.0 <= facts[k] <= 1.0 for k in set(facts) - correlations)
-    assert facts["reversal_change"] > 0.0 and all(-1.0 <= facts[k] <= 1.0 for k in correlations)
+    assert all(0.0 <= facts[k] <= 1.0 for k in facts if k != "displacement_r")
+    assert facts["reversal_change"] > 0.0 and -1.0 <= facts["displacement_r"] <= 1.0
     words = [final.tokenizer.decode(ids).strip() for ids in final.config.row_tokens]
     assert words == ["circle", "square", "triangle", "star", "cross"]  # rows 0-4, by name
     assert changed(s0, s1, "llama_proj") and changed(s0, s1, "visual_encoder.gmhra")
@@ -258,8 +255,7 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     assert f"- vision: {vision}" in card and f"- LLM input: {rows}" in card
     # a record from before the curriculum options: the values those builds used, written out
     old_flags = "--vision-image-steps 300 --vision-shape-steps 0 --conv-stem none --no-row-embed"
-    old_flags += " --no-lmhra --no-frame-rows --no-row-names --no-frame-positions"
-    old_flags += " --no-every-object --no-group-by-length"
+    old_flags += " --no-lmhra --no-frame-rows --no-row-names --no-every-object --no-group-by-length"
     assert f"--measure {old_flags}\n" in card
     stemmed = build_record | {"vision_image_steps": 700, "vision_shape_steps": 500}
     options = {"conv_stem": [32, 64], "row_embed": True, "lmhra": True, "every_object": True}
@@ -267,7 +263,7 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     card = render(stemmed | options, measure_record, {"llm": 1})
     flags = (
         "--vision-image-steps 700 --vision-shape-steps 500 --conv-stem 32,64 --row-embed --lmhra"
-        " --frame-rows --row-names --no-frame-positions --every-object --group-by-length"
+        " --frame-rows --row-names --every-object --group-by-length"
     )
     assert f"--measure {flags}\n" in card
     assert "--videos 600 --vision-steps 100 --stage0-steps 1200 --stage1-steps 20" in card
@@ -294,10 +290,9 @@ def test_rebuild_cli_reads_the_vision_curriculum_and_stem(capsys) -> None:
     assert parse(["--out", "b", "--frame-rows"]).frame_rows
     assert parse(["--out", "b"]).frame_rows is BuildPlan.frame_rows is True
     assert not parse(["--out", "b", "--no-frame-rows"]).frame_rows
-    for name in ("row_names", "frame_positions"):
-        flag = name.replace("_", "-")
-        assert getattr(parse(["--out", "b", f"--{flag}"]), name) is True
-        assert getattr(parse(["--out", "b", f"--no-{flag}"]), name) is False
+    assert parse(["--out", "b", "--row-names"]).row_names
+    assert parse(["--out", "b"]).row_names is BuildPlan.row_names
+    assert not parse(["--out", "b", "--no-row-names"]).row_names
     with pytest.raises(SystemExit):
         parse(["--out", "b", "--conv-stem", "32,x"])
     assert "expected positive channel counts like 32,64 (or none), got '32,x'" in (
@@ -313,8 +308,5 @@ def test_model_card_writes_the_time_checks_as_a_sentence_not_as_accuracies() -> 
     assert "| count | 84.0% |" in text and "| motion | 65.7% |" in text
     assert "reversal_change" not in text and "displacement_r" not in text
     assert "move by 1.2% of the distance" in text and "at r = 0.00" in text
-    assert "frame rows" not in text  # heads that read no positions from the frame rows
-    framed = "\n".join(_facts(facts | {"frame_displacement_r": 0.8123}))
-    assert "read from the frame rows at r = 0.81" in framed and "frame_displacement_r" not in framed
     older = "\n".join(_facts({"count": 0.84}))  # a record from before the checks
     assert "| count | 84.0% |" in older and "Does it see time?" not in older

@@ -8,14 +8,7 @@ import pytest
 import torch
 
 from videochat.embedded.config import embedded_config, vocab_rows
-from videochat.embedded.facts import (
-    EVENT_TYPES,
-    IGNORE,
-    MOTIONS,
-    NUM_COLOURS,
-    patch_labels,
-    stack_facts,
-)
+from videochat.embedded.facts import EVENT_TYPES, IGNORE, MOTIONS, patch_labels, stack_facts
 from videochat.embedded.pretrain import (
     FactHeads,
     PretrainPlan,
@@ -101,24 +94,6 @@ def test_single_frame_batches_train_only_the_per_frame_facts(clips):
     full = fact_losses(heads(*encode(model, two["pixels"])), two, grid=4)
     assert set(full) > set(losses) and {"event_bin", "motion", "count", "effect"} <= set(full)
     assert all(torch.isfinite(v) for v in full.values())
-
-
-def test_frame_positions_make_the_frame_rows_say_where_each_shape_is(clips):
-    model = _tiny_model()
-    two = {k: v[:2] for k, v in clips.items()}
-    rows, patches = encode(model, two["pixels"])
-    plain = fact_losses(FactHeads(128, 128, 8)(rows, patches), two, grid=4)
-    pred = FactHeads(128, 128, 8, frame_positions=True)(rows, patches)
-    assert pred["frame_position"].shape == (2, 5, 8, 2)
-    assert pred["frame_colour"].shape == (2, 5, 8, NUM_COLOURS)
-    losses = fact_losses(pred, two, grid=4)
-    assert set(losses) == set(plain) | {"frame_position"}
-    perfect = pred | {"frame_position": two["position"]}  # right where shown, loss 0
-    assert float(fact_losses(perfect, two, grid=4)["frame_position"]) == 0.0
-    one = single_frames(two, torch.tensor([0, 3]))  # single frames: per-shape-row facts only
-    assert "frame_position" not in fact_losses(
-        FactHeads(128, 128, 8, frame_positions=True)(*encode(model, one["pixels"])), one, grid=4
-    )
 
 
 def test_pretraining_trains_the_vision_side_only(clips):

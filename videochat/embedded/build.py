@@ -54,7 +54,6 @@ class BuildPlan:
     lmhra: bool = False  # local temporal modules in the ViT (`embedded_config`)
     frame_rows: bool = True  # one Q-Former row per frame (`embedded_config`)
     row_names: bool = False  # each per-shape row carries its shape's word (`embedded_config`)
-    frame_positions: bool = False  # frame rows also learn where each shape is (`pretrain`)
     every_object: bool = False  # colour/shape/direction asked about every object (`data`)
     group_by_length: bool = False  # stage batches of alike text length (the recipe key)
     vision_batch: int = 16  # clips per vision step
@@ -68,8 +67,6 @@ SWITCHES: dict[str, str] = {
     "lmhra": "UniFormerV2's local temporal module in every ViT block",
     "frame_rows": "Q-Former rows that read one frame each (frame order reaches the rows)",
     "row_names": "each per-shape row carries its shape's word embedding (the LLM finds it by name)",
-    "frame_positions": "frame rows also learn where each shape is in their frame (motion reaches "
-    "the per-shape rows through the Q-Former's self-attention)",
     "every_object": "training questions on colour, shape and direction about every object",
     "group_by_length": "train stages 0-2 on batches of alike text length (less padding)",
 }
@@ -176,7 +173,6 @@ def run_vision(plan: BuildPlan, model_dir: Path, data_dir: Path, export: Path) -
         shape_steps=plan.vision_shape_steps,
         batch=plan.vision_batch,
         seed=plan.seed,
-        frame_positions=plan.frame_positions,
     )
     heads = pretrain_vision(model, clips, schedule)
     runs = plan.out / "runs" / "vision"

@@ -36,8 +36,7 @@ def _section(title: str, intro: str, columns: list[str], rows: list[list[str]]) 
     return [*lines, ""]
 
 
-# not accuracies: `pretrain.time_readout`
-TIME_CHECKS = ("reversal_change", "displacement_r", "frame_displacement_r")
+TIME_CHECKS = ("reversal_change", "displacement_r")  # not accuracies: `pretrain.time_readout`
 
 
 def _facts(facts: dict | None) -> list[str]:
@@ -57,13 +56,8 @@ def _facts(facts: dict | None) -> list[str]:
         "Does it see time? Played backwards, a clip's Q-Former rows move by "
         f"{100 * facts['reversal_change']:.1f}% of the distance to another clip's rows; the "
         "first-to-last-frame displacement of the objects moving in a straight line, read from "
-        f"the per-shape rows, correlates with the true one at r = {facts['displacement_r']:.2f}"
-        + (
-            f", read from the frame rows at r = {facts['frame_displacement_r']:.2f}"
-            if "frame_displacement_r" in facts
-            else ""
-        )
-        + " (`videochat.embedded.pretrain.time_readout`; 0 and 0 for rows blind to frame order)."
+        f"the per-shape rows, correlates with the true one at r = {facts['displacement_r']:.2f} "
+        "(`videochat.embedded.pretrain.time_readout`; 0 and 0 for rows blind to frame order)."
     )
     return [*section, time_seen, ""]
 

@@ -123,24 +123,13 @@ def vision_facts(model, work: Path, bench: Path) -> dict | None:
 
     from videochat.embedded.build import FACT_HEADS
     from videochat.embedded.config import IMAGE_SIZE
-    from videochat.embedded.facts import NUM_COLOURS
-    from videochat.embedded.pretrain import (
-        SLOTS,
-        FactHeads,
-        cache_clips,
-        fact_accuracy,
-        time_readout,
-    )
+    from videochat.embedded.pretrain import FactHeads, cache_clips, fact_accuracy, time_readout
 
     path = work / "runs" / "vision" / FACT_HEADS
     if not path.is_file():
         return None
-    state = torch.load(path, weights_only=True)
-    frame_positions = state["frame.weight"].shape[0] > SLOTS * (1 + NUM_COLOURS)
-    heads = FactHeads(
-        model.config.vision.width, model.config.qformer.width, NUM_FRAMES, frame_positions
-    )
-    heads.load_state_dict(state)
+    heads = FactHeads(model.config.vision.width, model.config.qformer.width, NUM_FRAMES)
+    heads.load_state_dict(torch.load(path, weights_only=True))
     clips = cache_clips(bench, NUM_FRAMES, IMAGE_SIZE)
     facts = fact_accuracy(model, heads, clips) | time_readout(model, heads, clips)
     return {k: round(v, 4) for k, v in facts.items()}

@@ -62,7 +62,6 @@ class PretrainPlan:
     real_fraction: float = 0.25  # of each batch from the decoded training videos
     lr: float = 2e-3
     seed: int = 0
-    frame_positions: bool = False  # frame rows also learn each shape's position (`FactHeads`)
 
 
 def render_clip(
@@ -128,22 +127,14 @@ def cache_clips(data_dir: Path, num_frames: int, size: int) -> dict[str, Tensor]
 
 
 class FactHeads(nn.Module):
-    """Linear read-outs of the facts (training only; not part of the model).
+    """Linear read-outs of the facts (training only; not part of the model)."""
 
-    `frame_positions`: the frame rows also give each shape's position in their frame, so a
-    per-shape row can read its shape's motion from the first and last frame rows through the
-    Q-Former's self-attention (its own cross-attention averages over all frames).
-    """
-
-    def __init__(
-        self, vision_width: int, qformer_width: int, frames: int, frame_positions: bool = False
-    ) -> None:
+    def __init__(self, vision_width: int, qformer_width: int, frames: int) -> None:
         super().__init__()
         self.frames = frames
         slot_out = frames * PER_FRAME + 1 + len(MOTIONS) + len(EVENT_TYPES) + frames + 1
         self.slot = nn.Linear(qformer_width, slot_out)
-        self.frame_out = 1 + NUM_COLOURS + (2 if frame_positions else 0)  # per shape
-        self.frame = nn.Linear(qformer_width, SLOTS * self.frame_out)
+        self.frame = nn.Linear(qformer_width, SLOTS * (1 + NUM_COLOURS))
         self.video = nn.Linear(qformer_width, MAX_OBJECTS + len(COLLISION_EFFECTS))
         self.patch = nn.Linear(vision_width, 1 + SLOTS + 1 + NUM_COLOURS)
 
@@ -157,11 +148,10 @@ class FactHeads(nn.Module):
         rest = slot[..., t * PER_FRAME :]
         cuts = [1, len(MOTIONS), len(EVENT_TYPES), t + 1]
         present, motion, event, event_bin = rest.split(cuts, dim=-1)
-        frame = self.frame(rows[:, SLOTS : SLOTS + t]).unflatten(-1, (SLOTS, self.frame_out))
+        frame = self.frame(rows[:, SLOTS : SLOTS + t]).unflatten(-1, (SLOTS, 1 + NUM_COLOURS))
         video = self.video(rows[:, SLOTS + t :]).mean(1)  # (B, objects + effects)
         patch = self.patch(patches)  # (B, T, P, 1 + S + 1 + colours)
-        frame_facts = frame.transpose(1, 2)  # (B, S, T, frame_out)
-        facts = {
+        return {
             "visible": per_frame[..., 0],  # (B, S, T)
             "colour": per_frame[..., 1 : 1 + NUM_COLOURS],  # (B, S, T, colours)
             "position": per_frame[..., 1 + NUM_COLOURS :],  # (B, S, T, 2)
@@ -169,16 +159,13 @@ class FactHeads(nn.Module):
             "motion": motion,
             "event": event,
             "event_bin": event_bin,
-            "frame_visible": frame_facts[..., 0],  # (B, S, T)
-            "frame_colour": frame_facts[..., 1 : 1 + NUM_COLOURS],  # (B, S, T, colours)
+            "frame_visible": frame[..., 0].transpose(1, 2),  # (B, S, T)
+            "frame_colour": frame[..., 1:].transpose(1, 2),  # (B, S, T, colours)
             "count": video[:, :MAX_OBJECTS],
             "effect": video[:, MAX_OBJECTS:],
             "patch_shape": patch[..., : 1 + SLOTS],
             "patch_colour": patch[..., 1 + SLOTS :],
         }
-        if self.frame_out > 1 + NUM_COLOURS:
-            facts["frame_position"] = frame_facts[..., 1 + NUM_COLOURS :]  # (B, S, T, 2)
-        return facts
 
 
 def fact_losses(
@@ -194,16 +181,17 @@ def fact_losses(
     }
     if patch_only:
         return losses
+    shown = facts["visible"].unsqueeze(-1)  # (B, S, T, 1)
     slot = {k: pred[k][:, :, :t] for k in ("visible", "colour", "position")}
     losses |= {
         "visible": F.binary_cross_entropy_with_logits(slot["visible"], facts["visible"]),
         "colour": _ce(slot["colour"], facts["colour"]),
-        "position": _position_loss(slot["position"], facts),
+        "position": POSITION_WEIGHT
+        * ((slot["position"] - facts["position"]) ** 2 * shown).sum()
+        / shown.sum().clamp(min=1),
     }
     if t == 1:
         return losses
-    if "frame_position" in pred:
-        losses["frame_position"] = _position_loss(pred["frame_position"], facts)
     return losses | {
         "present": F.binary_cross_entropy_with_logits(pred["present"], facts["present"]),
         "motion": _ce(pred["motion"], facts["motion"]),
@@ -216,13 +204,6 @@ def fact_losses(
         "count": _ce(pred["count"], facts["count"]),
         "effect": _ce(pred["effect"], facts["effect"]),
     }
-
-
-def _position_loss(position: Tensor, facts: dict[str, Tensor]) -> Tensor:
-    """Weighted squared error of (B, S, T, 2) positions over the shapes shown in each frame."""
-    shown = facts["visible"].unsqueeze(-1)  # (B, S, T, 1)
-    error = ((position - facts["position"]) ** 2 * shown).sum() / shown.sum().clamp(min=1)
-    return POSITION_WEIGHT * error
 
 
 def _ce(logits: Tensor, target: Tensor) -> Tensor:
@@ -255,7 +236,7 @@ def pretrain_vision(model, clips: dict[str, Tensor], plan: PretrainPlan) -> Fact
 
     vision = model.config.vision
     grid, frames = vision.image_size // vision.patch_size, clips["visible"].shape[-1]
-    heads = FactHeads(vision.width, model.config.qformer.width, frames, plan.frame_positions)
+    heads = FactHeads(vision.width, model.config.qformer.width, frames)
     modules = [model.visual_encoder, model.ln_vision, model.qformer, heads]
     params = [p for m in modules for p in m.parameters()] + [model.query_tokens]
     if model.extra_query_tokens is not None:
@@ -382,22 +363,15 @@ def displacement_correlation(position: Tensor, facts: dict[str, Tensor]) -> floa
 @torch.no_grad()
 def time_readout(model, heads: FactHeads, clips: dict[str, Tensor], batch: int = 50) -> dict:
     """Whether the vision side sees time at all: `reversal_change` and, through the heads'
-    per-frame positions, `displacement_correlation` (see both), from the per-shape rows and,
-    when the heads read positions from the frame rows, from those (`frame_displacement_r`)."""
+    per-frame positions, `displacement_correlation` (see both)."""
     model.eval()
     frames = clips["visible"].shape[-1]
-    rows, preds = [], []
+    rows, position = [], []
     for i in range(0, len(clips["pixels"]), batch):
         clip_rows, patches = encode(model, clips["pixels"][i : i + batch])
         rows.append(clip_rows)
-        preds.append(heads(clip_rows, patches))
-    out = {
+        position.append(heads(clip_rows, patches)["position"][:, :, :frames])  # (B, S, T, 2)
+    return {
         "reversal_change": reversal_change(model, clips, batch, rows=torch.cat(rows)),
-        "displacement_r": displacement_correlation(
-            torch.cat([p["position"][:, :, :frames] for p in preds]), clips
-        ),  # (N, S, T, 2) from the per-shape rows
+        "displacement_r": displacement_correlation(torch.cat(position), clips),
     }
-    if "frame_position" in preds[0]:
-        frame_position = torch.cat([p["frame_position"] for p in preds])  # (N, S, T, 2)
-        out["frame_displacement_r"] = displacement_correlation(frame_position, clips)
-    return out
