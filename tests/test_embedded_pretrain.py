@@ -108,6 +108,18 @@ def test_pretraining_trains_the_vision_side_only(clips):
     assert isinstance(heads, FactHeads) and not model.training
 
 
+def test_the_vision_stage_gives_the_same_weights_whatever_ran_before_it(clips):
+    plan = PretrainPlan(steps=3, image_steps=1, batch=2, real_fraction=0.5)
+    weights = []
+    for draws in (0, 5):  # another use of the global generator first, as a resumed build does
+        torch.rand(draws)
+        model = _tiny_model()
+        pretrain_vision(model, clips, plan)
+        weights.append(model.state_dict())
+    moved = [k for k in weights[0] if k.startswith("qformer.")]
+    assert moved and all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
 def test_shape_steps_train_the_vit_on_patch_facts_before_the_qformer_moves(clips):
     from videochat.model import build_model
 

@@ -236,6 +236,9 @@ def pretrain_vision(model, clips: dict[str, Tensor], plan: PretrainPlan) -> Fact
 
     vision = model.config.vision
     grid, frames = vision.image_size // vision.patch_size, clips["visible"].shape[-1]
+    # the heads' init and the dropout draw from the global generator: seed it, so the stage
+    # gives the same weights whatever ran before it in the process (a resumed build included)
+    torch.manual_seed(plan.seed)
     heads = FactHeads(vision.width, model.config.qformer.width, frames)
     modules = [model.visual_encoder, model.ln_vision, model.qformer, heads]
     params = [p for m in modules for p in m.parameters()] + [model.query_tokens]
