@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -38,6 +39,24 @@ def test_committed_files_are_small_and_complete() -> None:
     assert total <= 30 * 2**20, f"{total / 2**20:.1f} MB > 30 MB"
     card = (DEFAULT_DIR / "MODEL_CARD.md").read_text()
     assert "python -m videochat.embedded" in card
+
+
+def test_the_cards_rebuild_command_parses_and_names_every_option() -> None:
+    import shlex
+
+    from videochat.embedded.__main__ import parse
+    from videochat.embedded.build import SWITCHES
+
+    card = (DEFAULT_DIR / "MODEL_CARD.md").read_text()
+    line = next(x for x in card.splitlines() if "python -m videochat.embedded" in x)
+    argv = shlex.split(line)[3:]
+    args = parse(argv)  # exits on an option the CLI no longer knows
+    for name in SWITCHES:  # written out, so later defaults do not change what it builds
+        flag = name.replace("_", "-")
+        assert f"--{flag}" in argv or f"--no-{flag}" in argv, flag
+    config = json.loads((DEFAULT_DIR / "config.json").read_text())["config"]
+    assert args.frame_rows == bool(config["qformer"]["frame_rows"])
+    assert args.row_names == bool(config.get("row_tokens"))
 
 
 def test_default_model_is_the_small_videochat(model) -> None:
