@@ -167,10 +167,11 @@ class VideoChatConfig:
                 f"row_tokens names {len(self.row_tokens)} rows; the Q-Former gives "
                 f"{self.num_queries}"
             )
-        vocab = (self.llm.hf_config or {}).get("vocab_size")
+        vocab = (self.llm.hf_config or {}).get("vocab_size")  # unknown for an LLM directory
+        bound = f"in [0, {vocab})" if vocab else ">= 0"
         for row, ids in enumerate(self.row_tokens):
             if any(not isinstance(i, int) or i < 0 or (vocab and i >= vocab) for i in ids):
-                raise ValueError(f"row_tokens[{row}] = {ids}: token ids must lie in [0, {vocab})")
+                raise ValueError(f"row_tokens[{row}] = {ids}: token ids must be ints {bound}")
 
     @classmethod
     def preset(cls, name: str) -> VideoChatConfig:
