@@ -254,15 +254,18 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     card = render(build_record, measure_record, {"llm": 1_500_000}, vision=vision, rows=rows)
     assert f"- vision: {vision}" in card and f"- LLM input: {rows}" in card
     # a record from before the curriculum options: the values those builds used, written out
-    old_flags = "--vision-image-steps 300 --vision-shape-steps 0 --conv-stem none --no-row-embed"
+    old_flags = "--vision-image-steps 300 --vision-shape-steps 0 --conv-stem none"
+    old_flags += " --shape-stretches 1 --no-row-embed"
     old_flags += " --no-lmhra --no-frame-rows --no-row-names --no-every-object --no-group-by-length"
     assert f"--measure {old_flags}\n" in card
     stemmed = build_record | {"vision_image_steps": 700, "vision_shape_steps": 500}
     options = {"conv_stem": [32, 64], "row_embed": True, "lmhra": True, "every_object": True}
     options["group_by_length"] = options["frame_rows"] = options["row_names"] = True
+    options["shape_stretches"] = 2
     card = render(stemmed | options, measure_record, {"llm": 1})
     flags = (
-        "--vision-image-steps 700 --vision-shape-steps 500 --conv-stem 32,64 --row-embed --lmhra"
+        "--vision-image-steps 700 --vision-shape-steps 500 --conv-stem 32,64 --shape-stretches 2"
+        " --row-embed --lmhra"
         " --frame-rows --row-names --every-object --group-by-length"
     )
     assert f"--measure {flags}\n" in card

@@ -38,6 +38,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         default=BuildPlan.conv_stem,
         help="channels of the ViT's convolutional stem, e.g. 32,64, or none (default: 32,64)",
     )
+    p.add_argument(
+        "--shape-stretches",
+        type=int,
+        choices=(1, 2, 4, 8),
+        default=BuildPlan.shape_stretches,
+        help="Q-Former rows per shape, each reading its own stretch of the 8 frames (1: all)",
+    )
     for name, text in SWITCHES.items():
         flag = "--" + name.replace("_", "-")
         p.add_argument(
@@ -71,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         vision_image_steps=args.vision_image_steps,
         vision_shape_steps=args.vision_shape_steps,
         conv_stem=args.conv_stem,
+        shape_stretches=args.shape_stretches,
         **{name: getattr(args, name) for name in SWITCHES},
         workers=args.workers,
     )

@@ -50,6 +50,9 @@ class BuildPlan:
     vision_image_steps: int = 700  # of the vision steps, single frames first
     vision_shape_steps: int = 500  # of those, patch facts only (see `pretrain`)
     conv_stem: tuple[int, ...] = (32, 64)  # channels of the ViT's convolutional stem (): none
+    shape_stretches: int = (
+        1  # rows per shape, each reading a stretch of the clip (`embedded_config`)
+    )
     row_embed: bool = False  # a learned embedding per visual row (`embedded_config`)
     lmhra: bool = False  # local temporal modules in the ViT (`embedded_config`)
     frame_rows: bool = True  # one Q-Former row per frame (`embedded_config`)
@@ -104,6 +107,7 @@ def init_model(plan: BuildPlan, data_dir: Path) -> Path:
         lmhra=plan.lmhra,
         frame_rows=plan.frame_rows,
         row_tokens=shape_row_names(tok) if plan.row_names else None,
+        shape_stretches=plan.shape_stretches,
     )
     model = build_model(config, tok, seed=plan.seed)
     rescale_cross_attention(model, plan.seed)
@@ -234,6 +238,7 @@ def build(plan: BuildPlan) -> dict:
         "vision_image_steps": plan.vision_image_steps,
         "vision_shape_steps": plan.vision_shape_steps,
         "conv_stem": list(plan.conv_stem),
+        "shape_stretches": plan.shape_stretches,
         **{name: getattr(plan, name) for name in SWITCHES},
         "seconds": times,
     }

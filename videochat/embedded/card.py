@@ -82,6 +82,7 @@ _BEFORE_OPTIONS = {
     "vision_image_steps": 300,
     "vision_shape_steps": 0,
     "conv_stem": [],
+    "shape_stretches": 1,
     **dict.fromkeys(SWITCHES, False),
 }
 
@@ -95,6 +96,7 @@ def _model_flags(build: dict) -> str:
     return (
         f" --vision-image-steps {get['vision_image_steps']}"
         f" --vision-shape-steps {get['vision_shape_steps']} --conv-stem {stem}"
+        f" --shape-stretches {get['shape_stretches']}"
     ) + "".join(f" --{'' if get[name] else 'no-'}{name.replace('_', '-')}" for name in SWITCHES)
 
 
@@ -121,6 +123,13 @@ def describe_rows(config: VideoChatConfig) -> str:
         f"{config.num_queries} visual rows ({q.num_query_tokens} queries + "
         f"{q.num_extra_query_tokens} extra) through `llama_proj`"
     )
+    shape_rows = [(n, k) for start, n, k in q.stretch_rows if start == 0]
+    if shape_rows:
+        count, stretches = shape_rows[0]
+        line += (
+            f", rows 0-{count - 1} one per shape and stretch of the clip "
+            f"({stretches} stretches, our option)"
+        )
     if q.frame_rows:
         first, last = q.frame_rows_start, q.frame_rows_start + q.frame_rows - 1
         line += f", rows {first}-{last} reading one frame each (our option)"

@@ -18,7 +18,9 @@ from videochat.synth.vocab import SHAPES
 
 IMAGE_SIZE = 112
 NUM_FRAMES = 8
-FRAME_ROWS_START = len(SHAPES)  # rows 0-4: one per shape; then one per frame (`pretrain.FactHeads`)
+VIDEO_ROWS = (
+    3  # after the per-shape and frame rows: rows for the whole video (`pretrain.FactHeads`)
+)
 
 
 def vocab_rows(tokenizer_size: int, multiple: int = 64) -> int:
@@ -34,6 +36,7 @@ def embedded_config(
     lmhra: bool = False,
     frame_rows: bool = False,
     row_tokens: list[list[int]] | None = None,
+    shape_stretches: int = 1,
 ) -> VideoChatConfig:
     """112 px, patch 28 (16 patches a frame), ViT 128×4, Q-Former 128×2 with 8+8 queries,
     LLaMA 192×4.
@@ -66,7 +69,14 @@ def embedded_config(
     names by the word itself instead of learning each row's identity. Off in the committed
     model: on a matched vision stage it moved the multiple-choice mean by half a point and
     halved the exact free-form answers (model card, Limits).
+
+    `shape_stretches`: rows per shape, each reading its own consecutive stretch of the frames
+    (`QFormerConfig.stretch_rows`; 2: the first half's five shape rows, then the second half's),
+    so a shape's rows can tell where it was early and late, i.e. its motion. 1 (the committed
+    model): one row per shape reading every frame, which stays blind to motion.
+    Row layout: shape rows, then the frame rows (if any), then `VIDEO_ROWS` rows.
     """
+    shape_rows = len(SHAPES) * shape_stretches
     width = 128
     llm = _llama_config(192, 4, 4, 512, vocab=vocab_size)
     llm["max_position_embeddings"] = 1024
@@ -93,9 +103,10 @@ def embedded_config(
             cross_attention_freq=1,
             vision_width=width,
             num_query_tokens=8,
-            num_extra_query_tokens=8,
+            num_extra_query_tokens=shape_rows + NUM_FRAMES + VIDEO_ROWS - 8,
             frame_rows=NUM_FRAMES if frame_rows else 0,
-            frame_rows_start=FRAME_ROWS_START if frame_rows else 0,
+            frame_rows_start=shape_rows if frame_rows else 0,
+            stretch_rows=[[0, shape_rows, shape_stretches]] if shape_stretches > 1 else [],
         ),
         llm=LLMConfig(hf_config=llm),
         num_frames=NUM_FRAMES,
@@ -103,6 +114,12 @@ def embedded_config(
         row_embed=row_embed,
         row_tokens=row_tokens or [],
     )
+
+
+def shape_stretches(config: VideoChatConfig) -> int:
+    """How many stretches of the clip the per-shape rows split into (1: each reads it all)."""
+    groups = [k for start, _, k in config.qformer.stretch_rows if start == 0]
+    return groups[0] if groups else 1
 
 
 def shape_row_names(tokenizer) -> list[list[int]]:

@@ -128,7 +128,7 @@ def vision_facts(model, work: Path, bench: Path) -> dict | None:
     path = work / "runs" / "vision" / FACT_HEADS
     if not path.is_file():
         return None
-    heads = FactHeads(model.config.vision.width, model.config.qformer.width, NUM_FRAMES)
+    heads = FactHeads.for_model(model, NUM_FRAMES)
     heads.load_state_dict(torch.load(path, weights_only=True))
     clips = cache_clips(bench, NUM_FRAMES, IMAGE_SIZE)
     facts = fact_accuracy(model, heads, clips) | time_readout(model, heads, clips)

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, IterableDataset
 
+from videochat.embedded.config import shape_stretches
 from videochat.embedded.facts import (
     COLLISION_EFFECTS,
     EVENT_TYPES,
@@ -127,29 +128,41 @@ def cache_clips(data_dir: Path, num_frames: int, size: int) -> dict[str, Tensor]
 
 
 class FactHeads(nn.Module):
-    """Linear read-outs of the facts (training only; not part of the model)."""
+    """Linear read-outs of the facts (training only; not part of the model). `stretches`: rows
+    per shape (`embedded_config(shape_stretches=...)`); a shape's facts are read from its rows
+    side by side."""
 
-    def __init__(self, vision_width: int, qformer_width: int, frames: int) -> None:
+    def __init__(self, vision_width: int, qformer_width: int, frames: int, stretches: int = 1):
         super().__init__()
-        self.frames = frames
+        self.frames, self.stretches = frames, stretches
         slot_out = frames * PER_FRAME + 1 + len(MOTIONS) + len(EVENT_TYPES) + frames + 1
-        self.slot = nn.Linear(qformer_width, slot_out)
+        self.slot = nn.Linear(qformer_width * stretches, slot_out)
         self.frame = nn.Linear(qformer_width, SLOTS * (1 + NUM_COLOURS))
         self.video = nn.Linear(qformer_width, MAX_OBJECTS + len(COLLISION_EFFECTS))
         self.patch = nn.Linear(vision_width, 1 + SLOTS + 1 + NUM_COLOURS)
 
+    @classmethod
+    def for_model(cls, model, frames: int) -> FactHeads:
+        """Heads sized for `model`'s vision side and row layout."""
+        config = model.config
+        return cls(config.vision.width, config.qformer.width, frames, shape_stretches(config))
+
     def forward(self, rows: Tensor, patches: Tensor) -> dict[str, Tensor]:
         """rows: (B, Q, C) Q-Former output; patches: (B, T, P, Cv) ViT patch tokens."""
-        t = self.frames
-        if rows.shape[1] < SLOTS + t + 1:
-            raise ValueError(f"fact heads need {SLOTS + t + 1} Q-Former rows, got {rows.shape[1]}")
-        slot = self.slot(rows[:, :SLOTS])  # (B, S, out)
+        t, shape_rows = self.frames, SLOTS * self.stretches
+        if rows.shape[1] < shape_rows + t + 1:
+            raise ValueError(
+                f"fact heads need {shape_rows + t + 1} Q-Former rows, got {rows.shape[1]}"
+            )
+        by_shape = rows[:, :shape_rows].unflatten(1, (self.stretches, SLOTS))  # (B, K, S, C)
+        slot = self.slot(by_shape.transpose(1, 2).flatten(2))  # (B, S, out)
         per_frame = slot[..., : t * PER_FRAME].unflatten(-1, (t, PER_FRAME))  # (B, S, T, PER_FRAME)
         rest = slot[..., t * PER_FRAME :]
         cuts = [1, len(MOTIONS), len(EVENT_TYPES), t + 1]
         present, motion, event, event_bin = rest.split(cuts, dim=-1)
-        frame = self.frame(rows[:, SLOTS : SLOTS + t]).unflatten(-1, (SLOTS, 1 + NUM_COLOURS))
-        video = self.video(rows[:, SLOTS + t :]).mean(1)  # (B, objects + effects)
+        frame_rows = rows[:, shape_rows : shape_rows + t]
+        frame = self.frame(frame_rows).unflatten(-1, (SLOTS, 1 + NUM_COLOURS))
+        video = self.video(rows[:, shape_rows + t :]).mean(1)  # (B, objects + effects)
         patch = self.patch(patches)  # (B, T, P, 1 + S + 1 + colours)
         return {
             "visible": per_frame[..., 0],  # (B, S, T)
@@ -239,7 +252,7 @@ def pretrain_vision(model, clips: dict[str, Tensor], plan: PretrainPlan) -> Fact
     # the heads' init and the dropout draw from the global generator: seed it, so the stage
     # gives the same weights whatever ran before it in the process (a resumed build included)
     torch.manual_seed(plan.seed)
-    heads = FactHeads(vision.width, model.config.qformer.width, frames)
+    heads = FactHeads.for_model(model, frames)
     modules = [model.visual_encoder, model.ln_vision, model.qformer, heads]
     params = [p for m in modules for p in m.parameters()] + [model.query_tokens]
     if model.extra_query_tokens is not None:

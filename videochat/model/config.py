@@ -63,6 +63,17 @@ class QFormerConfig:
     # the rows know when, not only what. 0 = every row reads every frame, as the original.
     frame_rows: int = 0
     frame_rows_start: int = 0
+    # Our addition too: groups `[first_row, rows, stretches]`: the `rows` rows from `first_row`
+    # form `stretches` equal blocks of consecutive rows, block k reading the k-th stretch of the
+    # frames (`[0, 10, 2]`: rows 0-4 read the first half, rows 5-9 the second). [] = none.
+    stretch_rows: list[list[int]] = field(default_factory=list)
+
+    def row_groups(self) -> list[tuple[int, int, int]]:
+        """Every group of rows that reads a part of the clip: `stretch_rows` + the frame rows."""
+        groups = [(int(a), int(n), int(k)) for a, n, k in self.stretch_rows]
+        if self.frame_rows:
+            groups.append((self.frame_rows_start, self.frame_rows, self.frame_rows))
+        return groups
 
 
 @dataclass
@@ -167,6 +178,13 @@ class VideoChatConfig:
                 f"row_tokens names {len(self.row_tokens)} rows; the Q-Former gives "
                 f"{self.num_queries}"
             )
+        for start, count, stretches in self.qformer.row_groups():
+            if stretches < 1 or count % stretches or start < 0 or start + count > self.num_queries:
+                raise ValueError(
+                    f"qformer row group (first row {start}, {count} rows, {stretches} stretches): "
+                    f"the rows must split evenly into the stretches and lie within the "
+                    f"{self.num_queries} query rows"
+                )
         vocab = (self.llm.hf_config or {}).get("vocab_size")  # unknown for an LLM directory
         bound = f"in [0, {vocab})" if vocab else ">= 0"
         for row, ids in enumerate(self.row_tokens):

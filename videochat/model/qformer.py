@@ -113,19 +113,22 @@ class QFormer(nn.Module):
 
 
 def frame_row_mask(cfg: QFormerConfig, frames: int, per_frame: int, tokens: int) -> Tensor:
-    """(Q, N) bool: which of the N vision tokens each query row reads. Rows `frame_rows_start`
-    … + `frame_rows` split the frames into consecutive stretches, one each (8 rows, 8 frames: one
+    """(Q, N) bool: which of the N vision tokens each query row reads. Each group of
+    `cfg.row_groups()` splits its rows into blocks of consecutive rows and the frames into as
+    many consecutive stretches, block k reading stretch k (the frame rows: 8 rows, 8 frames, one
     frame a row; 1 frame: all read it); every other row reads all tokens. The vision tokens are
     frame-major, `per_frame` a frame (its cls + patches), then any tokens after the frames (the
-    GMHRA token), which the frame rows do not read."""
+    GMHRA token), which the grouped rows do not read."""
     rows = cfg.num_query_tokens + cfg.num_extra_query_tokens
     mask = torch.ones(rows, tokens, dtype=torch.bool)
-    for j in range(cfg.frame_rows):
-        first = j * frames // cfg.frame_rows
-        last = max(first + 1, (j + 1) * frames // cfg.frame_rows)  # exclusive
-        row = mask[cfg.frame_rows_start + j]
-        row[:] = False
-        row[first * per_frame : last * per_frame] = True
+    for start, count, stretches in cfg.row_groups():
+        block = count // stretches
+        for k in range(stretches):
+            first = k * frames // stretches
+            last = max(first + 1, (k + 1) * frames // stretches)  # exclusive
+            rows_k = mask[start + k * block : start + (k + 1) * block]
+            rows_k[:] = False
+            rows_k[:, first * per_frame : last * per_frame] = True
     return mask
 
 

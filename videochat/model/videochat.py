@@ -95,8 +95,8 @@ class VideoChat(nn.Module):
         }
 
     def _frame_rows(self, pixels: Tensor, tokens: Tensor) -> Tensor | None:
-        """The Q-Former's query mask when some rows read one stretch of frames each, else None."""
-        if not self.config.qformer.frame_rows:
+        """The Q-Former's query mask when some rows read a stretch of the frames each, else None."""
+        if not self.config.qformer.row_groups():
             return None
         vision = self.config.vision
         frames = output_frames(vision, pixels.shape[1])
