@@ -247,6 +247,12 @@ def test_model_card_reports_the_recorded_numbers() -> None:
         "16 visual rows (8 queries + 8 extra) through `llama_proj`, rows 5-12 reading one frame "
         "each (our option), plus a learned embedding per row (our option)"
     )
+    stretched = describe_rows(embedded_config(64, frame_rows=True, shape_stretches=2))
+    assert stretched.startswith("21 visual rows (8 queries + 13 extra) through `llama_proj`, rows")
+    assert (
+        "rows 0-9 one per shape and stretch of the clip (2 stretches, our option), rows 10-17"
+        in (stretched)
+    )
     named = describe_rows(embedded_config(64, frame_rows=True, row_tokens=[[3]] * 5))
     assert named.endswith(
         "each (our option), rows 0-4 carrying their shape's word embedding (our option)"

@@ -13,6 +13,7 @@ from videochat.embedded.pretrain import (
     FactHeads,
     PretrainPlan,
     encode,
+    fact_accuracy,
     fact_losses,
     pretrain_vision,
     render_clip,
@@ -184,3 +185,28 @@ def test_displacement_correlation_follows_the_movers_only(clips):
     others = (motion == IGNORE) | (motion == MOTIONS.index("none"))
     noisy = truth + others[:, :, None, None] * torch.randn_like(truth)
     assert displacement_correlation(noisy, clips) == pytest.approx(1.0)
+
+
+def test_fact_heads_read_each_shape_from_its_own_rows_of_every_stretch():
+    heads = FactHeads(128, 128, 8, stretches=2)  # rows 0-4 first half, 5-9 second half
+    rows, patches = torch.randn(1, 21, 128), torch.randn(1, 8, 16, 128)
+    base = heads(rows, patches)
+    for row, shape in ((2, 2), (7, 2), (9, 4)):  # shape 2's first-half row, second-half row, ...
+        moved = rows.clone()
+        moved[0, row] += 1.0
+        changed = (heads(moved, patches)["motion"] - base["motion"]).abs().sum(-1)[0]  # (S,)
+        assert (changed > 0).tolist() == [s == shape for s in range(len(SHAPES))], row
+    with pytest.raises(ValueError, match="fact heads need 19 Q-Former rows, got 16"):
+        heads(rows[:, :16], patches)
+
+
+def test_the_vision_stage_trains_with_stretched_shape_rows(clips):
+    from videochat.model import build_model
+
+    config = embedded_config(vocab_rows(300), frame_rows=True, shape_stretches=2)
+    model = build_model(config, None, seed=0)
+    heads = pretrain_vision(model, clips, PretrainPlan(steps=2, image_steps=1, batch=2))
+    assert heads.stretches == 2 and heads.slot.in_features == 2 * 128
+    facts = fact_accuracy(model, heads, {k: v[:2] for k, v in clips.items()})
+    assert {"motion", "event_bin", "colour"} <= set(facts)
+    assert all(0.0 <= value <= 1.0 for value in facts.values())

@@ -135,23 +135,65 @@ def test_frame_row_mask_gives_each_frame_row_its_stretch_of_frames(frames, stret
         assert torch.equal(mask[5 + j], expected), j
 
 
-def test_frame_rows_read_only_their_own_frame() -> None:
+def test_stretch_rows_split_their_rows_into_blocks_reading_one_stretch_each() -> None:
+    from videochat.model.qformer import frame_row_mask
+
+    cfg = QFormerConfig(num_query_tokens=8, num_extra_query_tokens=13, frame_rows=8)
+    cfg.frame_rows_start, cfg.stretch_rows, per_frame = 10, [[0, 10, 2]], 17
+    tokens = 8 * per_frame + 1
+    mask = frame_row_mask(cfg, 8, per_frame, tokens)
+    first_half = torch.zeros(tokens, dtype=torch.bool)
+    first_half[: 4 * per_frame] = True
+    second_half = torch.zeros(tokens, dtype=torch.bool)
+    second_half[4 * per_frame : 8 * per_frame] = True
+    for row in range(5):
+        assert torch.equal(mask[row], first_half) and torch.equal(mask[5 + row], second_half)
+    assert mask[10, :per_frame].all() and not mask[10, per_frame:].any()  # frame rows unchanged
+    assert mask[18:].all()
+
+
+@pytest.mark.parametrize(
+    ("group", "why"), [([0, 10, 3], "split evenly"), ([12, 10, 2], "within the 21 query rows")]
+)
+def test_a_row_group_that_does_not_fit_is_refused(group, why) -> None:
+    from videochat.embedded.config import embedded_config, vocab_rows
+
+    config = embedded_config(vocab_rows(300), frame_rows=True, shape_stretches=2)
+    config.qformer.stretch_rows = [group]
+    with pytest.raises(ValueError, match=why):
+        config.validate()
+
+
+@pytest.mark.parametrize(
+    ("stretches", "moved_shape_rows"),
+    [(1, [True] * 5), (2, [False] * 5 + [True] * 5)],  # frame 6: in the second half
+)
+def test_frame_and_shape_rows_read_only_their_own_frames(stretches, moved_shape_rows) -> None:
     from videochat.embedded.config import embedded_config, vocab_rows
     from videochat.model import build_model
 
-    config = embedded_config(vocab_rows(300), frame_rows=True)
+    config = embedded_config(vocab_rows(300), frame_rows=True, shape_stretches=stretches)
     config.qformer.layers = 1  # one layer: the self-attention runs before any row has read
     model = build_model(config, None, seed=0).eval()
     pixels = torch.randn(1, 8, 3, 112, 112)
     changed = pixels.clone()
-    changed[:, 3] = torch.randn(3, 112, 112)
+    changed[:, 6] = torch.randn(3, 112, 112)
     with torch.no_grad():
         before = model.encode_video_steps(pixels)["qformer_last_hidden_state"][0]
         after = model.encode_video_steps(changed)["qformer_last_hidden_state"][0]
-    moved = (after - before).norm(dim=-1) > 1e-4  # (16,)
-    assert moved.tolist() == [True] * 5 + [j == 3 for j in range(8)] + [True] * 3
-    # without the option every row reads frame 3
-    config.qformer.frame_rows = config.qformer.frame_rows_start = 0
+    moved = (after - before).norm(dim=-1) > 1e-4  # (Q,)
+    assert moved.tolist() == moved_shape_rows + [j == 6 for j in range(8)] + [True] * 3
+
+
+def test_frame_rows_off_every_row_reads_every_frame() -> None:
+    from videochat.embedded.config import embedded_config, vocab_rows
+    from videochat.model import build_model
+
+    config = embedded_config(vocab_rows(300), frame_rows=False)
+    config.qformer.layers = 1
+    pixels = torch.randn(1, 8, 3, 112, 112)
+    changed = pixels.clone()
+    changed[:, 3] = torch.randn(3, 112, 112)
     plain = build_model(config, None, seed=0).eval()
     with torch.no_grad():
         before = plain.encode_video_steps(pixels)["qformer_last_hidden_state"][0]
