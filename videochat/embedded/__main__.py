@@ -45,12 +45,6 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         default=BuildPlan.shape_stretches,
         help="Q-Former rows per shape, each reading its own stretch of the 8 frames (1: all)",
     )
-    p.add_argument(
-        "--mcq-turns",
-        type=int,
-        default=BuildPlan.mcq_turns,
-        help="multiple-choice turns per training conversation (1: one turn each)",
-    )
     for name, text in SWITCHES.items():
         flag = "--" + name.replace("_", "-")
         p.add_argument(
@@ -85,7 +79,6 @@ def main(argv: list[str] | None = None) -> int:
         vision_shape_steps=args.vision_shape_steps,
         conv_stem=args.conv_stem,
         shape_stretches=args.shape_stretches,
-        mcq_turns=args.mcq_turns,
         **{name: getattr(args, name) for name in SWITCHES},
         workers=args.workers,
     )

@@ -59,7 +59,6 @@ class BuildPlan:
     row_names: bool = False  # each per-shape row carries its shape's word (`embedded_config`)
     every_object: bool = False  # colour/shape/direction asked about every object (`data`)
     group_by_length: bool = False  # stage batches of alike text length (the recipe key)
-    mcq_turns: int = 1  # multiple-choice turns per training conversation (`data.train_entries`)
     vision_batch: int = 16  # clips per vision step
     workers: int = 2
     overrides: dict[str, list[str]] = field(default_factory=dict)
@@ -223,7 +222,7 @@ def build(plan: BuildPlan) -> dict:
         clock = now
 
     train_dir = make_data(plan, plan.out / "data", plan.seed, plan.videos)
-    data.write_annotations(train_dir, plan.every_object, plan.mcq_turns)
+    data.write_annotations(train_dir, plan.every_object)
     lap("data")
     model_dir = init_model(plan, train_dir)
     lap("init")
@@ -240,7 +239,6 @@ def build(plan: BuildPlan) -> dict:
         "vision_shape_steps": plan.vision_shape_steps,
         "conv_stem": list(plan.conv_stem),
         "shape_stretches": plan.shape_stretches,
-        "mcq_turns": plan.mcq_turns,
         **{name: getattr(plan, name) for name in SWITCHES},
         "seconds": times,
     }

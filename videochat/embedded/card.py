@@ -83,7 +83,6 @@ _BEFORE_OPTIONS = {
     "vision_shape_steps": 0,
     "conv_stem": [],
     "shape_stretches": 1,
-    "mcq_turns": 1,
     **dict.fromkeys(SWITCHES, False),
 }
 
@@ -97,7 +96,7 @@ def _model_flags(build: dict) -> str:
     return (
         f" --vision-image-steps {get['vision_image_steps']}"
         f" --vision-shape-steps {get['vision_shape_steps']} --conv-stem {stem}"
-        f" --shape-stretches {get['shape_stretches']} --mcq-turns {get['mcq_turns']}"
+        f" --shape-stretches {get['shape_stretches']}"
     ) + "".join(f" --{'' if get[name] else 'no-'}{name.replace('_', '-')}" for name in SWITCHES)
 
 

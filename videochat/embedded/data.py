@@ -31,6 +31,7 @@ from videochat.eval.protocols import VIDEOCHAT2
 from videochat.synth.questions import PER_OBJECT, TASKS, per_object_questions
 
 TRAIN_FILE = "train_video.json"
+TURNS_PER_CONVERSATION = 1
 FREE_FORM_PER_VIDEO = 3  # the facts repeat in the MCQ turns and the description
 
 
@@ -43,9 +44,11 @@ def protocol_turn(item: dict, with_system: bool = True) -> dict[str, str]:
     return {"q": question, "a": f"{VIDEOCHAT2.answer_prefix}{item['answer']})"}
 
 
-def mcq_items(data_dir: Path, every_object: bool = False) -> dict[str, list[dict]]:
-    """Each video's benchmark items, keyed by its media path. `every_object`: the `PER_OBJECT`
-    tasks ask about each object they apply to (`object_items`) instead of the benchmark's one."""
+def mcq_turns(data_dir: Path, every_object: bool = False) -> dict[str, list[dict]]:
+    """Each video's benchmark items in protocol form, keyed by its media path; one of them
+    (drawn per video) carries the protocol's system text exactly as the evaluation asks, the
+    others go without. `every_object`: the `PER_OBJECT` tasks ask about each object they apply
+    to (`object_items`) instead of the benchmark's one."""
     per_video: dict[str, list[dict]] = defaultdict(list)
     tasks = [t for t in TASKS if not (every_object and t in PER_OBJECT)]
     for task in tasks:
@@ -54,15 +57,8 @@ def mcq_items(data_dir: Path, every_object: bool = False) -> dict[str, list[dict
     if every_object:
         for video, items in object_items(data_dir).items():
             per_video[video] += items
-    return per_video
-
-
-def mcq_turns(data_dir: Path, every_object: bool = False) -> dict[str, list[dict]]:
-    """Each video's benchmark items in protocol form, keyed by its media path; one of them
-    (drawn per video) carries the protocol's system text exactly as the evaluation asks, the
-    others go without."""
     out = {}
-    for video, items in mcq_items(data_dir, every_object).items():
+    for video, items in per_video.items():
         keep = random.Random(video).randrange(len(items))
         out[video] = [protocol_turn(item, with_system=j == keep) for j, item in enumerate(items)]
     return out
@@ -104,47 +100,27 @@ def open_turns(entry: dict, caption: str, index: int) -> list[dict]:
     return [*free, *described, {"q": prompt, "a": caption}]
 
 
-def train_entries(
-    data_dir: Path, every_object: bool = False, mcq_per_conversation: int = 1
-) -> list[dict]:
-    """Short conversations per video, shuffled: in a long one the 16 visual rows are a sliver of
-    the context and the first run learned to ignore them. One turn each, except that with
-    `mcq_per_conversation` > 1 the multiple-choice turns go that many to a conversation (the
-    first with the protocol's system text, as the evaluation asks), so a step carries that many
-    answers that need the video for the price of one visual prefix and one system text."""
+def train_entries(data_dir: Path, every_object: bool = False) -> list[dict]:
+    """Short conversations (`TURNS_PER_CONVERSATION` turns, shuffled) per video: in a long one
+    the 16 visual rows are a sliver of the context and the first run learned to ignore them."""
     captions = json.loads((data_dir / "captions_video.json").read_text())
     instructions = json.loads((data_dir / "instructions_video.json").read_text())
-    if mcq_per_conversation > 1:
-        items = mcq_items(data_dir, every_object)
-    else:
-        mcq = mcq_turns(data_dir, every_object)
+    mcq = mcq_turns(data_dir, every_object)
     entries = []
     for i, (entry, cap) in enumerate(zip(instructions, captions, strict=True)):
-        video = entry["video"]
-        if mcq_per_conversation > 1:
-            chunks = _mcq_chunks(items.get(video, []), mcq_per_conversation, random.Random(i))
-            turns = open_turns(entry, cap["caption"], i)
-        else:
-            chunks, turns = [], mcq.get(video, []) + open_turns(entry, cap["caption"], i)
+        turns = mcq.get(entry["video"], []) + open_turns(entry, cap["caption"], i)
         order = random.Random(i).sample(range(len(turns)), len(turns))
-        chunks += [[turns[j]] for j in order]
-        entries += [{"video": video, "QA": chunk, "i": VIDEOCHAT2.system} for chunk in chunks]
+        qa = [turns[j] for j in order]
+        for start in range(0, len(qa), TURNS_PER_CONVERSATION):
+            chunk = qa[start : start + TURNS_PER_CONVERSATION]
+            entries.append({"video": entry["video"], "QA": chunk, "i": VIDEOCHAT2.system})
     return entries
 
 
-def _mcq_chunks(items: list[dict], size: int, rng: random.Random) -> list[list[dict]]:
-    """`items` shuffled, in protocol form, `size` to a chunk, the first of each with the system."""
-    order = rng.sample(items, len(items))
-    chunks = [order[start : start + size] for start in range(0, len(order), size)]
-    return [[protocol_turn(it, with_system=j == 0) for j, it in enumerate(c)] for c in chunks]
-
-
-def write_annotations(
-    data_dir: str | Path, every_object: bool = False, mcq_per_conversation: int = 1
-) -> int:
+def write_annotations(data_dir: str | Path, every_object: bool = False) -> int:
     """Write the instruction file next to the synthetic data; return its entry count."""
     data_dir = Path(data_dir)
-    entries = train_entries(data_dir, every_object, mcq_per_conversation)
+    entries = train_entries(data_dir, every_object)
     (data_dir / TRAIN_FILE).write_text(json.dumps(entries, indent=1) + "\n")
     return len(entries)
 
