@@ -57,6 +57,9 @@ def test_the_cards_rebuild_command_parses_and_names_every_option() -> None:
     config = json.loads((DEFAULT_DIR / "config.json").read_text())["config"]
     assert args.frame_rows == bool(config["qformer"]["frame_rows"])
     assert args.row_names == bool(config.get("row_tokens"))
+    assert "--shape-stretches" in argv
+    shape_groups = [k for start, _, k in config["qformer"].get("stretch_rows", []) if start == 0]
+    assert args.shape_stretches == (shape_groups[0] if shape_groups else 1)
 
 
 def test_default_model_is_the_small_videochat(model) -> None:
