@@ -46,6 +46,8 @@ def test_the_cards_rebuild_command_parses_and_names_every_option() -> None:
 
     from videochat.embedded.__main__ import parse
     from videochat.embedded.build import SWITCHES
+    from videochat.embedded.config import shape_stretches
+    from videochat.model.config import VideoChatConfig
 
     card = (DEFAULT_DIR / "MODEL_CARD.md").read_text()
     line = next(x for x in card.splitlines() if "python -m videochat.embedded" in x)
@@ -58,8 +60,7 @@ def test_the_cards_rebuild_command_parses_and_names_every_option() -> None:
     assert args.frame_rows == bool(config["qformer"]["frame_rows"])
     assert args.row_names == bool(config.get("row_tokens"))
     assert "--shape-stretches" in argv
-    shape_groups = [k for start, _, k in config["qformer"].get("stretch_rows", []) if start == 0]
-    assert args.shape_stretches == (shape_groups[0] if shape_groups else 1)
+    assert args.shape_stretches == shape_stretches(VideoChatConfig.from_dict(config))
 
 
 def test_default_model_is_the_small_videochat(model) -> None:

@@ -7,7 +7,9 @@ import json
 from pathlib import Path
 
 from videochat.embedded.build import SWITCHES
+from videochat.embedded.config import shape_stretches
 from videochat.model.config import VideoChatConfig, VisionConfig
+from videochat.synth.vocab import SHAPES
 
 REBUILD = (
     "python -m videochat.embedded --out build --seed {seed} --videos {videos} "
@@ -123,11 +125,10 @@ def describe_rows(config: VideoChatConfig) -> str:
         f"{config.num_queries} visual rows ({q.num_query_tokens} queries + "
         f"{q.num_extra_query_tokens} extra) through `llama_proj`"
     )
-    shape_rows = [(n, k) for start, n, k in q.stretch_rows if start == 0]
-    if shape_rows:
-        count, stretches = shape_rows[0]
+    stretches = shape_stretches(config)
+    if stretches > 1:
         line += (
-            f", rows 0-{count - 1} one per shape and stretch of the clip "
+            f", rows 0-{len(SHAPES) * stretches - 1} one per shape and stretch of the clip "
             f"({stretches} stretches, our option)"
         )
     if q.frame_rows:

@@ -18,9 +18,7 @@ from videochat.synth.vocab import SHAPES
 
 IMAGE_SIZE = 112
 NUM_FRAMES = 8
-VIDEO_ROWS = (
-    3  # after the per-shape and frame rows: rows for the whole video (`pretrain.FactHeads`)
-)
+VIDEO_ROWS = 3  # last: rows for the whole video (`pretrain.FactHeads`)
 
 
 def vocab_rows(tokenizer_size: int, multiple: int = 64) -> int:
