@@ -249,10 +249,8 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     )
     stretched = describe_rows(embedded_config(64, frame_rows=True, shape_stretches=2))
     assert stretched.startswith("21 visual rows (8 queries + 13 extra) through `llama_proj`, rows")
-    assert (
-        "rows 0-9 one per shape and stretch of the clip (2 stretches, our option), rows 10-17"
-        in (stretched)
-    )
+    per_stretch = "rows 0-9 one per shape and stretch of the clip (2 stretches, our option)"
+    assert f"{per_stretch}, rows 10-17" in stretched
     named = describe_rows(embedded_config(64, frame_rows=True, row_tokens=[[3]] * 5))
     assert named.endswith(
         "each (our option), rows 0-4 carrying their shape's word embedding (our option)"

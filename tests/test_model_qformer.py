@@ -120,12 +120,12 @@ def test_fp32_layernorm_computes_in_float32() -> None:
     ],
 )
 def test_frame_row_mask_gives_each_frame_row_its_stretch_of_frames(frames, stretches) -> None:
-    from videochat.model.qformer import frame_row_mask
+    from videochat.model.qformer import query_row_mask
 
     cfg = QFormerConfig(num_query_tokens=8, num_extra_query_tokens=8, frame_rows=8)
     cfg.frame_rows_start, per_frame = 5, 17
     tokens = frames * per_frame + 1  # + the GMHRA token, which frame rows do not read
-    mask = frame_row_mask(cfg, frames, per_frame, tokens)
+    mask = query_row_mask(cfg, frames, per_frame, tokens)
     assert mask.shape == (16, tokens) and mask.dtype == torch.bool
     for row in (*range(5), *range(13, 16)):
         assert mask[row].all()
@@ -136,12 +136,12 @@ def test_frame_row_mask_gives_each_frame_row_its_stretch_of_frames(frames, stret
 
 
 def test_stretch_rows_split_their_rows_into_blocks_reading_one_stretch_each() -> None:
-    from videochat.model.qformer import frame_row_mask
+    from videochat.model.qformer import query_row_mask
 
     cfg = QFormerConfig(num_query_tokens=8, num_extra_query_tokens=13, frame_rows=8)
     cfg.frame_rows_start, cfg.stretch_rows, per_frame = 10, [[0, 10, 2]], 17
     tokens = 8 * per_frame + 1
-    mask = frame_row_mask(cfg, 8, per_frame, tokens)
+    mask = query_row_mask(cfg, 8, per_frame, tokens)
     first_half = torch.zeros(tokens, dtype=torch.bool)
     first_half[: 4 * per_frame] = True
     second_half = torch.zeros(tokens, dtype=torch.bool)
@@ -153,7 +153,12 @@ def test_stretch_rows_split_their_rows_into_blocks_reading_one_stretch_each() ->
 
 
 @pytest.mark.parametrize(
-    ("group", "why"), [([0, 10, 3], "split evenly"), ([12, 10, 2], "within the 21 query rows")]
+    ("group", "why"),
+    [
+        ([0, 10, 3], "split evenly"),
+        ([12, 10, 2], "within the 21 query rows"),
+        ([6, 6, 2], r"overlaps another \(stretch_rows or the frame rows\) at rows \[10, 11\]"),
+    ],
 )
 def test_a_row_group_that_does_not_fit_is_refused(group, why) -> None:
     from videochat.embedded.config import embedded_config, vocab_rows

@@ -59,7 +59,7 @@ class QFormerConfig:
     num_extra_query_tokens: int = 64
     ln_vision_eps: float = 1e-5
     # Our addition (off in the original presets): `frame_rows` query rows from `frame_rows_start`
-    # on read only their own stretch of frames in the cross-attention (`frame_row_mask`), so
+    # on read only their own stretch of frames in the cross-attention (`query_row_mask`), so
     # the rows know when, not only what. 0 = every row reads every frame, as the original.
     frame_rows: int = 0
     frame_rows_start: int = 0
@@ -178,13 +178,21 @@ class VideoChatConfig:
                 f"row_tokens names {len(self.row_tokens)} rows; the Q-Former gives "
                 f"{self.num_queries}"
             )
+        taken: set[int] = set()
         for start, count, stretches in self.qformer.row_groups():
+            rows = set(range(start, start + count))
             if stretches < 1 or count % stretches or start < 0 or start + count > self.num_queries:
                 raise ValueError(
                     f"qformer row group (first row {start}, {count} rows, {stretches} stretches): "
                     f"the rows must split evenly into the stretches and lie within the "
                     f"{self.num_queries} query rows"
                 )
+            if rows & taken:  # the mask would silently give the shared rows the later stretch
+                raise ValueError(
+                    f"qformer row group (first row {start}, {count} rows) overlaps another "
+                    f"(stretch_rows or the frame rows) at rows {sorted(rows & taken)}"
+                )
+            taken |= rows
         vocab = (self.llm.hf_config or {}).get("vocab_size")  # unknown for an LLM directory
         bound = f"in [0, {vocab})" if vocab else ">= 0"
         for row, ids in enumerate(self.row_tokens):

@@ -96,7 +96,7 @@ class QFormer(nn.Module):
         query_mask: Tensor | None = None,
     ) -> Tensor:
         """vision_mask: (B, N) with 1 = attend, 0 = padding; None = attend to every token.
-        query_mask: (Q, N) bool, which tokens each query row may read (`frame_row_mask`)."""
+        query_mask: (Q, N) bool, which tokens each query row may read (`query_row_mask`)."""
         x = self.norm(queries)  # (B, Q, C)
         vision = vision.to(x.dtype)
         bias = None
@@ -112,7 +112,7 @@ class QFormer(nn.Module):
         return x
 
 
-def frame_row_mask(cfg: QFormerConfig, frames: int, per_frame: int, tokens: int) -> Tensor:
+def query_row_mask(cfg: QFormerConfig, frames: int, per_frame: int, tokens: int) -> Tensor:
     """(Q, N) bool: which of the N vision tokens each query row reads. Each group of
     `cfg.row_groups()` splits its rows into blocks of consecutive rows and the frames into as
     many consecutive stretches, block k reading stretch k (the frame rows: 8 rows, 8 frames, one

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from videochat.errors import ModelLoadError
 from videochat.model.config import VideoChatConfig
 from videochat.model.convert import LoadReport, convert_original
-from videochat.model.qformer import FP32LayerNorm, QFormer, frame_row_mask
+from videochat.model.qformer import FP32LayerNorm, QFormer, query_row_mask
 from videochat.model.vision import VisionEncoder, output_frames, tokens_per_frame
 
 
@@ -86,7 +86,7 @@ class VideoChat(nn.Module):
         if self.extra_query_tokens is not None:
             queries = torch.cat([queries, self.extra_query_tokens], dim=1)  # (1, Q, C)
         queries = queries.expand(pixels.shape[0], -1, -1)  # (B, Q, C)
-        hidden = self.qformer(queries, image_embeds, query_mask=self._frame_rows(pixels, tokens))
+        hidden = self.qformer(queries, image_embeds, query_mask=self._query_mask(pixels, tokens))
         return {
             "visual_encoder_out": tokens,
             "image_embeds": image_embeds,
@@ -94,13 +94,13 @@ class VideoChat(nn.Module):
             "inputs_llama": self.project_rows(hidden),
         }
 
-    def _frame_rows(self, pixels: Tensor, tokens: Tensor) -> Tensor | None:
+    def _query_mask(self, pixels: Tensor, tokens: Tensor) -> Tensor | None:
         """The Q-Former's query mask when some rows read a stretch of the frames each, else None."""
         if not self.config.qformer.row_groups():
             return None
         vision = self.config.vision
         frames = output_frames(vision, pixels.shape[1])
-        return frame_row_mask(
+        return query_row_mask(
             self.config.qformer, frames, tokens_per_frame(vision), tokens.shape[1]
         )
 
