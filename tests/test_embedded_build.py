@@ -86,6 +86,22 @@ def _per_object_task(question: str) -> bool:
     return any(k in question for k in ("What colour is", "What shape is", "In which direction"))
 
 
+def test_the_drill_asks_every_multiple_choice_question_once_without_system_text(
+    synth_dir: Path,
+) -> None:
+    drill = json.loads((synth_dir / data.DRILL_FILE).read_text())
+    every = data.mcq_turns(synth_dir, every_object=True)
+    assert all(len(entry["QA"]) == 1 and "i" not in entry for entry in drill)
+    asked = sorted((e["video"], e["QA"][0]["q"], e["QA"][0]["a"]) for e in drill)
+    expected = [
+        (video, turn["q"].removeprefix(VIDEOCHAT2.system), turn["a"])
+        for video, turns in every.items()
+        for turn in turns
+    ]
+    assert asked == sorted(expected)
+    assert not any(q.startswith(VIDEOCHAT2.system) for _, q, _ in asked)
+
+
 def test_tokenizer_keeps_separators_whole_and_newlines_as_spaces(synth_dir: Path) -> None:
     tok = train_tokenizer(data.corpus(synth_dir), 1024)
     tok.pad_token = tok.eos_token
@@ -135,10 +151,13 @@ def test_label_mask_covers_exactly_the_answers(synth_dir: Path) -> None:
 
 
 def test_recipes_load_with_the_original_freezing() -> None:
-    stage0 = load_recipe(recipe_path("stage0"), ["model.path=x", "data_dir=d"])
-    trained = [k for k, frozen in vars(stage0.freeze).items() if not frozen]
-    assert trained == ["llama_proj", "llm"]  # stage 0 reads the frozen, pretrained vision side
-    assert stage0.sampling == "rand"  # the original's training rule: no two epochs alike
+    for ours in ("drill", "stage0"):
+        recipe = load_recipe(recipe_path(ours), ["model.path=x", "data_dir=d"])
+        trained = [k for k, frozen in vars(recipe.freeze).items() if not frozen]
+        assert trained == ["llama_proj", "llm"]  # both read the frozen, pretrained vision side
+        assert recipe.sampling == "rand"  # the original's training rule: no two epochs alike
+    assert recipe.prompt.layout == "conversation"
+    assert load_recipe(recipe_path("drill"), ["data_dir=d"]).prompt.layout == "rows_first"
     for stage in ("stage1", "stage2"):
         recipe = load_recipe(recipe_path(stage), ["model.path=x", "data_dir=d"])
         frozen = vars(recipe.freeze)
@@ -163,7 +182,7 @@ def test_smoke_build_trains_every_stage_and_exports(synth_dir: Path, tmp_path: P
     plan = BuildPlan(
         tmp_path,
         videos=3,
-        steps={"vision": 3, "stage0": 2, "stage1": 1, "stage2": 1},
+        steps={"vision": 3, "drill": 2, "stage0": 2, "stage1": 1, "stage2": 1},
         vision_image_steps=2,
         vision_shape_steps=1,
         vision_batch=4,
@@ -172,17 +191,17 @@ def test_smoke_build_trains_every_stage_and_exports(synth_dir: Path, tmp_path: P
         frame_rows=True,
         row_names=True,
         workers=1,
-        overrides={s: small for s in ("stage0", "stage1", "stage2")},
+        overrides={s: small for s in ("drill", "stage0", "stage1", "stage2")},
     )
     summary = build(plan)
-    assert set(summary["seconds"]) >= {"data", "init", "vision", "stage0", "stage1", "stage2"}
+    assert set(summary["seconds"]) >= {"vision", "drill", "stage0", "stage1", "stage2"}
     assert summary["every_object"] and summary["group_by_length"] and summary["frame_rows"]
     assert summary["row_names"]
     trained = json.loads((tmp_path / "data" / data.TRAIN_FILE).read_text())
     assert len(trained) > len(json.loads((synth_dir / data.TRAIN_FILE).read_text()))
-    init, vision, s0, s1, final = (
+    init, vision, drilled, s0, s1, final = (
         load_model(tmp_path / name, device="cpu")
-        for name in ("init", "vision", "stage0", "stage1", "model")
+        for name in ("init", "vision", "drill", "stage0", "stage1", "model")
     )
 
     def changed(a, b, prefix: str) -> bool:
@@ -192,9 +211,12 @@ def test_smoke_build_trains_every_stage_and_exports(synth_dir: Path, tmp_path: P
     for part in ("visual_encoder.blocks", "visual_encoder.temporal_embed", "qformer"):
         assert changed(init, vision, part), f"the vision stage left {part} untouched"
     assert not changed(init, vision, "llm") and not changed(init, vision, "llama_proj")
-    for part in ("llm.model.layers", "llama_proj"):
-        assert changed(vision, s0, part), f"stage 0 left {part} untouched"
-    assert not changed(vision, s0, "visual_encoder") and not changed(vision, s0, "qformer")
+    for before, after in ((vision, drilled), (drilled, s0)):
+        for part in ("llm.model.layers", "llama_proj"):
+            assert changed(before, after, part), f"a stage after vision left {part} untouched"
+        assert not changed(before, after, "visual_encoder") and not changed(
+            before, after, "qformer"
+        )
     assert (tmp_path / "runs" / "vision" / "fact_heads.pt").is_file()
     facts = vision_facts(final, tmp_path, tmp_path / "data")  # the kept heads, read on videos
     assert {"count", "motion", "event_bin", "patch_shape"} <= set(facts)
@@ -273,7 +295,12 @@ def test_model_card_reports_the_recorded_numbers() -> None:
         " --frame-rows --row-names --every-object --group-by-length"
     )
     assert f"--measure {flags}\n" in card
-    assert "--videos 600 --vision-steps 100 --stage0-steps 1200 --stage1-steps 20" in card
+    # a record from before the drill: 0 drill steps (the stage skipped)
+    assert "--vision-steps 100 --drill-steps 0 --stage0-steps 1200 --stage1-steps 20" in card
+    drilled = render(
+        build_record | {"steps": build_record["steps"] | {"drill": 900}}, measure_record, {}
+    )
+    assert "--drill-steps 900 --stage0-steps 1200" in drilled and "| 900 |" in drilled
     assert "| object_colour | 9 / 10 | 90.0% |" in card and "--limit 10" in card
     assert "**0.75**" in card and "0.25" in card and "(11.4 min)" in card
     assert "| object_count | 40 | 85.0% |" in card

@@ -19,6 +19,7 @@ from videochat.train.labels import (
     caption_sample,
     conversation_sample,
     conversation_text,
+    rows_first_sample,
 )
 
 IT_CASES = load_cases("it_targets")
@@ -89,6 +90,16 @@ def test_stage2_targets_are_answers_and_separators():
     learned = tok.decode([t for t in sample.after_labels if t != IGNORE_INDEX])
     assert "Answer one." in learned and "Answer two." in learned
     assert "Q one" not in learned and "Q two" not in learned and "video contains" not in learned
+
+
+def test_rows_first_layout_puts_nothing_before_the_rows_and_learns_the_answers():
+    tok = fixture_tokenizer()
+    sample = rows_first_sample(tok, [("Q one?", "Answer one."), ("Q two?", "Answer two.")])
+    assert sample.before_ids == []
+    assert tok.decode(sample.after_ids).strip().startswith("###Human: Q one?")
+    learned = tok.decode([t for t in sample.after_labels if t != IGNORE_INDEX])
+    assert "Answer one." in learned and "Answer two." in learned
+    assert "Q one" not in learned and "Q two" not in learned
 
 
 @pytest.mark.parametrize("case", PT_CASES, ids=[c["name"] for c in PT_CASES])

@@ -19,7 +19,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--videos", type=int, default=BuildPlan.videos, help="training videos")
     p.add_argument("--bench-videos", type=int, default=BuildPlan.bench_videos)
     for stage in STAGES:
-        p.add_argument(f"--{stage}-steps", type=int, default=None, help=f"{stage} optimizer steps")
+        p.add_argument(
+            f"--{stage}-steps", type=int, default=None, help=f"{stage} optimizer steps (0: skip)"
+        )
     p.add_argument(
         "--vision-image-steps",
         type=int,

@@ -1,9 +1,10 @@
 """The end-to-end rebuild: synthetic data → tokenizer → vision pretraining → stage 0/1/2 → export.
 
 Stages: `vision` (ours: ViT + Q-Former learn the scene facts, `videochat.embedded.pretrain`),
-`stage0` (ours: the LLM and llama_proj learn to answer from the frozen vision side, the
-project's training loop), then the original's `stage1` (captions) and `stage2` (instructions)
-with the original's freezing.
+`drill` (ours, optional: the LLM and llama_proj learn the multiple-choice questions about each
+object in a short layout, `embedded_drill.yaml`), `stage0` (ours: the LLM and llama_proj learn
+to answer from the frozen vision side, the project's training loop), then the original's
+`stage1` (captions) and `stage2` (instructions) with the original's freezing.
 
 Every random choice derives from `--seed` (data seed S, benchmark seed S + 1000, never used for
 training), so the same command on the same software gives the same model.
@@ -30,7 +31,10 @@ from videochat.embedded.config import (
 )
 
 log = logging.getLogger("videochat.embedded")
-STAGES = ("vision", "stage0", "stage1", "stage2")
+STAGES = ("vision", "drill", "stage0", "stage1", "stage2")
+# each stage's training seed is the build's seed + this (fixed when the drill came in, so the
+# builds from before it keep their seeds)
+SEED_OFFSET = {"vision": 0, "stage0": 1, "stage1": 2, "stage2": 3, "drill": 4}
 BENCH_SEED_OFFSET = 1000
 FACT_HEADS = "fact_heads.pt"  # under runs/vision/: the vision stage's read-out heads
 
@@ -45,7 +49,13 @@ class BuildPlan:
     bench_videos: int = 100
     vocab: int = 1024
     steps: dict[str, int] = field(
-        default_factory=lambda: {"vision": 1600, "stage0": 2300, "stage1": 20, "stage2": 20}
+        default_factory=lambda: {
+            "vision": 1600,
+            "drill": 0,
+            "stage0": 2300,
+            "stage1": 20,
+            "stage2": 20,
+        }
     )
     vision_image_steps: int = 700  # of the vision steps, single frames first
     vision_shape_steps: int = 500  # of those, patch facts only (see `pretrain`)
@@ -130,10 +140,13 @@ def rescale_cross_attention(model, seed: int) -> None:
 
 
 def run_stage(plan: BuildPlan, stage: str, model_dir: Path, data_dir: Path) -> Path:
-    """Train one stage from `model_dir` with its packaged recipe; export and return the result."""
+    """Train one stage from `model_dir` with its packaged recipe; export and return the result
+    (`model_dir` itself for a stage of 0 steps)."""
     from videochat.train.loop import train
     from videochat.train.recipe import load_recipe
 
+    if plan.steps.get(stage, 0) == 0:
+        return model_dir
     export = plan.out / stage
     if (export / "config.json").is_file():
         return export
@@ -145,7 +158,7 @@ def run_stage(plan: BuildPlan, stage: str, model_dir: Path, data_dir: Path) -> P
         f"output_dir={plan.out / 'runs' / stage}",
         f"export={export}",
         f"max_steps={plan.steps[stage]}",
-        f"seed={plan.seed + STAGES.index(stage)}",
+        f"seed={plan.seed + SEED_OFFSET[stage]}",
         *(["group_by_length=true"] if plan.group_by_length else []),
         *plan.overrides.get(stage, []),
     ]

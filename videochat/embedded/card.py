@@ -13,7 +13,7 @@ from videochat.synth.vocab import SHAPES
 
 REBUILD = (
     "python -m videochat.embedded --out build --seed {seed} --videos {videos} "
-    "--vision-steps {vision} --stage0-steps {stage0} --stage1-steps {stage1} "
+    "--vision-steps {vision} --drill-steps {drill} --stage0-steps {stage0} --stage1-steps {stage1} "
     "--stage2-steps {stage2} --measure"
 )
 
@@ -150,7 +150,7 @@ def render(
 ) -> str:
     """The card text; `params` maps module name → parameter count, `vision` and `rows` are
     `describe_vision`'s and `describe_rows`' lines."""
-    steps = build["steps"]
+    steps = {"drill": 0, **build["steps"]}  # records from before the drill: none
     command = REBUILD.format(seed=build["seed"], videos=build["videos"], **steps)
     command += _model_flags(build)
     secs = build["seconds"]
@@ -187,6 +187,8 @@ def render(
         f"| init | tokenizer + random init | | {secs.get('init', 0):.0f} |",
         f"| vision | ViT + Q-Former learn the scene facts (ours) | {steps['vision']} | "
         f"{secs.get('vision', 0):.0f} |",
+        f"| drill | LLM + llama_proj on the multiple-choice questions, short layout (ours) | "
+        f"{steps['drill']} | {secs.get('drill', 0):.0f} |",
         f"| stage0 | LLM + llama_proj on the frozen vision side (ours) | {steps['stage0']} | "
         f"{secs.get('stage0', 0):.0f} |",
         f"| stage1 | captions, original freezing | {steps['stage1']} | {secs.get('stage1', 0):.0f} |",

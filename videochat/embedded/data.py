@@ -31,6 +31,7 @@ from videochat.eval.protocols import VIDEOCHAT2
 from videochat.synth.questions import PER_OBJECT, TASKS, per_object_questions
 
 TRAIN_FILE = "train_video.json"
+DRILL_FILE = "drill_video.json"
 TURNS_PER_CONVERSATION = 1
 FREE_FORM_PER_VIDEO = 3  # the facts repeat in the MCQ turns and the description
 
@@ -44,11 +45,10 @@ def protocol_turn(item: dict, with_system: bool = True) -> dict[str, str]:
     return {"q": question, "a": f"{VIDEOCHAT2.answer_prefix}{item['answer']})"}
 
 
-def mcq_turns(data_dir: Path, every_object: bool = False) -> dict[str, list[dict]]:
-    """Each video's benchmark items in protocol form, keyed by its media path; one of them
-    (drawn per video) carries the protocol's system text exactly as the evaluation asks, the
-    others go without. `every_object`: the `PER_OBJECT` tasks ask about each object they apply
-    to (`object_items`) instead of the benchmark's one."""
+def mcq_items(data_dir: Path, every_object: bool = False) -> dict[str, list[dict]]:
+    """Each video's multiple-choice items (the training seed's benchmark), keyed by its media
+    path. `every_object`: the `PER_OBJECT` tasks ask about each object they apply to
+    (`object_items`) instead of the benchmark's one."""
     per_video: dict[str, list[dict]] = defaultdict(list)
     tasks = [t for t in TASKS if not (every_object and t in PER_OBJECT)]
     for task in tasks:
@@ -57,11 +57,29 @@ def mcq_turns(data_dir: Path, every_object: bool = False) -> dict[str, list[dict
     if every_object:
         for video, items in object_items(data_dir).items():
             per_video[video] += items
+    return per_video
+
+
+def mcq_turns(data_dir: Path, every_object: bool = False) -> dict[str, list[dict]]:
+    """`mcq_items` in protocol form; one of each video's items (drawn per video) carries the
+    protocol's system text exactly as the evaluation asks, the others go without."""
     out = {}
-    for video, items in per_video.items():
+    for video, items in mcq_items(data_dir, every_object).items():
         keep = random.Random(video).randrange(len(items))
         out[video] = [protocol_turn(item, with_system=j == keep) for j, item in enumerate(items)]
     return out
+
+
+def drill_entries(data_dir: Path) -> list[dict]:
+    """The drill's data: every multiple-choice item about every object, one per entry, without
+    the system text (the drill's `rows_first` layout has none), shuffled."""
+    entries = [
+        {"video": video, "QA": [protocol_turn(item, with_system=False)]}
+        for video, items in sorted(mcq_items(data_dir, every_object=True).items())
+        for item in items
+    ]
+    random.Random(0).shuffle(entries)
+    return entries
 
 
 def object_items(data_dir: Path) -> dict[str, list[dict]]:
@@ -118,10 +136,12 @@ def train_entries(data_dir: Path, every_object: bool = False) -> list[dict]:
 
 
 def write_annotations(data_dir: str | Path, every_object: bool = False) -> int:
-    """Write the instruction file next to the synthetic data; return its entry count."""
+    """Write the instruction and drill files next to the synthetic data; return the instruction
+    file's entry count."""
     data_dir = Path(data_dir)
     entries = train_entries(data_dir, every_object)
     (data_dir / TRAIN_FILE).write_text(json.dumps(entries, indent=1) + "\n")
+    (data_dir / DRILL_FILE).write_text(json.dumps(drill_entries(data_dir), indent=1) + "\n")
     return len(entries)
 
 

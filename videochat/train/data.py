@@ -22,6 +22,7 @@ from videochat.train.labels import (
     caption_sample,
     conversation_sample,
     conversation_text,
+    rows_first_sample,
 )
 from videochat.train.prompts import load_prompts
 from videochat.train.recipe import DataSource, Recipe
@@ -189,6 +190,8 @@ class TrainDataset(Dataset):
                 end_sym=spec.end_sym,
                 max_txt_len=self.recipe.max_txt_len,
             )
+        if spec.layout == "rows_first":
+            return rows_first_sample(self.tokenizer, entry.qa)
         start, end = (
             (spec.img_start_token, spec.img_end_token)
             if image

@@ -55,6 +55,10 @@ class PromptSpec:
     img_start_token: str = "<Image>"
     img_end_token: str = "</Image>"
     add_second_msg: bool = True  # stage 2: "The video contains N frames sampled at … seconds."
+    # stage 2: "conversation" (the original: system, ###Human: <Video>rows</Video>msg, turns) or
+    # "rows_first" (ours: rows, then the turns alone; the embedded build's drill, see
+    # `videochat.embedded.build`)
+    layout: str = "conversation"
 
 
 @dataclass
@@ -138,6 +142,10 @@ class Recipe:
             (self.num_frames >= 1 and self.epochs >= 1, "num_frames and epochs must be >= 1"),
             (0.0 <= self.max_bad_fraction <= 1.0, "max_bad_fraction must be in [0, 1]"),
             (self.loss_average in ("token", "sample"), "loss_average must be token or sample"),
+            (
+                self.prompt.layout in ("conversation", "rows_first"),
+                "prompt.layout must be conversation or rows_first",
+            ),
             (bool(self.data), "the recipe lists no data (data: [{file: ..., root: ...}])"),
         ]
         for ok, message in checks:
