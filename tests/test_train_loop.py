@@ -157,6 +157,11 @@ def test_sample_mean_loss_weighs_each_answer_equally():
         load_recipe("tiny", ["data=[{file: x.json}]", "loss_average=batch"])
 
 
+def test_an_unknown_prompt_layout_is_refused():
+    with pytest.raises(RecipeError, match="prompt.layout must be conversation or rows_first"):
+        load_recipe("tiny", ["data=[{file: x.json}]", "prompt.layout=question"])
+
+
 def test_init_weights_come_from_a_previous_run(tmp_path):
     out = tmp_path / "stage1"
     weights = {"llama_proj.bias": torch.full((48,), 0.5)}
