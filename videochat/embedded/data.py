@@ -33,7 +33,6 @@ from videochat.synth.questions import PER_OBJECT, TASKS, per_object_questions
 TRAIN_FILE = "train_video.json"
 DRILL_FILE = "drill_video.json"
 TURNS_PER_CONVERSATION = 1
-OPTIONS_NEEDED = ("temporal_order",)  # its question names no event: the options are the choice
 FREE_FORM_PER_VIDEO = 3  # the facts repeat in the MCQ turns and the description
 
 
@@ -47,14 +46,14 @@ def protocol_turn(item: dict, with_system: bool = True) -> dict[str, str]:
 
 
 def mcq_items(data_dir: Path, every_object: bool = False) -> dict[str, list[dict]]:
-    """Each video's multiple-choice items (the training seed's benchmark, each with its
-    "task"), keyed by its media path. `every_object`: the `PER_OBJECT` tasks ask about each
-    object they apply to (`object_items`) instead of the benchmark's one."""
+    """Each video's multiple-choice items (the training seed's benchmark), keyed by its media
+    path. `every_object`: the `PER_OBJECT` tasks ask about each object they apply to
+    (`object_items`) instead of the benchmark's one."""
     per_video: dict[str, list[dict]] = defaultdict(list)
     tasks = [t for t in TASKS if not (every_object and t in PER_OBJECT)]
     for task in tasks:
         for item in json.loads((data_dir / "benchmark" / f"{task}.json").read_text()):
-            per_video[f"videos/{item['video']}"].append(item | {"task": task})
+            per_video[f"videos/{item['video']}"].append(item)
     if every_object:
         for video, items in object_items(data_dir).items():
             per_video[video] += items
@@ -71,23 +70,11 @@ def mcq_turns(data_dir: Path, every_object: bool = False) -> dict[str, list[dict
     return out
 
 
-def drill_turn(item: dict) -> dict[str, str]:
-    """One item as the drill asks it: the question alone, without the options (with them, the
-    LLM first learns to pick any listed colour and binds the object to its row 4× slower: toy
-    runs, README), unless the question needs them ("Which of these happened first?")."""
-    if item["task"] in OPTIONS_NEEDED:
-        return protocol_turn(item, with_system=False)
-    return {
-        "q": f"Question: {item['question']}",
-        "a": f"{VIDEOCHAT2.answer_prefix}{item['answer']})",
-    }
-
-
 def drill_entries(data_dir: Path) -> list[dict]:
-    """The drill's data: every multiple-choice item about every object, one per entry (the
-    drill's `rows_first` layout has no system text), shuffled."""
+    """The drill's data: every multiple-choice item about every object, one per entry, without
+    the system text (the drill's `rows_first` layout has none), shuffled."""
     entries = [
-        {"video": video, "QA": [drill_turn(item)]}
+        {"video": video, "QA": [protocol_turn(item, with_system=False)]}
         for video, items in sorted(mcq_items(data_dir, every_object=True).items())
         for item in items
     ]
@@ -110,7 +97,7 @@ def object_items(data_dir: Path) -> dict[str, list[dict]]:
         rng = np.random.default_rng(zlib.crc32(record["media"].encode()))
         questions = per_object_questions(rng, Scene.from_dict(record))
         out[record["media"]] = [
-            {"question": q.question, "candidates": q.candidates, "answer": q.answer, "task": q.task}
+            {"question": q.question, "candidates": q.candidates, "answer": q.answer}
             for q in questions
         ]
     return out
