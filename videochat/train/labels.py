@@ -95,10 +95,12 @@ def conversation_text(
     roles: tuple[str, str] = ("Human", "Assistant"),
 ) -> str:
     """Stage 2 conversation: system + ``###Human: <Video></Video>{msg} `` + each Q/A + ``###``."""
-    text = f"{system}###{roles[0]}: {start_token}{end_token}{msg.rstrip()} "
-    for question, answer in qa:
-        text += f"###{roles[0]}: {question} ###{roles[1]}: {answer} "
-    return text + "###"
+    return f"{system}###{roles[0]}: {start_token}{end_token}{msg.rstrip()} " + _turns(qa, roles)
+
+
+def _turns(qa: Sequence[tuple[str, str]], roles: tuple[str, str]) -> str:
+    """``###Human: q ###Assistant: a `` per turn, then the closing ``###``."""
+    return "".join(f"###{roles[0]}: {q} ###{roles[1]}: {a} " for q, a in qa) + "###"
 
 
 def conversation_sample(tokenizer, text: str, end_token: str) -> LabelledText:
@@ -117,10 +119,10 @@ def rows_first_sample(
     tokenizer, qa: Sequence[tuple[str, str]], roles: tuple[str, str] = ("Human", "Assistant")
 ) -> LabelledText:
     """Ours (the embedded build's drill): ``[visual] ###Human: q ###Assistant: a ###`` per turn,
-    nothing before the rows, with the original's targets. Why: a from-scratch LLM learns to
-    find the row a question names in a few hundred steps in this layout, and an order of
-    magnitude slower behind the system text, the video markers and the timestamps (README)."""
-    text = "".join(f"###{roles[0]}: {q} ###{roles[1]}: {a} " for q, a in qa) + "###"
+    nothing before the rows, with the original's targets. Why: in toy runs a from-scratch LLM
+    learnt to find the row a question names in a few hundred steps in a layout like this, and
+    far more slowly behind the system text, the video markers and the timestamps (README)."""
+    text = _turns(qa, roles)
     after_ids = token_ids(tokenizer, text)
     return LabelledText([], after_ids, instruction_labels(tokenizer, text, after_ids))
 
