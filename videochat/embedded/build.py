@@ -1,4 +1,5 @@
-"""The end-to-end rebuild: synthetic data → tokenizer → vision pretraining → stage 0/1/2 → export.
+"""The end-to-end rebuild: synthetic data → tokenizer → vision pretraining → (drill) → stage 0/1/2
+→ export.
 
 Stages: `vision` (ours: ViT + Q-Former learn the scene facts, `videochat.embedded.pretrain`),
 `drill` (ours, optional: the LLM and llama_proj learn the multiple-choice questions about each
