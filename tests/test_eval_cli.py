@@ -1,6 +1,7 @@
 """`videochat eval` through videochat.cli.main, with the model replaced by the fake session."""
 
 import json
+from types import SimpleNamespace
 
 import pytest
 from _eval_helpers import FakeSession, colour_item, write_bench, write_video
@@ -27,7 +28,7 @@ def fake_model(monkeypatch):
 
     def load_model(source=None, device=None, dtype=None):
         loaded.append((source, device))
-        return "model"
+        return SimpleNamespace(config=SimpleNamespace(num_frames=4))
 
     def open_session(model, protocol):
         sessions.append(FakeSession(reply=lambda letter, c: "B"))
@@ -62,6 +63,14 @@ def test_eval_cli_writes_results_and_predictions(bench, tmp_path, fake_model, ca
     assert main(argv + ["--no-progress", "--tasks", "again"]) == 0
     assert sessions[-1].calls == []
     assert json.loads(out.read_text())["tasks"] == {"again": 50.0}
+
+
+def test_eval_cli_samples_the_models_own_frame_count_by_default(bench, tmp_path, fake_model):
+    sessions, _ = fake_model
+    out = tmp_path / "results.json"
+    assert main(["eval", str(bench), "--out", str(out), "--no-progress"]) == 0
+    assert json.loads(out.read_text())["num_frames"] == 4  # the fake model's config
+    assert sessions[-1].last_add["num_frames"] == 4
 
 
 def test_eval_cli_lmms_protocol_and_limit(bench, tmp_path, fake_model, capsys):
@@ -101,7 +110,9 @@ def test_eval_cli_every_item_failing_is_an_error(bench, tmp_path, monkeypatch, c
         def ask(self, text, stream=False, **generation):
             raise ChatError("the media and question need 448 tokens but the context holds 256")
 
-    monkeypatch.setattr(videochat.model, "load_model", lambda *a, **k: "model", raising=False)
+    fake = SimpleNamespace(config=SimpleNamespace(num_frames=8))
+
+    monkeypatch.setattr(videochat.model, "load_model", lambda *a, **k: fake, raising=False)
     monkeypatch.setattr(videochat.eval, "open_session", lambda model, protocol: TooLong())
     out = tmp_path / "results.json"
     assert main(["eval", str(bench), "--out", str(out), "--no-progress"]) == 1

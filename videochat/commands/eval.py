@@ -21,7 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="videochat2",
         help="prompt and scoring protocol: videochat2 (default) or lmms-eval",
     )
-    parser.add_argument("--num-frames", type=int, default=16, help="frames per clip (default 16)")
+    parser.add_argument(
+        "--num-frames", type=int, default=None, help="frames per clip (default: the model's)"
+    )
     parser.add_argument("--limit", type=int, default=None, help="first N items of each task only")
     parser.add_argument("--out", type=Path, default=Path("results.json"), help="results JSON path")
     parser.add_argument(
@@ -38,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    if args.num_frames < 1:
+    if args.num_frames is not None and args.num_frames < 1:
         raise VideoChatError(f"--num-frames must be at least 1, got {args.num_frames}")
     if args.limit is not None and args.limit < 1:
         raise VideoChatError(f"--limit must be at least 1, got {args.limit}")
@@ -76,11 +78,12 @@ def run(args: argparse.Namespace) -> int:
 
     model = load_model(args.model, device=args.device)
     session = open_session(model, protocol)
+    num_frames = model.config.num_frames if args.num_frames is None else args.num_frames
     records = evaluate(
         session,
         items,
         protocol,
-        num_frames=args.num_frames,
+        num_frames=num_frames,
         predictions=predictions,
         retry_failed=args.retry_failed,
         progress=not args.no_progress,
@@ -89,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     results = summarize(
         records,
         protocol=protocol.name,
-        num_frames=args.num_frames,
+        num_frames=num_frames,
         model=str(model_name),
         notes=protocol.notes,
     )
