@@ -102,21 +102,6 @@ def test_rows_first_layout_puts_nothing_before_the_rows_and_learns_the_answers()
     assert "Q one" not in learned and "Q two" not in learned
 
 
-def test_rows_first_answers_only_learns_each_answer_and_nothing_else():
-    tok = fixture_tokenizer()
-    qa = [("Q one?", "Best option:(red)"), ("Q two? ###Assistant: no", "Answer two.")]
-    sample = rows_first_sample(tok, qa, answers_only=True)
-    spans, current = [], []
-    for token, label in zip(sample.after_ids, sample.after_labels, strict=True):
-        assert label in (token, IGNORE_INDEX)
-        if label != IGNORE_INDEX:
-            current.append(token)
-        elif current:
-            spans, current = [*spans, current], []
-    # one span per answer, each exactly the answer; the role text inside a question is skipped
-    assert [tok.decode(span).strip() for span in spans] == ["Best option:(red)", "Answer two."]
-
-
 @pytest.mark.parametrize("case", PT_CASES, ids=[c["name"] for c in PT_CASES])
 def test_stage1_caption_labels_match_original(case):
     tok = fixture_tokenizer()

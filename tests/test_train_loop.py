@@ -160,8 +160,6 @@ def test_sample_mean_loss_weighs_each_answer_equally():
 def test_an_unknown_prompt_layout_is_refused():
     with pytest.raises(RecipeError, match="prompt.layout must be conversation or rows_first"):
         load_recipe("tiny", ["data=[{file: x.json}]", "prompt.layout=question"])
-    with pytest.raises(RecipeError, match="prompt.targets must be original, or answers"):
-        load_recipe("tiny", ["data=[{file: x.json}]", "prompt.targets=answers"])
 
 
 def test_init_weights_come_from_a_previous_run(tmp_path):

@@ -191,9 +191,7 @@ class TrainDataset(Dataset):
                 max_txt_len=self.recipe.max_txt_len,
             )
         if spec.layout == "rows_first":
-            return rows_first_sample(
-                self.tokenizer, entry.qa, answers_only=spec.targets == "answers"
-            )
+            return rows_first_sample(self.tokenizer, entry.qa)
         start, end = (
             (spec.img_start_token, spec.img_end_token)
             if image

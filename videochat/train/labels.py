@@ -100,12 +100,7 @@ def conversation_text(
 
 def _turns(qa: Sequence[tuple[str, str]], roles: tuple[str, str]) -> str:
     """``###Human: q ###Assistant: a `` per turn, then the closing ``###``."""
-    return "".join(f"{_turn_head(q, roles)}{a} " for q, a in qa) + "###"
-
-
-def _turn_head(question: str, roles: tuple[str, str]) -> str:
-    """A turn up to its answer: ``###Human: q ###Assistant: ``."""
-    return f"###{roles[0]}: {question} ###{roles[1]}: "
+    return "".join(f"###{roles[0]}: {q} ###{roles[1]}: {a} " for q, a in qa) + "###"
 
 
 def conversation_sample(tokenizer, text: str, end_token: str) -> LabelledText:
@@ -121,46 +116,15 @@ def conversation_sample(tokenizer, text: str, end_token: str) -> LabelledText:
 
 
 def rows_first_sample(
-    tokenizer,
-    qa: Sequence[tuple[str, str]],
-    roles: tuple[str, str] = ("Human", "Assistant"),
-    *,
-    answers_only: bool = False,
+    tokenizer, qa: Sequence[tuple[str, str]], roles: tuple[str, str] = ("Human", "Assistant")
 ) -> LabelledText:
     """Ours (the embedded build's drill): ``[visual] ###Human: q ###Assistant: a ###`` per turn,
-    nothing before the rows, with the original's targets (or the answers' own tokens alone,
-    `answers_only`). Why: in toy runs a from-scratch LLM learnt to find the row a question
-    names in a few hundred steps in a layout like this, and far more slowly behind the system
-    text, the video markers and the timestamps (README)."""
+    nothing before the rows, with the original's targets. Why: in toy runs a from-scratch LLM
+    learnt to find the row a question names in a few hundred steps in a layout like this, and
+    far more slowly behind the system text, the video markers and the timestamps (README)."""
     text = _turns(qa, roles)
     after_ids = token_ids(tokenizer, text)
-    if answers_only:
-        labels = answer_labels(tokenizer, qa, roles, after_ids)
-    else:
-        labels = instruction_labels(tokenizer, text, after_ids)
-    return LabelledText([], after_ids, labels)
-
-
-def answer_labels(
-    tokenizer, qa: Sequence[tuple[str, str]], roles: tuple[str, str], after_ids: list[int]
-) -> list[int]:
-    """Ours: targets on each answer's own tokens only; roles, questions and ``###`` are masked.
-
-    `after_ids` tokenise ``_turns(qa, roles)``. Each answer's token span comes from the lengths
-    of the separately tokenised text before and through it (the text before is cut at the role's
-    colon: the byte-level tokenizer joins the space to the answer's first word).
-    """
-    text = _turns(qa, roles)
-    labels = [IGNORE_INDEX] * len(after_ids)
-    end_char = 0
-    for q, a in qa:
-        start_char = end_char + len(_turn_head(q, roles))
-        end_char = start_char + len(a)
-        start = len(token_ids(tokenizer, text[:start_char].rstrip()))
-        stop = len(token_ids(tokenizer, text[:end_char]))
-        labels[start:stop] = after_ids[start:stop]
-        end_char += 1  # the space after the answer
-    return labels
+    return LabelledText([], after_ids, instruction_labels(tokenizer, text, after_ids))
 
 
 def instruction_labels(tokenizer, p_after: str, after_ids: list[int]) -> list[int]:

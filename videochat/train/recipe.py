@@ -59,9 +59,6 @@ class PromptSpec:
     # "rows_first" (ours: rows, then the turns alone; the embedded build's drill, see
     # `videochat.embedded.build`)
     layout: str = "conversation"
-    # "original" (the original's targets) or "answers" (ours, rows_first only: the loss on the
-    # answers' own tokens; in toy runs the lookup was learnt fastest that way, README)
-    targets: str = "original"
 
 
 @dataclass
@@ -148,11 +145,6 @@ class Recipe:
             (
                 self.prompt.layout in ("conversation", "rows_first"),
                 "prompt.layout must be conversation or rows_first",
-            ),
-            (
-                self.prompt.targets == "original"
-                or (self.prompt.targets == "answers" and self.prompt.layout == "rows_first"),
-                "prompt.targets must be original, or answers with prompt.layout rows_first",
             ),
             (bool(self.data), "the recipe lists no data (data: [{file: ..., root: ...}])"),
         ]
