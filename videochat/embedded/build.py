@@ -52,7 +52,7 @@ class BuildPlan:
     steps: dict[str, int] = field(
         default_factory=lambda: {
             "vision": 1600,
-            "drill": 0,
+            "drill": 1200,
             "stage0": 2300,
             "stage1": 20,
             "stage2": 20,
@@ -61,7 +61,7 @@ class BuildPlan:
     vision_image_steps: int = 700  # of the vision steps, single frames first
     vision_shape_steps: int = 500  # of those, patch facts only (see `pretrain`)
     conv_stem: tuple[int, ...] = (32, 64)  # channels of the ViT's convolutional stem (): none
-    shape_stretches: int = 1  # rows per shape, one per stretch of the clip (`embedded_config`)
+    shape_stretches: int = 2  # rows per shape, one per stretch of the clip (`embedded_config`)
     row_embed: bool = False  # a learned embedding per visual row (`embedded_config`)
     lmhra: bool = False  # local temporal modules in the ViT (`embedded_config`)
     frame_rows: bool = True  # one Q-Former row per frame (`embedded_config`)
