@@ -1,8 +1,8 @@
-"""The end-to-end rebuild: synthetic data → tokenizer → vision pretraining → (drill) → stage 0/1/2
+"""The end-to-end rebuild: synthetic data → tokenizer → vision pretraining → drill → stage 0/1/2
 → export.
 
 Stages: `vision` (ours: ViT + Q-Former learn the scene facts, `videochat.embedded.pretrain`),
-`drill` (ours, optional: the LLM and llama_proj learn the multiple-choice questions about each
+`drill` (ours; 0 steps skips it: the LLM and llama_proj learn the multiple-choice questions about each
 object in a short layout, `embedded_drill.yaml`), `stage0` (ours: the LLM and llama_proj learn
 to answer from the frozen vision side, the project's training loop), then the original's
 `stage1` (captions) and `stage2` (instructions) with the original's freezing.

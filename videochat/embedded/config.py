@@ -49,8 +49,8 @@ def embedded_config(
     committed model has the 32+64 stem (`BuildPlan.conv_stem`).
 
     `row_embed`: a learned embedding per visual row after llama_proj (`VideoChatConfig.row_embed`),
-    so the LLM can find the row of the shape a question names (the committed model, asked the
-    colour of one of two objects, names the other's colour half the time). `lmhra`: UniFormerV2's
+    so the LLM can find the row of the shape a question names (the b9 model, asked the
+    colour of one of two objects, named the other's colour half the time). `lmhra`: UniFormerV2's
     local temporal module in every ViT block (the released VideoChat turns it off; without it a
     patch token never sees another frame). Both are off in the committed model: one build with
     each did not beat it (model card, Limits).
@@ -59,8 +59,8 @@ def embedded_config(
     cross-attention (`QFormerConfig.frame_rows`). Without it every row reads a bag of all frames'
     tokens and the vision stage never learnt anything that depends on frame order (the previous
     model's rows moved by 0.8% when a clip was played backwards; with frame rows 36%). On in the
-    committed model (state change 4.3% → 43.5%); motion, read from the per-shape rows, is still
-    at its base rate.
+    committed model (it took state change from 4.3% to 43.5% in f3); motion, read from the
+    per-shape rows, is still at its base rate.
 
     `row_tokens`: token ids naming the first rows (`VideoChatConfig.row_tokens`; `shape_row_names`
     gives each per-shape row its shape's word), so the LLM finds the row of the shape a question
@@ -70,8 +70,9 @@ def embedded_config(
 
     `shape_stretches`: rows per shape, each reading its own consecutive stretch of the frames
     (`QFormerConfig.stretch_rows`; 2: the first half's five shape rows, then the second half's),
-    so a shape's rows can tell where it was early and late, i.e. its motion. 1 (the committed
-    model): one row per shape reading every frame, which stays blind to motion.
+    so a shape's rows can tell where it was early and late, i.e. its motion. 1: one row per
+    shape reading every frame, which stays blind to motion. 2 in the committed model (its
+    motion read-out still at the base rate; with the drill it is the best model, README).
     Row layout: shape rows, then the frame rows (if any), then `VIDEO_ROWS` rows.
     """
     shape_rows = len(SHAPES) * shape_stretches

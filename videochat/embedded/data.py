@@ -4,7 +4,7 @@ Stage 0/2 read ``train_video.json`` (original instruction format), short convers
 the training seed's benchmark questions written exactly as the evaluation protocol asks them
 (system text + ``Question: … Options: …``; with ``every_object``, colour, shape and direction are
 asked about every object instead of one), the free-form questions, the open-ended description
-and the caption. Stage 1 reads ``captions_video.json``; the optional drill ``drill_video.json``
+and the caption. Stage 1 reads ``captions_video.json``; the drill ``drill_video.json``
 (every multiple-choice item about every object, one a sample).
 
 The multiple-choice answers name the option's text, not its letter: ``Best option:(blue)``. Why:
