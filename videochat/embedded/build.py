@@ -68,6 +68,7 @@ class BuildPlan:
     row_names: bool = False  # each per-shape row carries its shape's word (`embedded_config`)
     every_object: bool = False  # colour/shape/direction asked about every object (`data`)
     group_by_length: bool = False  # stage batches of alike text length (the recipe key)
+    visual_positions: bool = False  # position codes on the Q-Former's input (`embedded_config`)
     vision_batch: int = 16  # clips per vision step
     workers: int = 2
     overrides: dict[str, list[str]] = field(default_factory=dict)
@@ -81,6 +82,7 @@ SWITCHES: dict[str, str] = {
     "row_names": "each per-shape row carries its shape's word embedding (the LLM finds it by name)",
     "every_object": "training questions on colour, shape and direction about every object",
     "group_by_length": "train stages 0-2 on batches of alike text length (less padding)",
+    "visual_positions": "patch column, row and frame codes on the tokens the Q-Former reads",
 }
 
 
@@ -117,6 +119,7 @@ def init_model(plan: BuildPlan, data_dir: Path) -> Path:
         frame_rows=plan.frame_rows,
         row_tokens=shape_row_names(tok) if plan.row_names else None,
         shape_stretches=plan.shape_stretches,
+        visual_positions=plan.visual_positions,
     )
     model = build_model(config, tok, seed=plan.seed)
     rescale_cross_attention(model, plan.seed)

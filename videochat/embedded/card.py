@@ -134,6 +134,8 @@ def describe_rows(config: VideoChatConfig) -> str:
     if q.frame_rows:
         first, last = q.frame_rows_start, q.frame_rows_start + q.frame_rows - 1
         line += f", rows {first}-{last} reading one frame each (our option)"
+    if q.input_positions:
+        line += ", reading tokens that carry their patch's and frame's position codes (our option)"
     if config.row_tokens:
         named = sum(bool(ids) for ids in config.row_tokens)
         line += f", rows 0-{named - 1} carrying their shape's word embedding (our option)"

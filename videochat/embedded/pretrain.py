@@ -254,6 +254,8 @@ def pretrain_vision(model, clips: dict[str, Tensor], plan: PretrainPlan) -> Fact
     torch.manual_seed(plan.seed)
     heads = FactHeads.for_model(model, frames)
     modules = [model.visual_encoder, model.ln_vision, model.qformer, heads]
+    if model.visual_positions is not None:
+        modules.append(model.visual_positions)
     params = [p for m in modules for p in m.parameters()] + [model.query_tokens]
     if model.extra_query_tokens is not None:
         params.append(model.extra_query_tokens)

@@ -67,6 +67,9 @@ class QFormerConfig:
     # form `stretches` equal blocks of consecutive rows, block k reading the k-th stretch of the
     # frames (`[0, 10, 2]`: rows 0-4 read the first half, rows 5-9 the second). [] = none.
     stretch_rows: list[list[int]] = field(default_factory=list)
+    # Our addition too: position codes (patch column, row and frame) added to the tokens the
+    # cross-attention reads (`visual_positions.VisualPositions`). False = the original.
+    input_positions: bool = False
 
     def row_groups(self) -> list[tuple[int, int, int]]:
         """Every group of rows that reads a part of the clip: `stretch_rows` + the frame rows."""

@@ -18,6 +18,7 @@ from videochat.model.config import VideoChatConfig
 from videochat.model.convert import LoadReport, convert_original
 from videochat.model.qformer import FP32LayerNorm, QFormer, query_row_mask
 from videochat.model.vision import VisionEncoder, output_frames, tokens_per_frame
+from videochat.model.visual_positions import VisualPositions
 
 
 class VideoChat(nn.Module):
@@ -31,6 +32,15 @@ class VideoChat(nn.Module):
         self.visual_encoder = VisionEncoder(config.vision)
         self.ln_vision = FP32LayerNorm(config.vision.width, eps=q.ln_vision_eps)
         self.qformer = QFormer(q)
+        self.visual_positions = (
+            VisualPositions(
+                config.vision.width,
+                config.vision.image_size // config.vision.patch_size,
+                output_frames(config.vision, config.vision.max_frames),
+            )
+            if q.input_positions
+            else None
+        )
         self.query_tokens = nn.Parameter(torch.zeros(1, q.num_query_tokens, q.width))
         self.extra_query_tokens = (
             nn.Parameter(torch.zeros(1, q.num_extra_query_tokens, q.width))
@@ -82,6 +92,9 @@ class VideoChat(nn.Module):
         video = pixels.to(self.vision_device, vis.pos_embed.dtype).permute(0, 2, 1, 3, 4)
         tokens = vis(video)  # (B, T·(N+1)+1, Dv)
         image_embeds = self.ln_vision(tokens.to(self.ln_vision.weight.device))  # (B, L, Dv)
+        if self.visual_positions is not None:
+            frames = output_frames(self.config.vision, pixels.shape[1])
+            image_embeds = self.visual_positions(image_embeds, frames)
         queries = self.query_tokens
         if self.extra_query_tokens is not None:
             queries = torch.cat([queries, self.extra_query_tokens], dim=1)  # (1, Q, C)

@@ -75,6 +75,7 @@ def apply_freeze(model: nn.Module, spec: FreezeSpec) -> list[str]:
         "visual_encoder": lambda name: spec.mhra if "mhra" in name else spec.vit,
         "ln_vision": lambda name: spec.ln_vision,
         "qformer": lambda name: spec.qformer,
+        "visual_positions": lambda name: spec.qformer,  # the Q-Former's input codes
         "query_tokens": lambda name: spec.query_tokens,
         "extra_query_tokens": lambda name: spec.extra_query_tokens,
         "llama_proj": lambda name: spec.llama_proj,

@@ -1,0 +1,63 @@
+"""The position codes on the Q-Former's input (`QFormerConfig.input_positions`, our option)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from _model_helpers import FIXTURES
+
+from videochat.model import VideoChatConfig, build_model, load_model, save_model
+from videochat.model.load import load_tokenizer
+from videochat.model.visual_positions import VisualPositions, sines
+from videochat.train.recipe import FreezeSpec
+from videochat.train.setup import apply_freeze
+
+
+def test_codes_give_column_row_and_frame_in_their_own_channels() -> None:
+    codes = VisualPositions(width=32, grid=4, max_frames=8)
+    spatial, temporal = codes.spatial.detach(), codes.temporal.detach()  # (17, 32), (8, 32)
+    assert not spatial[0].any()  # the cls token has no place in the frame
+    # patch 6 (row 1, column 2) and patch 9 (row 2, column 1): columns in channels 0-7 only
+    torch.testing.assert_close(spatial[1 + 6, :8], sines(torch.tensor([2.5 / 4]), 8)[0])
+    torch.testing.assert_close(spatial[1 + 9, 8:16], sines(torch.tensor([2.5 / 4]), 8)[0])
+    assert not spatial[:, 16:].any() and not temporal[:, :16].any() and not temporal[:, 24:].any()
+    # the lowest frequency's sine rises with the column, the row and the frame, so a linear
+    # read-out of an average of codes is an average position
+    assert (spatial[1:5, 0].diff() > 0).all() and (spatial[1::4, 8].diff() > 0).all()
+    assert (temporal[:, 16].diff() > 0).all()
+
+
+def test_codes_are_added_per_token_and_frame_and_spare_the_gmhra_token() -> None:
+    codes = VisualPositions(width=32, grid=4, max_frames=8)
+    tokens = torch.zeros(2, 3 * 17 + 1, 32)  # 3 frames of cls + 16 patches, one GMHRA token
+    out = codes(tokens, frames=3)
+    frame2 = out[0, 2 * 17 : 3 * 17]
+    torch.testing.assert_close(frame2, (codes.spatial + codes.temporal[2]).detach())
+    assert not out[:, -1].any()
+    with pytest.raises(ValueError, match="do not fit 3 frames of 17"):
+        codes(torch.zeros(1, 3 * 17 + 2, 32), frames=3)
+    with pytest.raises(ValueError, match="hold 8 frames, the clip has 9"):
+        codes(torch.zeros(1, 9 * 17, 32), frames=9)
+
+
+def test_model_with_input_positions_sees_where_and_when(tmp_path: Path) -> None:
+    tok = load_tokenizer(FIXTURES / "tokenizer")
+    plain_cfg = VideoChatConfig.preset("tiny")
+    cfg = VideoChatConfig.preset("tiny")
+    cfg.qformer.input_positions = True
+    plain, model = build_model(plain_cfg, tok, seed=0), build_model(cfg, tok, seed=0)
+    assert plain.visual_positions is None and "visual_positions" not in str(plain.state_dict())
+    pixels = torch.randn(2, 2, 3, 28, 28)
+    with torch.no_grad():
+        moved = model.encode_video(pixels) - plain.encode_video(pixels)
+        swapped = model.encode_video(pixels.flip(1)) - plain.encode_video(pixels.flip(1))
+    assert moved.abs().amax() > 1e-3  # the codes change what the rows read
+    assert not torch.allclose(moved, swapped)  # and depend on the frames' order
+    save_model(model, tmp_path / "m")
+    back = load_model(tmp_path / "m", device="cpu", dtype="fp32")
+    assert back.config.qformer.input_positions and back.load_report.expected_missing == []
+    torch.testing.assert_close(back.visual_positions.temporal, model.visual_positions.temporal)
+    assert "visual_positions.spatial" in apply_freeze(back, FreezeSpec(qformer=False))
+    assert "visual_positions.spatial" not in apply_freeze(back, FreezeSpec(qformer=True))
