@@ -102,6 +102,33 @@ def test_the_drill_asks_every_multiple_choice_question_once_without_system_text(
     assert not any(q.startswith(VIDEOCHAT2.system) for _, q, _ in asked)
 
 
+def test_the_balanced_drill_asks_every_task_as_often_with_reshuffled_options(
+    synth_dir: Path,
+) -> None:
+    items = [
+        (video, item)
+        for video, video_items in data.mcq_items(synth_dir, every_object=True).items()
+        for item in video_items
+    ]
+    balanced = data.balance_tasks(items)
+    count = {
+        task: sum(i["task"] == task for _, i in balanced) for task in {i["task"] for _, i in items}
+    }
+    assert len(set(count.values())) == 1  # every task as often...
+    assert count["object_colour"] == sum(i["task"] == "object_colour" for _, i in items)
+    assert balanced[: len(items)] == items  # ...every original item kept, copies after them
+    originals = {(v, i["question"], i["answer"]): i["candidates"] for v, i in items}
+    reordered = 0
+    for video, copy in balanced[len(items) :]:
+        candidates = originals[(video, copy["question"], copy["answer"])]
+        assert sorted(copy["candidates"]) == sorted(candidates)  # the same options
+        reordered += copy["candidates"] != candidates
+    assert reordered > len(balanced[len(items) :]) // 2  # mostly in another order
+    drill = data.drill_entries(synth_dir, balanced=True)
+    assert len(drill) == len(balanced)
+    assert all(e["QA"][0]["a"].removeprefix("Best option:(")[:-1] in e["QA"][0]["q"] for e in drill)
+
+
 def test_tokenizer_keeps_separators_whole_and_newlines_as_spaces(synth_dir: Path) -> None:
     tok = train_tokenizer(data.corpus(synth_dir), 1024)
     tok.pad_token = tok.eos_token

@@ -69,6 +69,7 @@ class BuildPlan:
     every_object: bool = False  # colour/shape/direction asked about every object (`data`)
     group_by_length: bool = False  # stage batches of alike text length (the recipe key)
     visual_positions: bool = False  # position codes on the Q-Former's input (`embedded_config`)
+    balanced_drill: bool = False  # the drill asks every task as often (`data.balance_tasks`)
     vision_batch: int = 16  # clips per vision step
     workers: int = 2
     overrides: dict[str, list[str]] = field(default_factory=dict)
@@ -83,6 +84,7 @@ SWITCHES: dict[str, str] = {
     "every_object": "training questions on colour, shape and direction about every object",
     "group_by_length": "train stages 0-2 on batches of alike text length (less padding)",
     "visual_positions": "patch column, row and frame codes on the tokens the Q-Former reads",
+    "balanced_drill": "the drill asks every task as often (rarer tasks re-asked, options reshuffled)",
 }
 
 
@@ -237,7 +239,7 @@ def build(plan: BuildPlan) -> dict:
         clock = now
 
     train_dir = make_data(plan, plan.out / "data", plan.seed, plan.videos)
-    data.write_annotations(train_dir, plan.every_object)
+    data.write_annotations(train_dir, plan.every_object, plan.balanced_drill)
     lap("data")
     model_dir = init_model(plan, train_dir)
     lap("init")
