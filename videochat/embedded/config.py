@@ -79,7 +79,9 @@ def embedded_config(
     `visual_positions`: codes of each token's patch column, row and frame added to what the
     Q-Former reads (`QFormerConfig.input_positions`), so a per-shape row knows where its shape was
     in each stretch: on a copy of the committed vision side, 400 more clip steps read the
-    displacement out at r = 0.97 with them and 0.76 without (README, session 14).
+    displacement out at r = 0.97 with them and 0.76 without. Off in the committed model: a full
+    build with them (e1) saw motion (the displacement names 83% of directions) but the LLM did
+    not answer direction better (25% against 35%; README, session 14).
     """
     shape_rows = len(SHAPES) * shape_stretches
     width = 128
