@@ -300,6 +300,10 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     assert stretched.startswith("21 visual rows (8 queries + 13 extra) through `llama_proj`, rows")
     per_stretch = "rows 0-9 one per shape and stretch of the clip (2 stretches, our option)"
     assert f"{per_stretch}, rows 10-17" in stretched
+    coded = describe_rows(embedded_config(64, visual_positions=True))
+    assert coded.endswith(
+        "reading tokens that carry their patch's and frame's position codes (our option)"
+    )
     named = describe_rows(embedded_config(64, frame_rows=True, row_tokens=[[3]] * 5))
     assert named.endswith(
         "each (our option), rows 0-4 carrying their shape's word embedding (our option)"
@@ -310,16 +314,19 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     old_flags = "--vision-image-steps 300 --vision-shape-steps 0 --conv-stem none"
     old_flags += " --shape-stretches 1 --no-row-embed"
     old_flags += " --no-lmhra --no-frame-rows --no-row-names --no-every-object --no-group-by-length"
+    old_flags += " --no-visual-positions --no-balanced-drill"
     assert f"--measure {old_flags}\n" in card
     stemmed = build_record | {"vision_image_steps": 700, "vision_shape_steps": 500}
     options = {"conv_stem": [32, 64], "row_embed": True, "lmhra": True, "every_object": True}
     options["group_by_length"] = options["frame_rows"] = options["row_names"] = True
     options["shape_stretches"] = 2
+    options["visual_positions"] = options["balanced_drill"] = True
     card = render(stemmed | options, measure_record, {"llm": 1})
     flags = (
         "--vision-image-steps 700 --vision-shape-steps 500 --conv-stem 32,64 --shape-stretches 2"
         " --row-embed --lmhra"
         " --frame-rows --row-names --every-object --group-by-length"
+        " --visual-positions --balanced-drill"
     )
     assert f"--measure {flags}\n" in card
     # a record from before the drill: 0 drill steps (the stage skipped)
