@@ -92,14 +92,14 @@ class VideoChat(nn.Module):
         video = pixels.to(self.vision_device, vis.pos_embed.dtype).permute(0, 2, 1, 3, 4)
         tokens = vis(video)  # (B, T·(N+1)+1, Dv)
         image_embeds = self.ln_vision(tokens.to(self.ln_vision.weight.device))  # (B, L, Dv)
+        frames = output_frames(self.config.vision, pixels.shape[1])  # after temporal downsampling
         if self.visual_positions is not None:
-            frames = output_frames(self.config.vision, pixels.shape[1])
             image_embeds = self.visual_positions(image_embeds, frames)
         queries = self.query_tokens
         if self.extra_query_tokens is not None:
             queries = torch.cat([queries, self.extra_query_tokens], dim=1)  # (1, Q, C)
         queries = queries.expand(pixels.shape[0], -1, -1)  # (B, Q, C)
-        hidden = self.qformer(queries, image_embeds, query_mask=self._query_mask(pixels, tokens))
+        hidden = self.qformer(queries, image_embeds, query_mask=self._query_mask(frames, tokens))
         return {
             "visual_encoder_out": tokens,
             "image_embeds": image_embeds,
@@ -107,15 +107,13 @@ class VideoChat(nn.Module):
             "inputs_llama": self.project_rows(hidden),
         }
 
-    def _query_mask(self, pixels: Tensor, tokens: Tensor) -> Tensor | None:
-        """The Q-Former's query mask when some rows read a stretch of the frames each, else None."""
+    def _query_mask(self, frames: int, tokens: Tensor) -> Tensor | None:
+        """The Q-Former's query mask when some rows read a stretch of the `frames` (the encoder's
+        output frames) each, else None."""
         if not self.config.qformer.row_groups():
             return None
-        vision = self.config.vision
-        frames = output_frames(vision, pixels.shape[1])
-        return query_row_mask(
-            self.config.qformer, frames, tokens_per_frame(vision), tokens.shape[1]
-        )
+        per_frame = tokens_per_frame(self.config.vision)
+        return query_row_mask(self.config.qformer, frames, per_frame, tokens.shape[1])
 
     def project_rows(self, hidden: Tensor) -> Tensor:
         """Q-Former output rows (B, Q, C) → LLM input embeddings (B, Q, D_llm) on the LLM's device."""
