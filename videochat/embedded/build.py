@@ -70,6 +70,7 @@ class BuildPlan:
     group_by_length: bool = False  # stage batches of alike text length (the recipe key)
     visual_positions: bool = False  # position codes on the Q-Former's input (`embedded_config`)
     balanced_drill: bool = False  # the drill asks every task as often (`data.balance_tasks`)
+    bare_drill: bool = False  # the drill asks most questions without options (`data.drill_turn`)
     vision_batch: int = 16  # clips per vision step
     workers: int = 2
     overrides: dict[str, list[str]] = field(default_factory=dict)
@@ -85,6 +86,7 @@ SWITCHES: dict[str, str] = {
     "group_by_length": "train stages 0-2 on batches of alike text length (less padding)",
     "visual_positions": "patch column, row and frame codes on the tokens the Q-Former reads",
     "balanced_drill": "the drill asks every task as often (rarer tasks re-asked, options reshuffled)",
+    "bare_drill": "the drill asks without the options, except temporal order and event times",
 }
 
 
@@ -239,7 +241,7 @@ def build(plan: BuildPlan) -> dict:
         clock = now
 
     train_dir = make_data(plan, plan.out / "data", plan.seed, plan.videos)
-    data.write_annotations(train_dir, plan.every_object, plan.balanced_drill)
+    data.write_annotations(train_dir, plan.every_object, plan.balanced_drill, not plan.bare_drill)
     lap("data")
     model_dir = init_model(plan, train_dir)
     lap("init")

@@ -35,6 +35,9 @@ TRAIN_FILE = "train_video.json"
 DRILL_FILE = "drill_video.json"
 TURNS_PER_CONVERSATION = 1
 FREE_FORM_PER_VIDEO = 3  # the facts repeat in the MCQ turns and the description
+# "Which of these happened first?" names no answer without its options, and the times of events
+# are one of three listed
+OPTIONS_NEEDED = frozenset({"temporal_order", "event_localisation"})
 
 
 def protocol_turn(item: dict, with_system: bool = True) -> dict[str, str]:
@@ -71,10 +74,24 @@ def mcq_turns(data_dir: Path, every_object: bool = False) -> dict[str, list[dict
     return out
 
 
-def drill_entries(data_dir: Path, balanced: bool = False) -> list[dict]:
+def drill_turn(item: dict, with_options: bool = True) -> dict[str, str]:
+    """One item as the drill asks it: the protocol question without the system text, or (not
+    `with_options`) the question alone, except where the question points at its options or its
+    answer is one of a few listed times (`OPTIONS_NEEDED`). Why: in toy runs a fresh LLM given
+    the options first learns to pick any listed colour and finds the named object's rows ~4x
+    later (README, session 13)."""
+    if with_options or item["task"] in OPTIONS_NEEDED:
+        return protocol_turn(item, with_system=False)
+    return {
+        "q": f"Question: {item['question']}",
+        "a": f"{VIDEOCHAT2.answer_prefix}{item['answer']})",
+    }
+
+
+def drill_entries(data_dir: Path, balanced: bool = False, with_options: bool = True) -> list[dict]:
     """The drill's data: every multiple-choice item about every object, one per entry, without
     the system text (the drill's `rows_first` layout has none), shuffled. `balanced`: every task
-    as often as the commonest (`balance_tasks`)."""
+    as often as the commonest (`balance_tasks`); `with_options`: see `drill_turn`."""
     items = [
         (video, item)
         for video, video_items in sorted(mcq_items(data_dir, every_object=True).items())
@@ -82,9 +99,7 @@ def drill_entries(data_dir: Path, balanced: bool = False) -> list[dict]:
     ]
     if balanced:
         items = balance_tasks(items)
-    entries = [
-        {"video": video, "QA": [protocol_turn(item, with_system=False)]} for video, item in items
-    ]
+    entries = [{"video": video, "QA": [drill_turn(item, with_options)]} for video, item in items]
     random.Random(0).shuffle(entries)
     return entries
 
@@ -162,14 +177,17 @@ def train_entries(data_dir: Path, every_object: bool = False) -> list[dict]:
 
 
 def write_annotations(
-    data_dir: str | Path, every_object: bool = False, balanced_drill: bool = False
+    data_dir: str | Path,
+    every_object: bool = False,
+    balanced_drill: bool = False,
+    drill_options: bool = True,
 ) -> int:
     """Write the instruction and drill files next to the synthetic data; return the instruction
     file's entry count."""
     data_dir = Path(data_dir)
     entries = train_entries(data_dir, every_object)
     (data_dir / TRAIN_FILE).write_text(json.dumps(entries, indent=1) + "\n")
-    drill = drill_entries(data_dir, balanced_drill)
+    drill = drill_entries(data_dir, balanced_drill, drill_options)
     (data_dir / DRILL_FILE).write_text(json.dumps(drill, indent=1) + "\n")
     return len(entries)
 
