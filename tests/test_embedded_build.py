@@ -129,6 +129,32 @@ def test_the_balanced_drill_asks_every_task_as_often_with_reshuffled_options(
     assert all(e["QA"][0]["a"].removeprefix("Best option:(")[:-1] in e["QA"][0]["q"] for e in drill)
 
 
+def test_the_bare_drill_asks_without_options_where_the_question_stands_alone(
+    synth_dir: Path,
+) -> None:
+    with_options = data.drill_entries(synth_dir)
+    bare = data.drill_entries(synth_dir, with_options=False)
+    assert len(bare) == len(with_options)
+    tasks = {}
+    for video, items in data.mcq_items(synth_dir, every_object=True).items():
+        for item in items:
+            tasks[(video, item["answer"], item["question"])] = item["task"]
+    seen = set()
+    for plain, listed in zip(bare, with_options, strict=True):
+        assert plain["video"] == listed["video"]  # the same order, the same answers
+        assert plain["QA"][0]["a"] == listed["QA"][0]["a"]
+        q = plain["QA"][0]["q"]
+        answer = plain["QA"][0]["a"].removeprefix("Best option:(")[:-1]
+        question = q.removeprefix("Question: ").split("\n")[0]
+        task = tasks[(plain["video"], answer, question)]
+        seen.add(task)
+        if task in data.OPTIONS_NEEDED:
+            assert q == listed["QA"][0]["q"] and "Options:" in q
+        else:
+            assert q == f"Question: {question}" and "Options" not in q
+    assert seen > data.OPTIONS_NEEDED  # both kinds asked
+
+
 def test_tokenizer_keeps_separators_whole_and_newlines_as_spaces(synth_dir: Path) -> None:
     tok = train_tokenizer(data.corpus(synth_dir), 1024)
     tok.pad_token = tok.eos_token
@@ -314,19 +340,19 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     old_flags = "--vision-image-steps 300 --vision-shape-steps 0 --conv-stem none"
     old_flags += " --shape-stretches 1 --no-row-embed"
     old_flags += " --no-lmhra --no-frame-rows --no-row-names --no-every-object --no-group-by-length"
-    old_flags += " --no-visual-positions --no-balanced-drill"
+    old_flags += " --no-visual-positions --no-balanced-drill --no-bare-drill"
     assert f"--measure {old_flags}\n" in card
     stemmed = build_record | {"vision_image_steps": 700, "vision_shape_steps": 500}
     options = {"conv_stem": [32, 64], "row_embed": True, "lmhra": True, "every_object": True}
     options["group_by_length"] = options["frame_rows"] = options["row_names"] = True
     options["shape_stretches"] = 2
-    options["visual_positions"] = options["balanced_drill"] = True
+    options["visual_positions"] = options["balanced_drill"] = options["bare_drill"] = True
     card = render(stemmed | options, measure_record, {"llm": 1})
     flags = (
         "--vision-image-steps 700 --vision-shape-steps 500 --conv-stem 32,64 --shape-stretches 2"
         " --row-embed --lmhra"
         " --frame-rows --row-names --every-object --group-by-length"
-        " --visual-positions --balanced-drill"
+        " --visual-positions --balanced-drill --bare-drill"
     )
     assert f"--measure {flags}\n" in card
     # a record from before the drill: 0 drill steps (the stage skipped)
