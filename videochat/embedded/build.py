@@ -2,8 +2,10 @@
 → export.
 
 Stages: `vision` (ours: ViT + Q-Former learn the scene facts, `videochat.embedded.pretrain`),
-`drill` (ours; 0 steps skips it: the LLM and llama_proj learn the multiple-choice questions about each
-object in a short layout, `embedded_drill.yaml`), `stage0` (ours: the LLM and llama_proj learn
+`lookup` (ours; 0 steps skips it: the drill on the colour questions alone, so the LLM first
+learns to find the rows of the object a question names, `embedded_lookup.yaml`), `drill` (ours;
+0 steps skips it: the LLM and llama_proj learn the multiple-choice questions about each object in
+a short layout, `embedded_drill.yaml`), `stage0` (ours: the LLM and llama_proj learn
 to answer from the frozen vision side, the project's training loop), then the original's
 `stage1` (captions) and `stage2` (instructions) with the original's freezing.
 
@@ -32,10 +34,10 @@ from videochat.embedded.config import (
 )
 
 log = logging.getLogger("videochat.embedded")
-STAGES = ("vision", "drill", "stage0", "stage1", "stage2")
+STAGES = ("vision", "lookup", "drill", "stage0", "stage1", "stage2")
 # each stage's training seed is the build's seed + this (fixed when the drill came in, so the
 # builds from before it keep their seeds)
-SEED_OFFSET = {"vision": 0, "stage0": 1, "stage1": 2, "stage2": 3, "drill": 4}
+SEED_OFFSET = {"vision": 0, "stage0": 1, "stage1": 2, "stage2": 3, "drill": 4, "lookup": 5}
 BENCH_SEED_OFFSET = 1000
 FACT_HEADS = "fact_heads.pt"  # under runs/vision/: the vision stage's read-out heads
 
@@ -52,6 +54,7 @@ class BuildPlan:
     steps: dict[str, int] = field(
         default_factory=lambda: {
             "vision": 1600,
+            "lookup": 0,
             "drill": 1200,
             "stage0": 2300,
             "stage1": 20,

@@ -5,7 +5,8 @@ the training seed's benchmark questions written exactly as the evaluation protoc
 (system text + ``Question: … Options: …``; with ``every_object``, colour, shape and direction are
 asked about every object instead of one), the free-form questions, the open-ended description
 and the caption. Stage 1 reads ``captions_video.json``; the drill ``drill_video.json``
-(every multiple-choice item about every object, one a sample; optionally every task as often).
+(every multiple-choice item about every object, one a sample; optionally every task as often);
+the lookup stage ``lookup_video.json`` (the drill's colour questions alone).
 
 The multiple-choice answers name the option's text, not its letter: ``Best option:(blue)``. Why:
 our from-scratch 4-layer LLM does not learn to find the letter of the option it means (three
@@ -33,6 +34,10 @@ from videochat.synth.questions import PER_OBJECT, TASKS, per_object_questions
 
 TRAIN_FILE = "train_video.json"
 DRILL_FILE = "drill_video.json"
+LOOKUP_FILE = "lookup_video.json"
+# the lookup stage's questions: "What colour is the circle?" names the object by its shape, whose
+# rows the Q-Former keeps apart, and answers with what those rows see
+LOOKUP_TASKS = ("object_colour",)
 TURNS_PER_CONVERSATION = 1
 FREE_FORM_PER_VIDEO = 3  # the facts repeat in the MCQ turns and the description
 # "Which of these happened first?" names no answer without its options, and the times of events
@@ -189,6 +194,8 @@ def write_annotations(
     (data_dir / TRAIN_FILE).write_text(json.dumps(entries, indent=1) + "\n")
     drill = drill_entries(data_dir, balanced_drill, drill_options)
     (data_dir / DRILL_FILE).write_text(json.dumps(drill, indent=1) + "\n")
+    lookup = drill_entries(data_dir, with_options=drill_options, tasks=LOOKUP_TASKS)
+    (data_dir / LOOKUP_FILE).write_text(json.dumps(lookup, indent=1) + "\n")
     return len(entries)
 
 
