@@ -93,14 +93,20 @@ def drill_turn(item: dict, with_options: bool = True) -> dict[str, str]:
     }
 
 
-def drill_entries(data_dir: Path, balanced: bool = False, with_options: bool = True) -> list[dict]:
-    """The drill's data: every multiple-choice item about every object, one per entry, without
-    the system text (the drill's `rows_first` layout has none), shuffled. `balanced`: every task
-    as often as the commonest (`balance_tasks`); `with_options`: see `drill_turn`."""
+def drill_entries(
+    data_dir: Path,
+    balanced: bool = False,
+    with_options: bool = True,
+    tasks: tuple[str, ...] = TASKS,
+) -> list[dict]:
+    """The drill's data: every multiple-choice item of `tasks` about every object, one per entry,
+    without the system text (the drill's `rows_first` layout has none), shuffled. `balanced`:
+    every task as often as the commonest (`balance_tasks`); `with_options`: see `drill_turn`."""
     items = [
         (video, item)
         for video, video_items in sorted(mcq_items(data_dir, every_object=True).items())
         for item in video_items
+        if item["task"] in tasks
     ]
     if balanced:
         items = balance_tasks(items)
