@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from videochat.embedded import data
-from videochat.embedded.build import BuildPlan, build, recipe_path
+from videochat.embedded.build import BuildPlan, build, recipe_path, stage_recipe
 from videochat.embedded.config import embedded_config, vocab_rows
 from videochat.embedded.tokenizer import train_tokenizer
 from videochat.eval.parse import LETTERS
@@ -220,15 +220,16 @@ def test_label_mask_covers_exactly_the_answers(synth_dir: Path) -> None:
 
 def test_recipes_load_with_the_original_freezing() -> None:
     for ours in ("lookup", "drill", "stage0"):
-        recipe = load_recipe(recipe_path(ours), ["model.path=x", "data_dir=d"])
+        recipe = stage_recipe(ours, ["model.path=x", "data_dir=d"])
         trained = [k for k, frozen in vars(recipe.freeze).items() if not frozen]
         assert trained == ["llama_proj", "llm"]  # both read the frozen, pretrained vision side
         assert recipe.sampling == "rand"  # the original's training rule: no two epochs alike
     assert recipe.prompt.layout == "conversation"
-    for drill in ("lookup", "drill"):
-        assert load_recipe(recipe_path(drill), ["data_dir=d"]).prompt.layout == "rows_first"
-    lookup = load_recipe(recipe_path("lookup"), ["data_dir=d"])
-    assert [spec.file for spec in lookup.data] == [f"d/{data.LOOKUP_FILE}"]
+    drill, lookup = (stage_recipe(name, ["data_dir=d"]) for name in ("drill", "lookup"))
+    assert drill.prompt.layout == lookup.prompt.layout == "rows_first"
+    assert [spec.file for spec in drill.data] == [f"d/{data.DRILL_FILE}"]
+    assert [spec.file for spec in lookup.data] == [f"d/{data.LOOKUP_FILE}"]  # else the same
+    assert {**vars(lookup), "data": None} == {**vars(drill), "data": None}
     for stage in ("stage1", "stage2"):
         recipe = load_recipe(recipe_path(stage), ["model.path=x", "data_dir=d"])
         frozen = vars(recipe.freeze)
