@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -32,6 +33,9 @@ from videochat.embedded.config import (
     shape_row_names,
     vocab_rows,
 )
+
+if TYPE_CHECKING:
+    from videochat.train.recipe import Recipe
 
 log = logging.getLogger("videochat.embedded")
 STAGES = ("vision", "lookup", "drill", "stage0", "stage1", "stage2")
@@ -99,7 +103,7 @@ def recipe_path(stage: str) -> str:
     return str(res)
 
 
-def stage_recipe(stage: str, overrides: list[str]):
+def stage_recipe(stage: str, overrides: list[str]) -> Recipe:
     """A stage's recipe with `overrides` applied. The lookup stage is the drill's recipe on the
     drill's colour questions alone (`data.LOOKUP_FILE`). Why: in toy runs on the frozen rows of
     a vision side with position codes (batch 64, no options), 300 steps of colour questions
