@@ -78,6 +78,7 @@ class BuildPlan:
     visual_positions: bool = False  # position codes on the Q-Former's input (`embedded_config`)
     balanced_drill: bool = False  # the drill asks every task as often (`data.balance_tasks`)
     bare_drill: bool = False  # the drill asks most questions without options (`data.drill_turn`)
+    merge_stretches: bool = False  # a shape's stretch rows reach the LLM as one (`embedded_config`)
     vision_batch: int = 16  # clips per vision step
     workers: int = 2
     overrides: dict[str, list[str]] = field(default_factory=dict)
@@ -94,6 +95,7 @@ SWITCHES: dict[str, str] = {
     "visual_positions": "patch column, row and frame codes on the tokens the Q-Former reads",
     "balanced_drill": "the drill asks every task as often (rarer tasks re-asked, options reshuffled)",
     "bare_drill": "the drill asks without the options, except temporal order and event times",
+    "merge_stretches": "each shape's stretch rows reach the LLM as one row (its motion in one row)",
 }
 
 
@@ -146,6 +148,7 @@ def init_model(plan: BuildPlan, data_dir: Path) -> Path:
         row_tokens=shape_row_names(tok) if plan.row_names else None,
         shape_stretches=plan.shape_stretches,
         visual_positions=plan.visual_positions,
+        merge_stretches=plan.merge_stretches,
     )
     model = build_model(config, tok, seed=plan.seed)
     rescale_cross_attention(model, plan.seed)

@@ -139,6 +139,11 @@ def describe_rows(config: VideoChatConfig) -> str:
     if config.row_tokens:
         named = sum(bool(ids) for ids in config.row_tokens)
         line += f", rows 0-{named - 1} carrying their shape's word embedding (our option)"
+    if config.merge_stretch_rows:
+        line += (
+            f"; each shape's stretch rows reach the LLM as one row through `stretch_proj_*`, "
+            f"{config.llm_rows} LLM rows (our option)"
+        )
     return line + (", plus a learned embedding per row (our option)" if config.row_embed else "")
 
 

@@ -116,10 +116,23 @@ class VideoChatConfig:
     # from the first ([] for none). Their mean input embedding is added to the row after
     # llama_proj, so an LLM trained from scratch finds the row a question names by its word.
     row_tokens: list[list[int]] = field(default_factory=list)
+    # Our addition (off in the original presets): the rows of the stretch group
+    # (`qformer.stretch_rows`) that belong to one object go to the LLM as one row,
+    # `stretch_proj_*` of their concatenation, so a fact that needs every stretch (where the object
+    # went: its motion) is linear in one row instead of spread over several.
+    merge_stretch_rows: bool = False
 
     @property
     def num_queries(self) -> int:
         return self.qformer.num_query_tokens + self.qformer.num_extra_query_tokens
+
+    @property
+    def llm_rows(self) -> int:
+        """Visual rows the LLM sees per clip (fewer than the queries with `merge_stretch_rows`)."""
+        if not self.merge_stretch_rows:
+            return self.num_queries
+        _, count, stretches = self.qformer.stretch_rows[0]
+        return self.num_queries - count + count // stretches
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -180,6 +193,13 @@ class VideoChatConfig:
             raise ValueError(
                 f"row_tokens names {len(self.row_tokens)} rows; the Q-Former gives "
                 f"{self.num_queries}"
+            )
+        if self.merge_stretch_rows and (
+            len(self.qformer.stretch_rows) != 1 or self.row_embed or self.row_tokens
+        ):
+            raise ValueError(
+                "merge_stretch_rows needs exactly one qformer.stretch_rows group and neither "
+                "row_embed nor row_tokens (both are per Q-Former row)"
             )
         taken: set[int] = set()
         for start, count, stretches in self.qformer.row_groups():

@@ -7,10 +7,12 @@ visual embeddings the way the original chat builds its context. Generation and l
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from videochat.errors import ModelLoadError
@@ -49,6 +51,14 @@ class VideoChat(nn.Module):
         )
         self.llm = llm
         self.llama_proj = nn.Linear(q.width, llm.config.hidden_size)
+        # `merge_stretch_rows`: a linear map, as the model's own parameters rather than a child
+        # module so that `fresh_init` draws them after the query tokens (it initialises the
+        # model's own parameters last): switching it on changes no other initial weight
+        self.stretch_proj_weight, self.stretch_proj_bias = None, None
+        if config.merge_stretch_rows:
+            merged = q.width * q.stretch_rows[0][2]
+            self.stretch_proj_weight = nn.Parameter(torch.zeros(llm.config.hidden_size, merged))
+            self.stretch_proj_bias = nn.Parameter(torch.zeros(llm.config.hidden_size))
         self.row_embed = (
             nn.Parameter(torch.zeros(1, config.num_queries, llm.config.hidden_size))
             if config.row_embed
@@ -58,9 +68,13 @@ class VideoChat(nn.Module):
 
     def _reset_parameters(self) -> None:
         """Zero the row embedding (`fresh_init` calls this last): a model that gains one
-        computes the same function at first."""
+        computes the same function at first. Initialise `stretch_proj` as a fresh nn.Linear."""
         if self.row_embed is not None:
             self.row_embed.zero_()
+        if self.stretch_proj_weight is not None:  # as nn.Linear initialises itself
+            bound = self.stretch_proj_weight.shape[1] ** -0.5
+            nn.init.kaiming_uniform_(self.stretch_proj_weight, a=math.sqrt(5))
+            nn.init.uniform_(self.stretch_proj_bias, -bound, bound)
 
     @property
     def device(self) -> torch.device:
@@ -117,13 +131,28 @@ class VideoChat(nn.Module):
 
     def project_rows(self, hidden: Tensor) -> Tensor:
         """Q-Former output rows (B, Q, C) → LLM input embeddings (B, Q, D_llm) on the LLM's device."""
-        rows = self.llama_proj(hidden.to(self.llama_proj.weight.device))  # (B, Q, D_llm)
+        hidden = hidden.to(self.llama_proj.weight.device)
+        if self.stretch_proj_weight is None:
+            rows = self.llama_proj(hidden)  # (B, Q, D_llm)
+        else:
+            rows = self._merge_stretches(hidden)  # (B, config.llm_rows, D_llm)
         if self.row_embed is not None:
             rows = rows + self.row_embed
         rows = rows.to(self.device)
         if self.config.row_tokens:
             rows = rows + self._row_names().to(rows.dtype)
         return rows
+
+    def _merge_stretches(self, hidden: Tensor) -> Tensor:
+        """`config.merge_stretch_rows`: each object's stretch rows, side by side, through
+        `stretch_proj_*` into one row in place of the group; the others through llama_proj."""
+        start, count, stretches = self.config.qformer.stretch_rows[0]
+        end = start + count
+        group = hidden[:, start:end].unflatten(1, (stretches, count // stretches))  # (B, K, S, C)
+        side_by_side = group.transpose(1, 2).flatten(2)  # (B, S, K·C)
+        merged = F.linear(side_by_side, self.stretch_proj_weight, self.stretch_proj_bias)
+        before, after = self.llama_proj(hidden[:, :start]), self.llama_proj(hidden[:, end:])
+        return torch.cat([before, merged, after], dim=1)
 
     def _row_names(self) -> Tensor:
         """(Q, D_llm): each row's mean name-token embedding (`config.row_tokens`), 0 for none."""

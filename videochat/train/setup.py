@@ -80,6 +80,8 @@ def apply_freeze(model: nn.Module, spec: FreezeSpec) -> list[str]:
         "extra_query_tokens": lambda name: spec.extra_query_tokens,
         "llama_proj": lambda name: spec.llama_proj,
         "row_embed": lambda name: spec.llama_proj,  # the interface trains as one
+        "stretch_proj_weight": lambda name: spec.llama_proj,
+        "stretch_proj_bias": lambda name: spec.llama_proj,
         "llm": lambda name: spec.llm,
     }
     trainable = []
