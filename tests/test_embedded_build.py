@@ -304,6 +304,37 @@ def test_smoke_build_trains_every_stage_and_exports(synth_dir: Path, tmp_path: P
     torch.testing.assert_close(row, torch.full_like(row, float(bos)))
 
 
+def test_smoke_build_with_merged_rows_trains_stretch_proj_in_the_llm_stages(
+    synth_dir: Path, tmp_path: Path
+) -> None:
+    from videochat.model import load_model
+
+    shutil.copytree(synth_dir, tmp_path / "data")
+    small = ["num_frames=2", "max_txt_len=160", "batch_size=2"]
+    plan = BuildPlan(
+        tmp_path,
+        videos=3,
+        steps={"vision": 2, "lookup": 0, "drill": 1, "stage0": 1, "stage1": 0, "stage2": 0},
+        vision_image_steps=1,
+        vision_batch=4,
+        shape_stretches=2,
+        merge_stretches=True,
+        workers=1,
+        overrides={s: small for s in ("drill", "stage0")},
+    )
+    assert build(plan)["merge_stretches"]
+    init, vision, drilled, final = (
+        load_model(tmp_path / name, device="cpu", dtype="fp32")
+        for name in ("init", "vision", "drill", "model")
+    )
+    assert final.config.merge_stretch_rows and final.config.llm_rows == 16  # 5 + 8 + 3
+    assert torch.equal(init.stretch_proj_weight, vision.stretch_proj_weight)  # vision: untouched
+    assert not torch.equal(vision.stretch_proj_weight, drilled.stretch_proj_weight)
+    with torch.no_grad():
+        rows = final.encode_video(torch.randn(1, 8, 3, 112, 112))
+    assert rows.shape == (1, 16, final.llm.config.hidden_size)
+
+
 def test_model_card_reports_the_recorded_numbers() -> None:
     from videochat.embedded.card import describe_rows, describe_vision, render
 
@@ -345,6 +376,11 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     assert stretched.startswith("21 visual rows (8 queries + 13 extra) through `llama_proj`, rows")
     per_stretch = "rows 0-9 one per shape and stretch of the clip (2 stretches, our option)"
     assert f"{per_stretch}, rows 10-17" in stretched
+    merged = describe_rows(embedded_config(64, shape_stretches=2, merge_stretches=True))
+    assert merged.endswith(
+        "; each shape's stretch rows reach the LLM as one row through `stretch_proj_*`, "
+        "16 LLM rows (our option)"
+    )
     coded = describe_rows(embedded_config(64, visual_positions=True))
     assert coded.endswith(
         "reading tokens that carry their patch's and frame's position codes (our option)"
@@ -359,19 +395,20 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     old_flags = "--vision-image-steps 300 --vision-shape-steps 0 --conv-stem none"
     old_flags += " --shape-stretches 1 --no-row-embed"
     old_flags += " --no-lmhra --no-frame-rows --no-row-names --no-every-object --no-group-by-length"
-    old_flags += " --no-visual-positions --no-balanced-drill --no-bare-drill"
+    old_flags += " --no-visual-positions --no-balanced-drill --no-bare-drill --no-merge-stretches"
     assert f"--measure {old_flags}\n" in card
     stemmed = build_record | {"vision_image_steps": 700, "vision_shape_steps": 500}
     options = {"conv_stem": [32, 64], "row_embed": True, "lmhra": True, "every_object": True}
     options["group_by_length"] = options["frame_rows"] = options["row_names"] = True
     options["shape_stretches"] = 2
     options["visual_positions"] = options["balanced_drill"] = options["bare_drill"] = True
+    options["merge_stretches"] = True
     card = render(stemmed | options, measure_record, {"llm": 1})
     flags = (
         "--vision-image-steps 700 --vision-shape-steps 500 --conv-stem 32,64 --shape-stretches 2"
         " --row-embed --lmhra"
         " --frame-rows --row-names --every-object --group-by-length"
-        " --visual-positions --balanced-drill --bare-drill"
+        " --visual-positions --balanced-drill --bare-drill --merge-stretches"
     )
     assert f"--measure {flags}\n" in card
     # a record from before the drill: 0 drill steps (the stage skipped)
