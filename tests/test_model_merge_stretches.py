@@ -50,7 +50,10 @@ def test_each_objects_stretch_rows_become_one_llm_row() -> None:
 
 def test_switching_it_on_changes_no_other_initial_weight() -> None:
     tok = load_tokenizer(FIXTURES / "tokenizer")
-    plain, merged = build_model(_config(False), tok, seed=0), build_model(_config(True), tok, seed=0)
+    plain, merged = (
+        build_model(_config(False), tok, seed=0),
+        build_model(_config(True), tok, seed=0),
+    )
     a, b = plain.state_dict(), merged.state_dict()
     assert set(b) - set(a) == {"stretch_proj_weight", "stretch_proj_bias"}
     assert all(torch.equal(a[k], b[k]) for k in a)  # a seeded build's vision stage is kept
