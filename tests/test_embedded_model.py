@@ -62,6 +62,7 @@ def test_the_cards_rebuild_command_parses_and_names_every_option() -> None:
     assert args.frame_rows == bool(config["qformer"]["frame_rows"])
     assert args.row_names == bool(config.get("row_tokens"))
     assert args.visual_positions == bool(config["qformer"].get("input_positions"))
+    assert args.merge_stretches == bool(config.get("merge_stretch_rows"))
     assert "--shape-stretches" in argv
     assert args.shape_stretches == shape_stretches(VideoChatConfig.from_dict(config))
 
