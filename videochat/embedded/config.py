@@ -89,7 +89,9 @@ def embedded_config(
     an object went is linear only in its rows together (on e1's vision side a linear probe names
     the direction of 46-59% of moving objects from either row alone, 84% from both), and the
     LLM, seeing them as two rows, memorised its direction questions instead (40-47% held out in
-    a toy run); with the rows merged the same toy run answered 92.5-100% (README, session 16).
+    a toy run); with the rows merged the same toy run answered 92.5-100%. Off in the committed
+    model: a build with it (m1) lifted the drill's direction (32.5% against 17.5%), which stage 0
+    lost again (25%; task mean 43.6%; README, session 16).
     """
     shape_rows = len(SHAPES) * shape_stretches
     width = 128
