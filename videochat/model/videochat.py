@@ -68,10 +68,10 @@ class VideoChat(nn.Module):
 
     def _reset_parameters(self) -> None:
         """Zero the row embedding (`fresh_init` calls this last): a model that gains one
-        computes the same function at first. Initialise `stretch_proj` as a fresh nn.Linear."""
+        computes the same function at first. `stretch_proj_*` start as a fresh nn.Linear would."""
         if self.row_embed is not None:
             self.row_embed.zero_()
-        if self.stretch_proj_weight is not None:  # as nn.Linear initialises itself
+        if self.stretch_proj_weight is not None:
             bound = self.stretch_proj_weight.shape[1] ** -0.5
             nn.init.kaiming_uniform_(self.stretch_proj_weight, a=math.sqrt(5))
             nn.init.uniform_(self.stretch_proj_bias, -bound, bound)
@@ -130,7 +130,8 @@ class VideoChat(nn.Module):
         return query_row_mask(self.config.qformer, frames, per_frame, tokens.shape[1])
 
     def project_rows(self, hidden: Tensor) -> Tensor:
-        """Q-Former output rows (B, Q, C) → LLM input embeddings (B, Q, D_llm) on the LLM's device."""
+        """Q-Former output rows (B, Q, C) → LLM input embeddings (B, config.llm_rows, D_llm) on the
+        LLM's device (Q rows unless `merge_stretch_rows`)."""
         hidden = hidden.to(self.llama_proj.weight.device)
         if self.stretch_proj_weight is None:
             rows = self.llama_proj(hidden)  # (B, Q, D_llm)
