@@ -245,25 +245,38 @@ def test_config_is_the_small_videochat_with_temporal_embedding() -> None:
     assert cfg.qformer.num_query_tokens > 0 and cfg.qformer.num_extra_query_tokens > 0
 
 
+def _smoke_plan(synth_dir: Path, tmp_path: Path, steps: dict[str, int], **options) -> BuildPlan:
+    """A build of the 3 test videos (copied: the build rewrites its training file) with tiny
+    batches, 2 frames and short texts in every LLM stage."""
+    shutil.copytree(synth_dir, tmp_path / "data")
+    small = ["num_frames=2", "max_txt_len=160", "batch_size=2", "log_every=1"]
+    llm_stages = [stage for stage in steps if stage != "vision"]
+    return BuildPlan(
+        tmp_path,
+        videos=3,
+        steps=steps,
+        vision_batch=4,
+        workers=1,
+        overrides={stage: small for stage in llm_stages},
+        **options,
+    )
+
+
 def test_smoke_build_trains_every_stage_and_exports(synth_dir: Path, tmp_path: Path) -> None:
     from videochat.embedded.measure import vision_facts
     from videochat.model import load_model
 
-    shutil.copytree(synth_dir, tmp_path / "data")  # the build rewrites its training file
-    small = ["num_frames=2", "max_txt_len=160", "batch_size=2", "log_every=1"]
-    plan = BuildPlan(
+    steps = {"vision": 3, "lookup": 1, "drill": 2, "stage0": 2, "stage1": 1, "stage2": 1}
+    plan = _smoke_plan(
+        synth_dir,
         tmp_path,
-        videos=3,
-        steps={"vision": 3, "lookup": 1, "drill": 2, "stage0": 2, "stage1": 1, "stage2": 1},
+        steps,
         vision_image_steps=2,
         vision_shape_steps=1,
-        vision_batch=4,
         every_object=True,
         group_by_length=True,
         frame_rows=True,
         row_names=True,
-        workers=1,
-        overrides={s: small for s in ("lookup", "drill", "stage0", "stage1", "stage2")},
     )
     summary = build(plan)
     assert set(summary["seconds"]) >= {"vision", "lookup", "drill", "stage0", "stage1", "stage2"}
@@ -309,18 +322,9 @@ def test_smoke_build_with_merged_rows_trains_stretch_proj_in_the_llm_stages(
 ) -> None:
     from videochat.model import load_model
 
-    shutil.copytree(synth_dir, tmp_path / "data")
-    small = ["num_frames=2", "max_txt_len=160", "batch_size=2"]
-    plan = BuildPlan(
-        tmp_path,
-        videos=3,
-        steps={"vision": 2, "lookup": 0, "drill": 1, "stage0": 1, "stage1": 0, "stage2": 0},
-        vision_image_steps=1,
-        vision_batch=4,
-        shape_stretches=2,
-        merge_stretches=True,
-        workers=1,
-        overrides={s: small for s in ("drill", "stage0")},
+    steps = {"vision": 2, "lookup": 0, "drill": 1, "stage0": 1, "stage1": 0, "stage2": 0}
+    plan = _smoke_plan(
+        synth_dir, tmp_path, steps, vision_image_steps=1, shape_stretches=2, merge_stretches=True
     )
     assert build(plan)["merge_stretches"]
     init, vision, drilled, final = (
