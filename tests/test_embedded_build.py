@@ -155,19 +155,22 @@ def test_the_bare_drill_asks_without_options_where_the_question_stands_alone(
     assert seen > data.OPTIONS_NEEDED  # both kinds asked
 
 
-def test_the_lookup_stage_asks_the_drills_colour_questions_alone(
+def test_each_focus_stage_asks_the_drills_questions_of_its_task_alone(
     synth_dir: Path, tmp_path: Path
 ) -> None:
-    for with_options in (True, False):
-        drill = data.drill_entries(synth_dir, with_options=with_options)
-        lookup = data.drill_entries(synth_dir, with_options=with_options, tasks=data.LOOKUP_TASKS)
-        colour = [e for e in drill if "What colour is the " in e["QA"][0]["q"]]
-        assert lookup and sorted(map(json.dumps, lookup)) == sorted(map(json.dumps, colour))
     work = tmp_path / "data"
     shutil.copytree(synth_dir, work)
     data.write_annotations(work, drill_options=False)
-    written = json.loads((work / data.LOOKUP_FILE).read_text())
-    assert sorted(map(json.dumps, written)) == sorted(map(json.dumps, lookup))
+    starts = {"lookup": "What colour is the ", "motion": "In which direction does the "}
+    assert set(data.FOCUS_TASKS) == set(starts)
+    for stage, tasks in data.FOCUS_TASKS.items():
+        for with_options in (True, False):
+            drill = data.drill_entries(synth_dir, with_options=with_options)
+            focus = data.drill_entries(synth_dir, with_options=with_options, tasks=tasks)
+            asked = [e for e in drill if e["QA"][0]["q"].startswith("Question: " + starts[stage])]
+            assert focus and sorted(map(json.dumps, focus)) == sorted(map(json.dumps, asked))
+        written = json.loads((work / data.focus_file(stage)).read_text())
+        assert sorted(map(json.dumps, written)) == sorted(map(json.dumps, focus))
 
 
 def test_tokenizer_keeps_separators_whole_and_newlines_as_spaces(synth_dir: Path) -> None:
@@ -219,17 +222,19 @@ def test_label_mask_covers_exactly_the_answers(synth_dir: Path) -> None:
 
 
 def test_recipes_load_with_the_original_freezing() -> None:
-    for ours in ("lookup", "drill", "stage0"):
+    for ours in ("lookup", "motion", "drill", "stage0"):
         recipe = stage_recipe(ours, ["model.path=x", "data_dir=d"])
         trained = [k for k, frozen in vars(recipe.freeze).items() if not frozen]
         assert trained == ["llama_proj", "llm"]  # both read the frozen, pretrained vision side
         assert recipe.sampling == "rand"  # the original's training rule: no two epochs alike
     assert recipe.prompt.layout == "conversation"
-    drill, lookup = (stage_recipe(name, ["data_dir=d"]) for name in ("drill", "lookup"))
-    assert drill.prompt.layout == lookup.prompt.layout == "rows_first"
+    drill = stage_recipe("drill", ["data_dir=d"])
+    assert drill.prompt.layout == "rows_first"
     assert [spec.file for spec in drill.data] == [f"d/{data.DRILL_FILE}"]
-    assert [spec.file for spec in lookup.data] == [f"d/{data.LOOKUP_FILE}"]  # else the same
-    assert {**vars(lookup), "data": None} == {**vars(drill), "data": None}
+    for stage in data.FOCUS_TASKS:
+        focus = stage_recipe(stage, ["data_dir=d"])
+        assert [spec.file for spec in focus.data] == [f"d/{data.focus_file(stage)}"]
+        assert {**vars(focus), "data": None} == {**vars(drill), "data": None}  # else the same
     for stage in ("stage1", "stage2"):
         recipe = load_recipe(recipe_path(stage), ["model.path=x", "data_dir=d"])
         frozen = vars(recipe.freeze)
@@ -266,7 +271,8 @@ def test_smoke_build_trains_every_stage_and_exports(synth_dir: Path, tmp_path: P
     from videochat.embedded.measure import vision_facts
     from videochat.model import load_model
 
-    steps = {"vision": 3, "lookup": 1, "drill": 2, "stage0": 2, "stage1": 1, "stage2": 1}
+    steps = {"vision": 3, "lookup": 1, "motion": 1, "drill": 2, "stage0": 2, "stage1": 1}
+    steps["stage2"] = 1
     plan = _smoke_plan(
         synth_dir,
         tmp_path,
@@ -279,14 +285,14 @@ def test_smoke_build_trains_every_stage_and_exports(synth_dir: Path, tmp_path: P
         row_names=True,
     )
     summary = build(plan)
-    assert set(summary["seconds"]) >= {"vision", "lookup", "drill", "stage0", "stage1", "stage2"}
+    assert set(summary["seconds"]) >= {"vision", "lookup", "motion", "drill", "stage0", "stage2"}
     assert summary["every_object"] and summary["group_by_length"] and summary["frame_rows"]
     assert summary["row_names"]
     trained = json.loads((tmp_path / "data" / data.TRAIN_FILE).read_text())
     assert len(trained) > len(json.loads((synth_dir / data.TRAIN_FILE).read_text()))
-    init, vision, looked, drilled, s0, s1, final = (
+    init, vision, looked, moved, drilled, s0, s1, final = (
         load_model(tmp_path / name, device="cpu")
-        for name in ("init", "vision", "lookup", "drill", "stage0", "stage1", "model")
+        for name in ("init", "vision", "lookup", "motion", "drill", "stage0", "stage1", "model")
     )
 
     def changed(a, b, prefix: str) -> bool:
@@ -296,7 +302,7 @@ def test_smoke_build_trains_every_stage_and_exports(synth_dir: Path, tmp_path: P
     for part in ("visual_encoder.blocks", "visual_encoder.temporal_embed", "qformer"):
         assert changed(init, vision, part), f"the vision stage left {part} untouched"
     assert not changed(init, vision, "llm") and not changed(init, vision, "llama_proj")
-    for before, after in ((vision, looked), (looked, drilled), (drilled, s0)):
+    for before, after in ((vision, looked), (looked, moved), (moved, drilled), (drilled, s0)):
         for part in ("llm.model.layers", "llama_proj"):
             assert changed(before, after, part), f"a stage after vision left {part} untouched"
         assert not changed(before, after, "visual_encoder") and not changed(
@@ -416,7 +422,10 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     )
     assert f"--measure {flags}\n" in card
     # a record from before the drill: 0 drill steps (the stage skipped)
-    assert "--vision-steps 100 --lookup-steps 0 --drill-steps 0 --stage0-steps 1200" in card
+    assert (
+        "--vision-steps 100 --lookup-steps 0 --motion-steps 0 --drill-steps 0 --stage0-steps 1200"
+        in card
+    )
     drilled = render(
         build_record | {"steps": build_record["steps"] | {"drill": 900}}, measure_record, {}
     )

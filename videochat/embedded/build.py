@@ -2,8 +2,9 @@
 → export.
 
 Stages: `vision` (ours: ViT + Q-Former learn the scene facts, `videochat.embedded.pretrain`),
-`lookup` (ours; 0 steps skips it: the drill's recipe on its colour questions alone, so the LLM
-first learns to find the rows of the object a question names, `stage_recipe`), `drill` (ours;
+`lookup` and `motion` (ours; 0 steps skips each: the drill's recipe on its colour, then its
+direction questions alone, so the LLM first learns to find the rows of the object a question
+names and then to read its motion, `stage_recipe`), `drill` (ours;
 0 steps skips it: the LLM and llama_proj learn the multiple-choice questions about each object in
 a short layout, `embedded_drill.yaml`), `stage0` (ours: the LLM and llama_proj learn
 to answer from the frozen vision side, the project's training loop), then the original's
@@ -38,10 +39,18 @@ if TYPE_CHECKING:
     from videochat.train.recipe import Recipe
 
 log = logging.getLogger("videochat.embedded")
-STAGES = ("vision", "lookup", "drill", "stage0", "stage1", "stage2")
+STAGES = ("vision", "lookup", "motion", "drill", "stage0", "stage1", "stage2")
 # each stage's training seed is the build's seed + this (fixed when the drill came in, so the
 # builds from before it keep their seeds)
-SEED_OFFSET = {"vision": 0, "stage0": 1, "stage1": 2, "stage2": 3, "drill": 4, "lookup": 5}
+SEED_OFFSET = {
+    "vision": 0,
+    "stage0": 1,
+    "stage1": 2,
+    "stage2": 3,
+    "drill": 4,
+    "lookup": 5,
+    "motion": 6,
+}
 BENCH_SEED_OFFSET = 1000
 FACT_HEADS = "fact_heads.pt"  # under runs/vision/: the vision stage's read-out heads
 
@@ -59,6 +68,7 @@ class BuildPlan:
         default_factory=lambda: {
             "vision": 1600,
             "lookup": 0,
+            "motion": 0,
             "drill": 1200,
             "stage0": 2300,
             "stage1": 20,
@@ -106,17 +116,17 @@ def recipe_path(stage: str) -> str:
 
 
 def stage_recipe(stage: str, overrides: list[str]) -> Recipe:
-    """A stage's recipe with `overrides` applied. The lookup stage is the drill's recipe on the
-    drill's colour questions alone (`data.LOOKUP_FILE`). Why: in toy runs on the frozen rows of
-    a vision side with position codes (batch 64, no options), 300 steps of colour questions
-    alone and then the mixed questions reached 100% on colour by step 600, where the mixed
-    questions from the start stayed at 55-62% (README, session 15)."""
+    """A stage's recipe with `overrides` applied. A focus stage (`data.FOCUS_TASKS`: lookup,
+    motion) is the drill's recipe on the drill's questions of one task alone. Why: in toy runs on
+    the frozen rows of a vision side with position codes (batch 64, no options), 300 steps of
+    colour questions alone and then the mixed questions reached 100% on colour by step 600, where
+    the mixed questions from the start stayed at 55-62% (README, session 15); direction formed
+    alone and not in the mix (session 16)."""
     from videochat.train.recipe import load_recipe
 
-    if stage == "lookup":
-        return load_recipe(
-            recipe_path("drill"), [f"data.0.file=${{data_dir}}/{data.LOOKUP_FILE}", *overrides]
-        )
+    if stage in data.FOCUS_TASKS:
+        data_file = f"data.0.file=${{data_dir}}/{data.focus_file(stage)}"
+        return load_recipe(recipe_path("drill"), [data_file, *overrides])
     return load_recipe(recipe_path(stage), overrides)
 
 

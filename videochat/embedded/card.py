@@ -13,7 +13,8 @@ from videochat.synth.vocab import SHAPES
 
 REBUILD = (
     "python -m videochat.embedded --out build --seed {seed} --videos {videos} "
-    "--vision-steps {vision} --lookup-steps {lookup} --drill-steps {drill} --stage0-steps {stage0} "
+    "--vision-steps {vision} --lookup-steps {lookup} --motion-steps {motion} "
+    "--drill-steps {drill} --stage0-steps {stage0} "
     "--stage1-steps {stage1} --stage2-steps {stage2} --measure"
 )
 
@@ -157,8 +158,8 @@ def render(
 ) -> str:
     """The card text; `params` maps module name → parameter count, `vision` and `rows` are
     `describe_vision`'s and `describe_rows`' lines."""
-    # records from before the drill or the lookup stage: none
-    steps = {"lookup": 0, "drill": 0, **build["steps"]}
+    # records from before the drill or the focus stages: none
+    steps = {"lookup": 0, "motion": 0, "drill": 0, **build["steps"]}
     command = REBUILD.format(seed=build["seed"], videos=build["videos"], **steps)
     command += _model_flags(build)
     secs = build["seconds"]
@@ -197,6 +198,8 @@ def render(
         f"{secs.get('vision', 0):.0f} |",
         f"| lookup | LLM + llama_proj on the drill's colour questions alone (ours) | "
         f"{steps['lookup']} | {secs.get('lookup', 0):.0f} |",
+        f"| motion | LLM + llama_proj on the drill's direction questions alone (ours) | "
+        f"{steps['motion']} | {secs.get('motion', 0):.0f} |",
         f"| drill | LLM + llama_proj on the multiple-choice questions, short layout (ours) | "
         f"{steps['drill']} | {secs.get('drill', 0):.0f} |",
         f"| stage0 | LLM + llama_proj on the frozen vision side (ours) | {steps['stage0']} | "
