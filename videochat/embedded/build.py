@@ -120,7 +120,7 @@ def stage_recipe(stage: str, overrides: list[str]) -> Recipe:
     motion) is the drill's recipe on the drill's questions of one task alone. Why: in toy runs on
     the frozen rows of a vision side with position codes (batch 64, no options), 300 steps of
     colour questions alone and then the mixed questions reached 100% on colour by step 600, where
-    the mixed questions from the start stayed at 55-62% (README, session 15); direction formed
+    the mixed questions from the start stayed at 55-62% (docs/embedded-experiments.md, session 15); direction formed
     alone and not in the mix (session 16)."""
     from videochat.train.recipe import load_recipe
 

@@ -74,7 +74,7 @@ def embedded_config(
     (`QFormerConfig.stretch_rows`; 2: the first half's five shape rows, then the second half's),
     so a shape's rows can tell where it was early and late, i.e. its motion. 1: one row per
     shape reading every frame, which stays blind to motion. 2 in the committed model (its
-    motion read-out still at the base rate; with the drill it is the best model, README).
+    motion read-out still at the base rate; with the drill it is the best model, docs/embedded-experiments.md).
     Row layout: shape rows, then the frame rows (if any), then `VIDEO_ROWS` rows.
 
     `visual_positions`: codes of each token's patch column, row and frame added to what the
@@ -82,7 +82,7 @@ def embedded_config(
     in each stretch: on a copy of the committed vision side, 400 more clip steps read the
     displacement out at r = 0.97 with them and 0.76 without. Off in the committed model: a full
     build with them (e1) saw motion (the displacement names 83% of directions) but the LLM did
-    not answer direction better (25% against 35%; README, session 14).
+    not answer direction better (25% against 35%; docs/embedded-experiments.md, session 14).
 
     `merge_stretches`: a shape's stretch rows reach the LLM as one row, a linear map of the rows
     side by side (`VideoChatConfig.merge_stretch_rows`; 16 LLM rows instead of 21). Why: where
@@ -91,7 +91,7 @@ def embedded_config(
     LLM, seeing them as two rows, memorised its direction questions instead (40-47% held out in
     a toy run); with the rows merged the same toy run answered 92.5-100%. Off in the committed
     model: a build with it (m1) lifted the drill's direction (32.5% against 17.5%), which stage 0
-    lost again (25%; task mean 43.6%; README, session 16).
+    lost again (25%; task mean 43.6%; docs/embedded-experiments.md, session 16).
     """
     shape_rows = len(SHAPES) * shape_stretches
     width = 128

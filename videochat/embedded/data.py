@@ -39,7 +39,7 @@ DRILL_FILE = "drill_video.json"
 # "What colour is the circle?" names the object by its shape, whose rows the Q-Former keeps
 # apart, and answers with what those rows see. motion: in toy runs on merged stretch rows,
 # direction was learnt when asked alone after colour (92.5% within 200 steps of 64) and never
-# in a mix with the other tasks (20-35% to step 1,000; README, session 16)
+# in a mix with the other tasks (20-35% to step 1,000; docs/embedded-experiments.md, session 16)
 FOCUS_TASKS: dict[str, tuple[str, ...]] = {
     "lookup": ("object_colour",),
     "motion": ("motion_direction",),
@@ -97,7 +97,7 @@ def drill_turn(item: dict, with_options: bool = True) -> dict[str, str]:
     `with_options`) the question alone, except where the question points at its options or its
     answer is one of a few listed times (`OPTIONS_NEEDED`). Why: in toy runs a fresh LLM given
     the options first learns to name any listed colour and finds the named object's rows later
-    (76.8% against 94.7% without them at step 300; README, "The drill")."""
+    (76.8% against 94.7% without them at step 300; docs/embedded-experiments.md, "The drill")."""
     turn = protocol_turn(item, with_system=False)
     if with_options or item["task"] in OPTIONS_NEEDED:
         return turn

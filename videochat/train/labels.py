@@ -121,7 +121,7 @@ def rows_first_sample(
     """Ours (the embedded build's drill): ``[visual] ###Human: q ###Assistant: a ###`` per turn,
     nothing before the rows, with the original's targets. Why: in toy runs a from-scratch LLM
     learnt to find the row a question names in a few hundred steps in a layout like this, and
-    far more slowly behind the system text, the video markers and the timestamps (README)."""
+    far more slowly behind the system text, the video markers and the timestamps (docs/embedded-experiments.md)."""
     text = _turns(qa, roles)
     after_ids = token_ids(tokenizer, text)
     return LabelledText([], after_ids, instruction_labels(tokenizer, text, after_ids))
