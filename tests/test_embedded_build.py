@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
 import torch
 
 from videochat.embedded import data
-from videochat.embedded.build import BuildPlan, build, recipe_path, stage_recipe
+from videochat.embedded.build import STAGES, BuildPlan, build, recipe_path, stage_recipe
 from videochat.embedded.config import embedded_config, vocab_rows
 from videochat.embedded.tokenizer import train_tokenizer
 from videochat.eval.parse import LETTERS
@@ -161,7 +162,11 @@ def test_each_focus_stage_asks_the_drills_questions_of_its_task_alone(
     work = tmp_path / "data"
     shutil.copytree(synth_dir, work)
     data.write_annotations(work, drill_options=False)
-    starts = {"lookup": "What colour is the ", "motion": "In which direction does the "}
+    starts = {
+        "lookup": "What colour is the ",
+        "reverse": "What shape is the ",
+        "motion": "In which direction does the ",
+    }
     assert set(data.FOCUS_TASKS) == set(starts)
     for stage, tasks in data.FOCUS_TASKS.items():
         for with_options in (True, False):
@@ -222,7 +227,7 @@ def test_label_mask_covers_exactly_the_answers(synth_dir: Path) -> None:
 
 
 def test_recipes_load_with_the_original_freezing() -> None:
-    for ours in ("lookup", "motion", "drill", "stage0"):
+    for ours in (*data.FOCUS_TASKS, "drill", "stage0"):
         recipe = stage_recipe(ours, ["model.path=x", "data_dir=d"])
         trained = [k for k, frozen in vars(recipe.freeze).items() if not frozen]
         assert trained == ["llama_proj", "llm"]  # both read the frozen, pretrained vision side
@@ -271,8 +276,7 @@ def test_smoke_build_trains_every_stage_and_exports(synth_dir: Path, tmp_path: P
     from videochat.embedded.measure import vision_facts
     from videochat.model import load_model
 
-    steps = {"vision": 3, "lookup": 1, "motion": 1, "drill": 2, "stage0": 2, "stage1": 1}
-    steps["stage2"] = 1
+    steps = dict.fromkeys(STAGES, 1) | {"vision": 3, "drill": 2, "stage0": 2}
     plan = _smoke_plan(
         synth_dir,
         tmp_path,
@@ -285,14 +289,14 @@ def test_smoke_build_trains_every_stage_and_exports(synth_dir: Path, tmp_path: P
         row_names=True,
     )
     summary = build(plan)
-    assert set(summary["seconds"]) >= {"vision", "lookup", "motion", "drill", "stage0", "stage2"}
+    assert set(summary["seconds"]) >= set(STAGES)
     assert summary["every_object"] and summary["group_by_length"] and summary["frame_rows"]
     assert summary["row_names"]
     trained = json.loads((tmp_path / "data" / data.TRAIN_FILE).read_text())
     assert len(trained) > len(json.loads((synth_dir / data.TRAIN_FILE).read_text()))
-    init, vision, looked, moved, drilled, s0, s1, final = (
+    init, vision, *focused, drilled, s0, s1, final = (
         load_model(tmp_path / name, device="cpu")
-        for name in ("init", "vision", "lookup", "motion", "drill", "stage0", "stage1", "model")
+        for name in ("init", "vision", *data.FOCUS_TASKS, "drill", "stage0", "stage1", "model")
     )
 
     def changed(a, b, prefix: str) -> bool:
@@ -302,7 +306,8 @@ def test_smoke_build_trains_every_stage_and_exports(synth_dir: Path, tmp_path: P
     for part in ("visual_encoder.blocks", "visual_encoder.temporal_embed", "qformer"):
         assert changed(init, vision, part), f"the vision stage left {part} untouched"
     assert not changed(init, vision, "llm") and not changed(init, vision, "llama_proj")
-    for before, after in ((vision, looked), (looked, moved), (moved, drilled), (drilled, s0)):
+    llm_stages = [vision, *focused, drilled, s0]
+    for before, after in pairwise(llm_stages):
         for part in ("llm.model.layers", "llama_proj"):
             assert changed(before, after, part), f"a stage after vision left {part} untouched"
         assert not changed(before, after, "visual_encoder") and not changed(
@@ -423,7 +428,7 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     assert f"--measure {flags}\n" in card
     # a record from before the drill: 0 drill steps (the stage skipped)
     assert (
-        "--vision-steps 100 --lookup-steps 0 --motion-steps 0 --drill-steps 0 --stage0-steps 1200"
+        "--vision-steps 100 --lookup-steps 0 --reverse-steps 0 --motion-steps 0 --drill-steps 0 --stage0-steps 1200"
         in card
     )
     drilled = render(

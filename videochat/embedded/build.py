@@ -2,9 +2,10 @@
 → export.
 
 Stages: `vision` (ours: ViT + Q-Former learn the scene facts, `videochat.embedded.pretrain`),
-`lookup` and `motion` (ours; 0 steps skips each: the drill's recipe on its colour, then its
-direction questions alone, so the LLM first learns to find the rows of the object a question
-names and then to read its motion, `stage_recipe`), `drill` (ours;
+the focus stages `lookup`, `reverse` and `motion` (ours; 0 steps skips each: the drill's recipe
+on its colour, its shape, then its direction questions alone, so the LLM learns to find the rows
+of the object a question names and to read each fact from them one at a time,
+`stage_recipe`), `drill` (ours;
 0 steps skips it: the LLM and llama_proj learn the multiple-choice questions about each object in
 a short layout, `embedded_drill.yaml`), `stage0` (ours: the LLM and llama_proj learn
 to answer from the frozen vision side, the project's training loop), then the original's
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
     from videochat.train.recipe import Recipe
 
 log = logging.getLogger("videochat.embedded")
-STAGES = ("vision", "lookup", "motion", "drill", "stage0", "stage1", "stage2")
+STAGES = ("vision", *data.FOCUS_TASKS, "drill", "stage0", "stage1", "stage2")
 # each stage's training seed is the build's seed + this (fixed when the drill came in, so the
 # builds from before it keep their seeds)
 SEED_OFFSET = {
@@ -50,6 +51,7 @@ SEED_OFFSET = {
     "drill": 4,
     "lookup": 5,
     "motion": 6,
+    "reverse": 7,
 }
 BENCH_SEED_OFFSET = 1000
 FACT_HEADS = "fact_heads.pt"  # under runs/vision/: the vision stage's read-out heads
@@ -67,8 +69,7 @@ class BuildPlan:
     steps: dict[str, int] = field(
         default_factory=lambda: {
             "vision": 1600,
-            "lookup": 0,
-            "motion": 0,
+            **dict.fromkeys(data.FOCUS_TASKS, 0),
             "drill": 1200,
             "stage0": 2300,
             "stage1": 20,
@@ -116,8 +117,7 @@ def recipe_path(stage: str) -> str:
 
 
 def stage_recipe(stage: str, overrides: list[str]) -> Recipe:
-    """A stage's recipe with `overrides` applied. A focus stage (`data.FOCUS_TASKS`: lookup,
-    motion) is the drill's recipe on the drill's questions of one task alone. Why: in toy runs on
+    """A stage's recipe with `overrides` applied. A focus stage (`data.FOCUS_TASKS`) is the drill's recipe on the drill's questions of one task alone. Why: in toy runs on
     the frozen rows of a vision side with position codes (batch 64, no options), 300 steps of
     colour questions alone and then the mixed questions reached 100% on colour by step 600, where
     the mixed questions from the start stayed at 55-62% (docs/embedded-experiments.md, session 15); direction formed

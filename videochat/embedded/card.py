@@ -6,16 +6,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from videochat.embedded.build import SWITCHES
+from videochat.embedded.build import STAGES, SWITCHES
 from videochat.embedded.config import shape_stretches
+from videochat.embedded.data import FOCUS_TASKS
 from videochat.model.config import VideoChatConfig, VisionConfig
 from videochat.synth.vocab import SHAPES
 
 REBUILD = (
     "python -m videochat.embedded --out build --seed {seed} --videos {videos} "
-    "--vision-steps {vision} --lookup-steps {lookup} --motion-steps {motion} "
-    "--drill-steps {drill} --stage0-steps {stage0} "
-    "--stage1-steps {stage1} --stage2-steps {stage2} --measure"
+    + " ".join(f"--{stage}-steps {{{stage}}}" for stage in STAGES)
+    + " --measure"
 )
 
 
@@ -159,7 +159,7 @@ def render(
     """The card text; `params` maps module name → parameter count, `vision` and `rows` are
     `describe_vision`'s and `describe_rows`' lines."""
     # records from before the drill or the focus stages: none
-    steps = {"lookup": 0, "motion": 0, "drill": 0, **build["steps"]}
+    steps = {**dict.fromkeys(STAGES, 0), **build["steps"]}
     command = REBUILD.format(seed=build["seed"], videos=build["videos"], **steps)
     command += _model_flags(build)
     secs = build["seconds"]
@@ -196,10 +196,11 @@ def render(
         f"| init | tokenizer + random init | | {secs.get('init', 0):.0f} |",
         f"| vision | ViT + Q-Former learn the scene facts (ours) | {steps['vision']} | "
         f"{secs.get('vision', 0):.0f} |",
-        f"| lookup | LLM + llama_proj on the drill's colour questions alone (ours) | "
-        f"{steps['lookup']} | {secs.get('lookup', 0):.0f} |",
-        f"| motion | LLM + llama_proj on the drill's direction questions alone (ours) | "
-        f"{steps['motion']} | {secs.get('motion', 0):.0f} |",
+        *(
+            f"| {stage} | LLM + llama_proj on the drill's {' and '.join(tasks)} questions alone "
+            f"(ours) | {steps[stage]} | {secs.get(stage, 0):.0f} |"
+            for stage, tasks in FOCUS_TASKS.items()
+        ),
         f"| drill | LLM + llama_proj on the multiple-choice questions, short layout (ours) | "
         f"{steps['drill']} | {secs.get('drill', 0):.0f} |",
         f"| stage0 | LLM + llama_proj on the frozen vision side (ours) | {steps['stage0']} | "
