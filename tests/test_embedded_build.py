@@ -166,6 +166,8 @@ def test_each_focus_stage_asks_the_drills_questions_of_its_task_alone(
         "lookup": "What colour is the ",
         "reverse": "What shape is the ",
         "motion": "In which direction does the ",
+        "order": "Which of these happened ",
+        "timing": "When ",
     }
     assert set(data.FOCUS_TASKS) == set(starts)
     for stage, tasks in data.FOCUS_TASKS.items():
@@ -428,7 +430,7 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     assert f"--measure {flags}\n" in card
     # a record from before the drill: 0 drill steps (the stage skipped)
     assert (
-        "--vision-steps 100 --lookup-steps 0 --reverse-steps 0 --motion-steps 0 --drill-steps 0 --stage0-steps 1200"
+        "--vision-steps 100 --lookup-steps 0 --reverse-steps 0 --motion-steps 0 --order-steps 0 --timing-steps 0 --drill-steps 0 --stage0-steps 1200"
         in card
     )
     drilled = render(

@@ -2,13 +2,13 @@
 → export.
 
 Stages: `vision` (ours: ViT + Q-Former learn the scene facts, `videochat.embedded.pretrain`),
-the focus stages `lookup`, `reverse` and `motion` (ours; 0 steps skips each: the drill's recipe
-on its colour, its shape, then its direction questions alone, so the LLM learns to find the rows
-of the object a question names and to read each fact from them one at a time,
-`stage_recipe`), `drill` (ours;
-0 steps skips it: the LLM and llama_proj learn the multiple-choice questions about each object in
-a short layout, `embedded_drill.yaml`), `stage0` (ours: the LLM and llama_proj learn
-to answer from the frozen vision side, the project's training loop), then the original's
+the focus stages `lookup`, `reverse`, `motion`, `order` and `timing` (ours; 0 steps skips each:
+the drill's recipe on its colour, shape, direction, temporal-order, then event-time questions
+alone, so the LLM learns to find the rows of the object a question names and to read each fact
+from them one at a time, `stage_recipe`), `drill` (ours; 0 steps skips it: the LLM and
+llama_proj learn the multiple-choice questions about each object in a short layout,
+`embedded_drill.yaml`), `stage0` (ours: the LLM and llama_proj learn to answer from the frozen
+vision side, the project's training loop), then the original's
 `stage1` (captions) and `stage2` (instructions) with the original's freezing.
 
 Every random choice derives from `--seed` (data seed S, benchmark seed S + 1000, never used for
@@ -52,6 +52,8 @@ SEED_OFFSET = {
     "lookup": 5,
     "motion": 6,
     "reverse": 7,
+    "order": 8,
+    "timing": 9,
 }
 BENCH_SEED_OFFSET = 1000
 FACT_HEADS = "fact_heads.pt"  # under runs/vision/: the vision stage's read-out heads
