@@ -429,10 +429,8 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     )
     assert f"--measure {flags}\n" in card
     # a record from before the drill: 0 drill steps (the stage skipped)
-    assert (
-        "--vision-steps 100 --lookup-steps 0 --reverse-steps 0 --motion-steps 0 --order-steps 0 --timing-steps 0 --drill-steps 0 --stage0-steps 1200"
-        in card
-    )
+    focus = " ".join(f"--{stage}-steps 0" for stage in data.FOCUS_TASKS)
+    assert f"--vision-steps 100 {focus} --drill-steps 0 --stage0-steps 1200" in card
     drilled = render(
         build_record | {"steps": build_record["steps"] | {"drill": 900}}, measure_record, {}
     )

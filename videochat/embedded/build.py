@@ -1,5 +1,5 @@
-"""The end-to-end rebuild: synthetic data → tokenizer → vision pretraining → drill → stage 0/1/2
-→ export.
+"""The end-to-end rebuild: synthetic data → tokenizer → vision pretraining → focus stages →
+drill → stage 0/1/2 → export.
 
 Stages: `vision` (ours: ViT + Q-Former learn the scene facts, `videochat.embedded.pretrain`),
 the focus stages `lookup`, `reverse`, `motion`, `order` and `timing` (ours; 0 steps skips each:
@@ -119,11 +119,12 @@ def recipe_path(stage: str) -> str:
 
 
 def stage_recipe(stage: str, overrides: list[str]) -> Recipe:
-    """A stage's recipe with `overrides` applied. A focus stage (`data.FOCUS_TASKS`) is the drill's recipe on the drill's questions of one task alone. Why: in toy runs on
-    the frozen rows of a vision side with position codes (batch 64, no options), 300 steps of
-    colour questions alone and then the mixed questions reached 100% on colour by step 600, where
-    the mixed questions from the start stayed at 55-62% (docs/embedded-experiments.md, session 15); direction formed
-    alone and not in the mix (session 16)."""
+    """A stage's recipe with `overrides` applied. A focus stage (`data.FOCUS_TASKS`) is the
+    drill's recipe on the drill's questions of one task alone. Why: in toy runs on the frozen
+    rows of a vision side with position codes (batch 64, no options), 300 steps of colour
+    questions alone and then the mixed questions reached 100% on colour by step 600, where the
+    mixed questions from the start stayed at 55-62% (session 15); direction formed alone and not
+    in the mix (session 16; docs/embedded-experiments.md)."""
     from videochat.train.recipe import load_recipe
 
     if stage in data.FOCUS_TASKS:

@@ -74,7 +74,8 @@ def embedded_config(
     (`QFormerConfig.stretch_rows`; 2: the first half's five shape rows, then the second half's),
     so a shape's rows can tell where it was early and late, i.e. its motion. 1: one row per
     shape reading every frame, which stays blind to motion. 2 in the committed model (its
-    motion read-out still at the base rate; with the drill it is the best model, docs/embedded-experiments.md).
+    motion read-out still at the base rate; with the drill it is the best model,
+    docs/embedded-experiments.md).
     Row layout: shape rows, then the frame rows (if any), then `VIDEO_ROWS` rows.
 
     `visual_positions`: codes of each token's patch column, row and frame added to what the
