@@ -6,8 +6,8 @@ the training seed's benchmark questions written exactly as the evaluation protoc
 asked about every object instead of one), the free-form questions, the open-ended description
 and the caption. Stage 1 reads ``captions_video.json``; the drill ``drill_video.json``
 (every multiple-choice item about every object, one a sample; optionally every task as often);
-the focus stages ``lookup_video.json`` (the drill's colour questions alone) and
-``motion_video.json`` (its direction questions alone).
+each focus stage ``<stage>_video.json`` (the drill's questions of one task alone,
+``FOCUS_TASKS``).
 
 The multiple-choice answers name the option's text, not its letter: ``Best option:(blue)``. Why:
 our from-scratch 4-layer LLM does not learn to find the letter of the option it means (three
@@ -117,21 +117,26 @@ def drill_entries(
     balanced: bool = False,
     with_options: bool = True,
     tasks: tuple[str, ...] = TASKS,
+    items: list[tuple[str, dict]] | None = None,
 ) -> list[dict]:
     """The drill's data: every multiple-choice item of `tasks` about every object, one per entry,
     without the system text (the drill's `rows_first` layout has none), shuffled. `balanced`:
-    every task as often as the commonest (`balance_tasks`); `with_options`: see `drill_turn`."""
-    items = [
-        (video, item)
-        for video, video_items in sorted(mcq_items(data_dir, every_object=True).items())
-        for item in video_items
-        if item["task"] in tasks
-    ]
+    every task as often as the commonest (`balance_tasks`); `with_options`: see `drill_turn`;
+    `items`: `drill_items(data_dir)` when the caller already has them."""
+    if items is None:
+        items = drill_items(data_dir)
+    items = [(video, item) for video, item in items if item["task"] in tasks]
     if balanced:
         items = balance_tasks(items)
     entries = [{"video": video, "QA": [drill_turn(item, with_options)]} for video, item in items]
     random.Random(0).shuffle(entries)
     return entries
+
+
+def drill_items(data_dir: Path) -> list[tuple[str, dict]]:
+    """(media path, item) for every multiple-choice item about every object, by video."""
+    per_video = sorted(mcq_items(data_dir, every_object=True).items())
+    return [(video, item) for video, video_items in per_video for item in video_items]
 
 
 def balance_tasks(items: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
@@ -217,10 +222,11 @@ def write_annotations(
     data_dir = Path(data_dir)
     entries = train_entries(data_dir, every_object)
     (data_dir / TRAIN_FILE).write_text(json.dumps(entries, indent=1) + "\n")
-    drill = drill_entries(data_dir, balanced_drill, drill_options)
+    items = drill_items(data_dir)  # derived once: each focus file is a subset
+    drill = drill_entries(data_dir, balanced_drill, drill_options, items=items)
     (data_dir / DRILL_FILE).write_text(json.dumps(drill, indent=1) + "\n")
     for stage, tasks in FOCUS_TASKS.items():
-        focus = drill_entries(data_dir, with_options=drill_options, tasks=tasks)
+        focus = drill_entries(data_dir, with_options=drill_options, tasks=tasks, items=items)
         (data_dir / focus_file(stage)).write_text(json.dumps(focus, indent=1) + "\n")
     return len(entries)
 
