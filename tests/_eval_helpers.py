@@ -132,3 +132,9 @@ class FakeSession:
         candidates = re.findall(r"^\([A-Z]\) (.*)$", text, flags=re.MULTILINE)
         letter = chr(65 + candidates.index(dominant_colour(self.frames)))
         return self.reply(letter, candidates)
+
+    def score_replies(self, text, replies, *, answer_prefix=""):
+        """The reply naming the clip's colour scores 0, every other -1 (a ranking protocol)."""
+        self.calls.append({"text": text, "answer_prefix": answer_prefix, "replies": replies})
+        colour = dominant_colour(self.frames)
+        return [0.0 if reply.startswith(colour) else -1.0 for reply in replies]

@@ -79,6 +79,20 @@ def test_cli_with_tiny_model_lmms_protocol_and_resume(tiny_model_dir, bench, tmp
     assert json.loads(out.read_text())["average"] == results["average"]
 
 
+def test_cli_rank_protocol_always_names_an_option(tiny_model_dir, bench, tmp_path, capsys):
+    out = tmp_path / "rank.json"
+    argv = ["eval", str(bench), "--model", str(tiny_model_dir), "--protocol", "rank"]
+    assert main([*argv, "--num-frames", "4", "--out", str(out), "--no-progress"]) == 0
+    assert json.loads(out.read_text())["protocol"] == "videochat2-rank"
+    records = [json.loads(line) for line in out.with_name("rank.predictions.jsonl").open()]
+    for record in records:  # a random model still picks one of the options, the likeliest
+        assert record["error"] is None and len(record["scores"]) == 3
+        best = max(range(3), key=record["scores"].__getitem__)
+        assert record["letter"] == "ABC"[best]
+        assert record["prediction"] == record["candidates"][best] + ")"
+    assert "protocol: videochat2-rank" in capsys.readouterr().out
+
+
 @pytest.mark.slow
 def test_videochat2_protocol_is_repeatable(tiny_model_dir, bench):
     from videochat.model import load_model

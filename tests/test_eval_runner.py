@@ -13,7 +13,16 @@ from _eval_helpers import (
 )
 
 from videochat.errors import VideoChatError
-from videochat.eval import LMMS_EVAL, VIDEOCHAT2, evaluate, format_table, load_benchmark, summarize
+from videochat.eval import (
+    LMMS_EVAL,
+    VIDEOCHAT2,
+    VIDEOCHAT2_RANK,
+    evaluate,
+    format_table,
+    get_protocol,
+    load_benchmark,
+    summarize,
+)
 from videochat.eval.bench import BenchmarkError
 
 
@@ -95,6 +104,27 @@ def test_lmms_eval_protocol(bench):
     assert _results(records, LMMS_EVAL)["average"] == 100.0
     assert session.calls[0]["text"].startswith("Question:What colour is shown?\nOption:\n(A) red\n")
     assert session.calls[0]["answer_prefix"] == "" and session.calls[0]["max_new_tokens"] == 16
+
+
+def test_rank_protocol_scores_each_option_instead_of_generating(bench):
+    session = FakeSession(reply=lambda letter, c: "no answer")  # generating would fail every item
+    records = evaluate(
+        session, load_benchmark(bench), VIDEOCHAT2_RANK, num_frames=4, progress=False
+    )
+    assert _results(records, VIDEOCHAT2_RANK)["average"] == 100.0
+    call = session.calls[0]
+    assert (
+        call["replies"] == ["red)", "green)", "blue)"] and call["answer_prefix"] == "Best option:("
+    )
+    assert call["text"] == VIDEOCHAT2.question(load_benchmark(bench)[0])  # videochat2's prompt
+    first = records[0]  # red.mp4: the first reply is the likeliest
+    assert first["prediction"] == "red)" and first["letter"] == "A"
+    assert first["scores"] == [0.0, -1.0, -1.0] and first["protocol"] == "videochat2-rank"
+    generated = evaluate(
+        FakeSession(), load_benchmark(bench)[:1], VIDEOCHAT2, num_frames=4, progress=False
+    )
+    assert "scores" not in generated[0]
+    assert get_protocol("rank") is VIDEOCHAT2_RANK
 
 
 def test_bad_items_are_recorded_and_counted_wrong(bench, tmp_path):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +30,7 @@ from videochat.chat.generate import (
     stream_generate,
 )
 from videochat.chat.prompt import MediaSlot, PromptPlan, common_prefix, plan_prompt
+from videochat.chat.scoring import reply_logprobs
 from videochat.chat.template import (
     IMAGE_PLACEHOLDER,
     VIDEO_PLACEHOLDER,
@@ -241,6 +242,25 @@ class ChatSession:
             clock = FirstTokenClock()
             result = run_generate(turn.request, streamer=clock)
             return self._finish(turn, result, clock)
+
+    def score_replies(
+        self, text: str, replies: Sequence[str], *, answer_prefix: str = ""
+    ) -> list[float]:
+        """Total log-probability of each of `replies` as the answer to `text` (after
+        `answer_prefix`), given the media and history, without generating and without changing
+        the conversation. The likeliest reply is the model's choice among them (rank
+        classification, as `videochat eval --protocol videochat2-rank` asks)."""
+        if not replies or any(not reply for reply in replies):
+            raise ChatError("give at least one reply to score, none of them empty")
+        question = question_message(text)
+        config = GenerationConfig.from_kwargs(max_new_tokens=1)
+        with self._busy():
+            prompt = self._plan(question, answer_prefix, config)
+            plans = [self._plan(question, answer_prefix + reply, config) for reply in replies]
+            if any(plan.dropped_messages != prompt.dropped_messages for plan in plans):
+                raise ChatError("a reply to score does not fit in the model's context")
+            visual = [item.embeds for item in self._media]
+            return reply_logprobs(self.model, prompt, plans, visual)
 
     def _stream(
         self,

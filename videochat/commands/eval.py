@@ -19,7 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--protocol",
         default="videochat2",
-        help="prompt and scoring protocol: videochat2 (default) or lmms-eval",
+        help="prompt and scoring protocol: videochat2 (default), lmms-eval, or videochat2-rank "
+        "(the likeliest option instead of a generated answer)",
     )
     parser.add_argument(
         "--num-frames", type=int, default=None, help="frames per clip (default: the model's)"

@@ -16,7 +16,14 @@ from videochat.eval.bench import (
     load_tasks,
 )
 from videochat.eval.parse import parse_lmms_eval, parse_option
-from videochat.eval.protocols import LMMS_EVAL, PROTOCOLS, VIDEOCHAT2, Protocol, get_protocol
+from videochat.eval.protocols import (
+    LMMS_EVAL,
+    PROTOCOLS,
+    VIDEOCHAT2,
+    VIDEOCHAT2_RANK,
+    Protocol,
+    get_protocol,
+)
 from videochat.eval.results import format_table, summarize, write_results
 from videochat.eval.runner import evaluate, evaluate_item, open_session
 
@@ -24,6 +31,7 @@ __all__ = [
     "LMMS_EVAL",
     "PROTOCOLS",
     "VIDEOCHAT2",
+    "VIDEOCHAT2_RANK",
     "BenchItem",
     "BenchmarkError",
     "Protocol",

@@ -1,4 +1,5 @@
-"""Published ways to ask a multiple-choice video question and to read the answer.
+"""Ways to ask a multiple-choice video question and to read the answer (published ones, and a
+ranking variant of one).
 
 A protocol fixes everything that changes the number: the system prompt, how the question and its
 options are written, how the answer is primed, the generation settings and the answer parser. Every
@@ -14,7 +15,16 @@ with ``Best option:(``, greedy decoding, at most 100 new tokens, only the first 
 ``Question:…\\nOption:\\n(A) …\\n`` + ``Only give the best option.\\n``, no priming, greedy, at most 16
 new tokens; scored with lmms-eval's ``mcq_acc`` rule (:func:`videochat.eval.parse.parse_lmms_eval`).
 
-Both see the same frames (``--num-frames``, middle sampling within [start, end] for bounded tasks),
+``videochat2-rank`` (alias ``rank``): VideoChat2's prompt, answered without generating: each
+option's text is written as the answer after ``Best option:(`` (``<text>)``, the form
+:func:`~videochat.eval.parse.parse_option` reads as that option), scored by the LLM's total
+log-probability, and the likeliest is the choice (rank classification, as T0 and FLAN evaluate
+multiple choice, lm-eval-harness's ``multiple_choice`` tasks and SEED-Bench's likelihood protocol
+do). It measures which listed option the model finds likeliest, also for a model that writes an
+answer of its own words instead of copying an option; it suits models that answer with the
+option's text (the embedded model), not those trained to answer with its letter.
+
+All see the same frames (``--num-frames``, middle sampling within [start, end] for bounded tasks),
 given to the model the way VideoChat's chat does it: the video turn carries the timestamp message
 ("The video contains N frames sampled at ... seconds."), which VideoChat2's own prompt does not have.
 """
@@ -22,7 +32,7 @@ given to the model the way VideoChat's chat does it: the video turn carries the 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from videochat.errors import VideoChatError
@@ -49,6 +59,8 @@ class Protocol:
     parse: Callable[[str, Sequence[str]], str | None]
     notes: str = ""
     aliases: tuple[str, ...] = field(default=())
+    # rank classification: the replies to score, one per candidate in order (None: generate)
+    replies: Callable[[BenchItem], list[str]] | None = None
 
     def question(self, item: BenchItem) -> str:
         return self.build_question(item)
@@ -103,7 +115,18 @@ LMMS_EVAL = Protocol(
     aliases=("lmms_eval", "lmms"),
 )
 
-PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (VIDEOCHAT2, LMMS_EVAL)}
+VIDEOCHAT2_RANK = replace(
+    VIDEOCHAT2,
+    name="videochat2-rank",
+    generation={},
+    replies=lambda item: [f"{candidate})" for candidate in item.candidates],
+    notes="VideoChat2 MVBench prompt; instead of generating, each option's text written as the "
+    "answer after 'Best option:(' (as '<text>)') is scored by the LLM's log-probability and the "
+    "likeliest is the choice (rank classification); not comparable with videochat2's numbers",
+    aliases=("rank",),
+)
+
+PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (VIDEOCHAT2, LMMS_EVAL, VIDEOCHAT2_RANK)}
 
 
 def get_protocol(name: str) -> Protocol:

@@ -2,7 +2,8 @@
 
 One line per item: task, index, video, question, candidates, answer, answer_letter, prediction (the
 model's raw reply), parsed_text, letter (parsed option or null), correct, error (null, or why the
-item failed), protocol, num_frames. Accuracy counts every item of a task in the denominator: an item
+item failed), protocol, num_frames; for a ranking protocol also scores (each candidate's
+log-probability). Accuracy counts every item of a task in the denominator: an item
 that failed (bad media, generation error, malformed item) or whose answer names no option is wrong.
 """
 
@@ -28,10 +29,12 @@ def make_record(
     parsed_text: str | None = None,
     letter: str | None = None,
     error: str | None = None,
+    scores: list[float] | None = None,
 ) -> Record:
-    """The JSONL line for one item; ``correct`` is the parsed letter equal to the answer's letter."""
+    """The JSONL line for one item; ``correct`` is the parsed letter equal to the answer's letter.
+    A ranking protocol's line also holds each candidate's ``scores`` (log-probabilities)."""
     truth = item.answer_letter
-    return {
+    record = {
         "task": item.task,
         "index": item.index,
         "video": item.video,
@@ -47,6 +50,9 @@ def make_record(
         "protocol": protocol,
         "num_frames": num_frames,
     }
+    if scores is not None:
+        record["scores"] = scores
+    return record
 
 
 def record_key(record: Record) -> tuple[str, int]:

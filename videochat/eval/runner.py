@@ -1,9 +1,10 @@
 """Running a protocol over benchmark items with a chat session: resumable, one bad item never aborts.
 
 The session is anything with ``reset()``, ``add_video(source, num_frames=, sampling=, start=, end=)``
-and ``ask(text, *, answer_prefix=, **generation) -> str`` (``videochat.chat.ChatSession``). Each item
-gets a fresh conversation (``reset``), its clip sampled with the ``middle`` rule (within [start, end]
-for bounded tasks), one question, one greedy answer.
+and ``ask(text, *, answer_prefix=, **generation) -> str`` (``videochat.chat.ChatSession``; a ranking
+protocol calls ``score_replies(text, replies, answer_prefix=)`` instead). Each item gets a fresh
+conversation (``reset``), its clip sampled with the ``middle`` rule (within [start, end] for bounded
+tasks), one question, one greedy answer (or the likeliest of the protocol's replies).
 
 Resume: records already in the predictions file are not asked again and count in the result as they
 are (failed ones too, unless ``retry_failed``). A file written with another protocol or frame count is
@@ -37,6 +38,7 @@ class Session(TypingProtocol):
         self, source: Any, num_frames: int = 8, sampling: str = "demo", **kw: Any
     ) -> Any: ...
     def ask(self, text: str, stream: bool = False, **kw: Any) -> str: ...
+    def score_replies(self, text: str, replies: Sequence[str], **kw: Any) -> list[float]: ...
 
 
 def open_session(model: Any, protocol: Protocol) -> Session:
@@ -71,15 +73,29 @@ def evaluate_item(session: Session, item: BenchItem, protocol: Protocol, num_fra
     try:
         session.reset()
         add_clip(session, item, num_frames)
-        raw = session.ask(
-            protocol.question(item), answer_prefix=protocol.answer_prefix, **protocol.generation
-        )
+        raw, scores = _answer(session, item, protocol)
     except VideoChatError as exc:
         return make_record(item, error=str(exc), **common)
     except Exception as exc:  # a generation failure must not end a long run
         return make_record(item, error=f"unexpected {type(exc).__name__}: {exc}", **common)
     text, letter = protocol.read_answer(raw, item.candidates)
-    return make_record(item, prediction=raw, parsed_text=text, letter=letter, **common)
+    return make_record(
+        item, prediction=raw, parsed_text=text, letter=letter, scores=scores, **common
+    )
+
+
+def _answer(session: Session, item: BenchItem, protocol: Protocol) -> tuple[str, list | None]:
+    """The reply to the item's question: generated, or the likeliest of the protocol's replies
+    (then with every reply's log-probability)."""
+    question = protocol.question(item)
+    if protocol.replies is None:
+        return session.ask(
+            question, answer_prefix=protocol.answer_prefix, **protocol.generation
+        ), None
+    replies = protocol.replies(item)
+    scores = session.score_replies(question, replies, answer_prefix=protocol.answer_prefix)
+    best = max(range(len(replies)), key=scores.__getitem__)
+    return replies[best], [round(score, 4) for score in scores]
 
 
 def _check_compatible(records: list[Record], path: Path, protocol: str, num_frames: int) -> None:
