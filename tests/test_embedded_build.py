@@ -438,6 +438,12 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     assert "| object_colour | 9 / 10 | 90.0% |" in card and "--limit 10" in card
     assert "**0.75**" in card and "0.25" in card and "(11.4 min)" in card
     assert "| object_count | 40 | 85.0% |" in card
+    assert "likeliest option" not in card  # a record from before the ranking protocol
+    ranked = {**measure_record["multiple_choice"], "tasks": {"object_colour": 95.0}}
+    ranked_card = render(build_record, measure_record | {"multiple_choice_rank": ranked}, {})
+    assert "## Multiple choice, the likeliest option" in ranked_card
+    assert "| object_colour | 90.0% | 95.0% |" in ranked_card
+    assert "| **mean over tasks** | **90.0%** | **95.0%** |" in ranked_card
 
 
 def test_rebuild_cli_reads_the_vision_curriculum_and_stem(capsys) -> None:

@@ -39,6 +39,26 @@ def _section(title: str, intro: str, columns: list[str], rows: list[list[str]]) 
     return [*lines, ""]
 
 
+def _ranked(mc: dict, ranked: dict | None) -> list[str]:
+    """The same items answered by the likeliest option (`measure.multiple_choice` with the
+    videochat2-rank protocol) beside the generated answers."""
+    if not ranked:
+        return []
+    intro = (
+        "The same items answered by the option whose text the model finds likeliest after "
+        "`Best option:(` instead of by a generated answer (`--protocol videochat2-rank`, rank "
+        "classification): which option the model prefers, also where it writes an answer of its "
+        "own words. Not the videochat2 protocol's number:"
+    )
+    rows = [[t, f"{mc['tasks'][t]:.1f}%", f"{acc:.1f}%"] for t, acc in ranked["tasks"].items()]
+    means = [sum(m["tasks"].values()) / max(1, len(m["tasks"])) for m in (mc, ranked)]
+    rows.append(["**mean over tasks**", *(f"**{m:.1f}%**" for m in means)])
+    rows.append(["all items pooled", f"{mc['average']:.1f}%", f"{ranked['average']:.1f}%"])
+    return _section(
+        "Multiple choice, the likeliest option", intro, ["task", "generated", "ranked"], rows
+    )
+
+
 TIME_CHECKS = ("reversal_change", "displacement_r")  # not accuracies: `pretrain.time_readout`
 
 
@@ -222,6 +242,7 @@ def render(
         "",
         "Chance is 25-33% per task.",
         "",
+        *_ranked(mc, measure.get("multiple_choice_rank")),
         *_free_form(measure.get("free_form")),
         *_facts(measure.get("vision_facts")),
         "## Open-ended descriptions",

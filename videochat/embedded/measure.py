@@ -1,6 +1,8 @@
 """Honest numbers for a built model on a benchmark seed never used in training.
 
-Multiple choice: the project's own `videochat eval` runner (videochat2 protocol). Free form: the
+Multiple choice: the project's own `videochat eval` runner, with the videochat2 protocol (the
+generated answer) and the videochat2-rank protocol (the option the model finds likeliest: what it
+knows, also where it writes an answer of its own words). Free form: the
 same benchmark questions asked without options; an answer is right when it is the ground-truth
 sentence (`free_form`). Open-ended: the model describes each video and synth's
 `score_description` counts the ground-truth colours, shapes and events it names; the same answers
@@ -19,9 +21,14 @@ DESCRIBE = "Describe the video in detail."
 
 
 def multiple_choice(
-    model, bench_dir: Path, out: Path, num_frames: int = NUM_FRAMES, limit: int | None = None
+    model,
+    bench_dir: Path,
+    out: Path,
+    num_frames: int = NUM_FRAMES,
+    limit: int | None = None,
+    protocol_name: str = "videochat2",
 ) -> dict:
-    """Per-task accuracy with the videochat2 protocol (what `videochat eval` prints); `limit`
+    """Per-task accuracy with a protocol (what `videochat eval --protocol` prints); `limit`
     keeps the first N items of each task, like `videochat eval --limit`."""
     from videochat.eval import (
         evaluate,
@@ -33,7 +40,7 @@ def multiple_choice(
         write_results,
     )
 
-    protocol = get_protocol("videochat2")
+    protocol = get_protocol(protocol_name)
     items = load_benchmark(bench_dir, None, limit)
     session = open_session(model, protocol)
     preds = out.with_name(out.stem + ".predictions.jsonl")
@@ -156,9 +163,17 @@ def measure(
         write_dataset(bench, videos, 0, seed + BENCH_SEED_OFFSET, size, workers=workers)
     model = load_model(model_dir, device="cpu")
     mc = multiple_choice(model, bench / "benchmark", work / "measure" / "mcq.json", limit=limit)
+    ranked = multiple_choice(
+        model,
+        bench / "benchmark",
+        work / "measure" / "mcq_rank.json",
+        limit=limit,
+        protocol_name="videochat2-rank",
+    )
     summary = {
         "bench_seed": seed + BENCH_SEED_OFFSET,
         "multiple_choice": {k: mc[k] for k in mc if k != "items"},
+        "multiple_choice_rank": {k: ranked[k] for k in ranked if k != "items"},
         "item_limit_per_task": limit,
         "free_form": free_form(model, bench / "benchmark", limit=described),
         "descriptions": descriptions(model, bench, limit=described),
