@@ -136,5 +136,7 @@ class FakeSession:
     def score_replies(self, text, replies, *, answer_prefix=""):
         """The reply naming the clip's colour scores 0, every other -1 (a ranking protocol)."""
         self.calls.append({"text": text, "answer_prefix": answer_prefix, "replies": replies})
+        from videochat.chat.scoring import ReplyScore
+
         colour = dominant_colour(self.frames)
-        return [0.0 if reply.startswith(colour) else -1.0 for reply in replies]
+        return [ReplyScore(0.0 if r.startswith(colour) else -1.0, False) for r in replies]

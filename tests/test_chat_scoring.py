@@ -44,15 +44,38 @@ def test_scores_are_the_llms_log_probabilities_of_each_reply(model):
     session.add_turn("Hello there.", "Hi.")
     scores = session.score_replies(QUESTION, REPLIES, answer_prefix="Best option:(")
     manual = [_manual_logprob(model, session, r, "Best option:(") for r in REPLIES]
-    assert scores == pytest.approx(manual, abs=1e-4)
-    assert all(score < 0 for score in scores)
+    assert [s.logprob for s in scores] == pytest.approx(manual, abs=1e-4)
+    assert all(s.logprob < 0 for s in scores)
+
+
+def test_only_the_models_likeliest_next_token_is_marked_greedy(model):
+    session = ChatSession(model)
+    session.add_turn("Hello there.", "Hi.")
+    prefix, tokenizer = "The answer is", model.tokenizer
+    messages = [*session.history, (session.template.roles[0], question_message(QUESTION))]
+    context = tokenizer(session.template.render(messages, prefix)).input_ids
+    with torch.no_grad():
+        ranked = model.llm(input_ids=torch.tensor([context])).logits[0, -1].argsort(descending=True)
+    # the two likeliest tokens that the tokenizer writes back as themselves after the prompt
+    replies = []
+    for token in ranked[:20].tolist():
+        text = tokenizer.decode([token])
+        if tokenizer(session.template.render(messages, prefix + text)).input_ids == [
+            *context,
+            token,
+        ]:
+            replies.append((token == ranked[0], text))
+    (first_is_top, first), (_, second) = replies[:2]
+    assert first_is_top  # the likeliest token round-trips for this model and prompt
+    best, runner_up = session.score_replies(QUESTION, [first, second], answer_prefix=prefix)
+    assert best.greedy and not runner_up.greedy and best.logprob > runner_up.logprob
 
 
 def test_batched_scores_equal_scores_one_at_a_time(model, video):
     session = ChatSession(model)
     session.add_video(str(video), num_frames=4, sampling="middle")
-    together = session.score_replies(QUESTION, REPLIES)  # padded to the longest
-    alone = [session.score_replies(QUESTION, [reply])[0] for reply in REPLIES]
+    together = [s.logprob for s in session.score_replies(QUESTION, REPLIES)]  # padded
+    alone = [session.score_replies(QUESTION, [reply])[0].logprob for reply in REPLIES]
     assert together == pytest.approx(alone, abs=1e-4)
 
 

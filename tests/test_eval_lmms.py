@@ -64,10 +64,26 @@ def test_generation_kwargs_mapping(adapter):
     assert call["stop"] == ["###"] and call["max_new_tokens"] == 5
 
 
+def test_loglikelihood_scores_each_continuation_on_its_own_visuals(adapter):
+    model, session = adapter
+    visual = lambda doc: doc["visuals"]  # noqa: E731
+    targets = ["green)", "red)", lambda doc: "red)", "red)"]  # a string or doc_to_target
+    requests = [
+        SimpleNamespace(args=(_context(), t, visual, i, "mvbench_colour", "train"))
+        for i, t in enumerate(targets)
+    ]
+    # the fake scores 0 for a continuation naming the clip's colour, -1 otherwise
+    assert model.loglikelihood(requests) == [
+        (0.0, False),
+        (-1.0, False),
+        (0.0, False),
+        (-1.0, False),
+    ]
+    assert session.calls[-1]["replies"] == ["red)"] and session.calls[-1]["text"] == _context()
+
+
 def test_unsupported_requests_are_clear(adapter):
     model, _ = adapter
-    with pytest.raises(NotSupportedError, match="does not provide log-likelihood"):
-        model.loglikelihood([_request(0)])
     with pytest.raises(NotSupportedError, match="multi-round"):
         model.generate_until_multi_round([_request(0)])
     with pytest.raises(VideoChatError, match="unknown videochat model_args: colour"):

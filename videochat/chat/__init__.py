@@ -2,6 +2,7 @@
 
 from videochat.chat.cache import VisualCache, default_cache
 from videochat.chat.generate import GenerationConfig
+from videochat.chat.scoring import ReplyScore
 from videochat.chat.session import ChatSession
 
-__all__ = ["ChatSession", "GenerationConfig", "VisualCache", "default_cache"]
+__all__ = ["ChatSession", "GenerationConfig", "ReplyScore", "VisualCache", "default_cache"]

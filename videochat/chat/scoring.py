@@ -11,18 +11,25 @@ causal mask.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
 from videochat.chat.prompt import PromptPlan, common_prefix
 
 
-def reply_logprobs(
+class ReplyScore(NamedTuple):
+    """How likely the model finds one reply."""
+
+    logprob: float  # total log-probability of the reply's tokens
+    greedy: bool  # every token of the reply is the likeliest one at its position
+
+
+def reply_scores(
     model: Any, prompt: PromptPlan, replies: Sequence[PromptPlan], visual: Sequence[torch.Tensor]
-) -> list[float]:
-    """Total log-probability of each reply's tokens; `replies` are the plans of the prompt with
-    each reply appended, `visual` the media embeddings (1, Q, D) in placeholder order."""
+) -> list[ReplyScore]:
+    """Score each reply's tokens; `replies` are the plans of the prompt with each reply
+    appended, `visual` the media embeddings (1, Q, D) in placeholder order."""
     starts, embeds = [], []
     with torch.inference_mode():
         for plan in replies:
@@ -41,5 +48,6 @@ def reply_logprobs(
         for i, (plan, start) in enumerate(zip(replies, starts, strict=True)):
             ids = torch.tensor(plan.keys[start:], device=logits.device)  # text ids: (R,)
             logp = logits[i, start - 1 : len(plan.keys) - 1].float().log_softmax(-1)  # (R, V)
-            scores.append(float(logp.gather(-1, ids[:, None]).sum()))
+            total = float(logp.gather(-1, ids[:, None]).sum())
+            scores.append(ReplyScore(total, bool((logp.argmax(-1) == ids).all())))
     return scores

@@ -30,7 +30,7 @@ from videochat.chat.generate import (
     stream_generate,
 )
 from videochat.chat.prompt import MediaSlot, PromptPlan, common_prefix, plan_prompt
-from videochat.chat.scoring import reply_logprobs
+from videochat.chat.scoring import ReplyScore, reply_scores
 from videochat.chat.template import (
     IMAGE_PLACEHOLDER,
     VIDEO_PLACEHOLDER,
@@ -245,11 +245,12 @@ class ChatSession:
 
     def score_replies(
         self, text: str, replies: Sequence[str], *, answer_prefix: str = ""
-    ) -> list[float]:
-        """Total log-probability of each of `replies` as the answer to `text` (after
-        `answer_prefix`), given the media and history, without generating and without changing
-        the conversation. The likeliest reply is the model's choice among them (rank
-        classification, as `videochat eval --protocol videochat2-rank` asks)."""
+    ) -> list[ReplyScore]:
+        """How likely each of `replies` is as the answer to `text` (after `answer_prefix`),
+        given the media and history: its total log-probability and whether greedy decoding would
+        write it; nothing is generated and the conversation does not change. The likeliest reply
+        is the model's choice among them (rank classification, as `videochat eval --protocol
+        videochat2-rank` asks)."""
         if not replies or any(not reply for reply in replies):
             raise ChatError("give at least one reply to score, none of them empty")
         question = question_message(text)
@@ -260,7 +261,7 @@ class ChatSession:
             if any(plan.dropped_messages != prompt.dropped_messages for plan in plans):
                 raise ChatError("a reply to score does not fit in the model's context")
             visual = [item.embeds for item in self._media]
-            return reply_logprobs(self.model, prompt, plans, visual)
+            return reply_scores(self.model, prompt, plans, visual)
 
     def _stream(
         self,

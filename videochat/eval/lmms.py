@@ -28,7 +28,7 @@ except ImportError as exc:  # the extra is optional
 
 
 class VideoChatLMM(VideoChatLMMCore, _LmmsBase):
-    """VideoChat as an lmms-eval ``lmms`` model (simple, generate_until only)."""
+    """VideoChat as an lmms-eval ``lmms`` model (simple: generate_until and loglikelihood)."""
 
 
 try:  # older lmms-eval versions register models with a decorator

@@ -6,7 +6,10 @@ is tested without lmms-eval installed. lmms-eval hands ``generate_until`` reques
 video paths, frame-folder paths or PIL images. Each request is a fresh conversation: the visuals
 (videos sampled with ``sampling``, ``num_frames`` frames; several PIL images played as one clip at
 ``frames_fps``), then ``context`` as the question, greedy unless the task asks for sampling.
-Log-likelihood scoring and multi-round generation are not supported (clear errors).
+``loglikelihood`` requests (``(context, target, doc_to_visual, doc_id, task, split)``, the target a
+string or ``doc_to_target``) score the target as the answer (``ChatSession.score_replies``): its
+total log-probability, as lm-eval-harness defines it, and whether greedy decoding writes it.
+Multi-round generation is not supported (a clear error).
 """
 
 from __future__ import annotations
@@ -132,10 +135,18 @@ class VideoChatLMMCore:
         return answers
 
     def loglikelihood(self, requests: Sequence[Any]) -> list[tuple[float, bool]]:
-        raise NotSupportedError(
-            "videochat does not provide log-likelihood scoring; use generate_until tasks "
-            "(e.g. mvbench) with this model"
-        )
+        """(total log-probability, whether greedy decoding writes it) of each request's
+        continuation as the answer to its context, as lmms-eval's multiple-choice tasks ask."""
+        results = []
+        for request in requests:
+            context, target, doc_to_visual, doc_id, task, split = request.args
+            doc = self.task_dict[task][split][doc_id]
+            continuation = target if isinstance(target, str) else target(doc)
+            self.session.reset()
+            self._add_visuals(doc_to_visual(doc))
+            (score,) = self.session.score_replies(context, [continuation])
+            results.append((score.logprob, score.greedy))
+        return results
 
     def generate_until_multi_round(self, requests: Sequence[Any]) -> list[str]:
         raise NotSupportedError(

@@ -38,7 +38,7 @@ class Session(TypingProtocol):
         self, source: Any, num_frames: int = 8, sampling: str = "demo", **kw: Any
     ) -> Any: ...
     def ask(self, text: str, stream: bool = False, **kw: Any) -> str: ...
-    def score_replies(self, text: str, replies: Sequence[str], **kw: Any) -> list[float]: ...
+    def score_replies(self, text: str, replies: Sequence[str], **kw: Any) -> list[Any]: ...
 
 
 def open_session(model: Any, protocol: Protocol) -> Session:
@@ -93,9 +93,9 @@ def _answer(session: Session, item: BenchItem, protocol: Protocol) -> tuple[str,
             question, answer_prefix=protocol.answer_prefix, **protocol.generation
         ), None
     replies = protocol.replies(item)
-    scores = session.score_replies(question, replies, answer_prefix=protocol.answer_prefix)
-    best = max(range(len(replies)), key=scores.__getitem__)
-    return replies[best], [round(score, 4) for score in scores]
+    scored = session.score_replies(question, replies, answer_prefix=protocol.answer_prefix)
+    best = max(range(len(replies)), key=lambda i: scored[i].logprob)
+    return replies[best], [round(score.logprob, 4) for score in scored]
 
 
 def _check_compatible(records: list[Record], path: Path, protocol: str, num_frames: int) -> None:
