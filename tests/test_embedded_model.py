@@ -98,7 +98,7 @@ def test_default_model_answers_in_the_protocol_form(model, fresh_bench: Path) ->
 
 @pytest.mark.xfail(
     strict=True,
-    reason="direction, order, event time and cause stay below 60%; the mean is below 85% (MODEL_CARD.md)",
+    reason="temporal order and event time stay below 60%; the mean is below 85% (MODEL_CARD.md)",
 )
 def test_default_model_meets_the_multiple_choice_targets(model, fresh_bench: Path) -> None:
     from videochat.synth.questions import TASKS
