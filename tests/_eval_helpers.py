@@ -139,4 +139,4 @@ class FakeSession:
         from videochat.chat.scoring import ReplyScore
 
         colour = dominant_colour(self.frames)
-        return [ReplyScore(0.0 if r.startswith(colour) else -1.0, False) for r in replies]
+        return [ReplyScore(0.0 if colour in r else -1.0, False) for r in replies]

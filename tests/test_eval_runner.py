@@ -127,6 +127,14 @@ def test_rank_protocol_scores_each_option_instead_of_generating(bench):
     assert get_protocol("rank") is VIDEOCHAT2_RANK
 
 
+def test_letter_rank_protocol_scores_letter_and_text(bench):
+    session, protocol = FakeSession(), get_protocol("rank-letter")
+    records = evaluate(session, load_benchmark(bench), protocol, num_frames=4, progress=False)
+    assert _results(records, protocol)["average"] == 100.0
+    assert session.calls[0]["replies"] == ["A) red", "B) green", "C) blue"]
+    assert records[1]["prediction"] == "B) green" and records[1]["letter"] == "B"
+
+
 def test_bad_items_are_recorded_and_counted_wrong(bench, tmp_path):
     (tmp_path / "media" / "corrupt.mp4").write_bytes(b"this is not a video" * 10)
     rows = json.loads((bench / "video.json").read_text())

@@ -19,8 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--protocol",
         default="videochat2",
-        help="prompt and scoring protocol: videochat2 (default), lmms-eval, or videochat2-rank "
-        "(the likeliest option instead of a generated answer)",
+        help="prompt and scoring protocol: videochat2 (default), lmms-eval, videochat2-rank (the "
+        "likeliest option's text instead of a generated answer) or videochat2-rank-letter "
+        "(the likeliest '<letter>) <text>')",
     )
     parser.add_argument(
         "--num-frames", type=int, default=None, help="frames per clip (default: the model's)"

@@ -22,7 +22,8 @@ log-probability, and the likeliest is the choice (rank classification, as T0 and
 multiple choice, lm-eval-harness's ``multiple_choice`` tasks and SEED-Bench's likelihood protocol
 do). It measures which listed option the model finds likeliest, also for a model that writes an
 answer of its own words instead of copying an option; it suits models that answer with the
-option's text (the embedded model), not those trained to answer with its letter.
+option's text (the embedded model); ``videochat2-rank-letter`` (alias ``rank-letter``) scores
+``<letter>) <text>`` instead, for models trained to answer with the letter.
 
 All see the same frames (``--num-frames``, middle sampling within [start, end] for bounded tasks),
 given to the model the way VideoChat's chat does it: the video turn carries the timestamp message
@@ -126,7 +127,18 @@ VIDEOCHAT2_RANK = replace(
     aliases=("rank",),
 )
 
-PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (VIDEOCHAT2, LMMS_EVAL, VIDEOCHAT2_RANK)}
+VIDEOCHAT2_RANK_LETTER = replace(
+    VIDEOCHAT2_RANK,
+    name="videochat2-rank-letter",
+    replies=lambda item: [f"{LETTERS[i]}) {c}" for i, c in enumerate(item.candidates)],
+    notes="as videochat2-rank, but each option is scored as '<letter>) <text>', the answer form "
+    "of models trained to answer with the letter (the released VideoChat2)",
+    aliases=("rank-letter",),
+)
+
+PROTOCOLS: dict[str, Protocol] = {
+    p.name: p for p in (VIDEOCHAT2, LMMS_EVAL, VIDEOCHAT2_RANK, VIDEOCHAT2_RANK_LETTER)
+}
 
 
 def get_protocol(name: str) -> Protocol:
