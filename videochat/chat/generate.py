@@ -235,12 +235,13 @@ def run_generate(
     eos = _eos_ids(llm, request.tokenizer)
     while ids and ids[-1] in eos:
         ids.pop()
-    cache = _output_cache(out) if config.num_beams == 1 else None
+    cache = output_cache(out) if config.num_beams == 1 else None
     return GenerationResult(ids, cache)
 
 
-def _output_cache(out: Any) -> Any:
-    """The KV cache `generate` returns (`cache` in transformers 5.2x, `past_key_values` before)."""
+def output_cache(out: Any) -> Any:
+    """The KV cache `generate` or a forward pass returns (`cache` in transformers 5.2x,
+    `past_key_values` before)."""
     cache = getattr(out, "cache", None)
     return cache if cache is not None else getattr(out, "past_key_values", None)
 
