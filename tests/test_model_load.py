@@ -122,7 +122,7 @@ def test_row_tokens_add_each_named_rows_word_embedding_and_survive_save_load(tmp
     torch.testing.assert_close(back.encode_video(pixels), model.encode_video(pixels))
     cfg.row_tokens = [[5]] * (cfg.num_queries + 1)
     q = cfg.num_queries
-    with pytest.raises(ValueError, match=f"row_tokens names {q + 1} rows; the Q-Former gives {q}"):
+    with pytest.raises(ValueError, match=f"row_tokens names {q + 1} rows; the LLM sees {q}"):
         cfg.validate()
     cfg.row_tokens = [[5], [10**6]]
     with pytest.raises(

@@ -109,12 +109,14 @@ class VideoChatConfig:
     max_text_len: int = 512
     low_resource: bool = False  # original's 8-bit LLM + vision on CPU mode
     checkpoints: CheckpointPaths = field(default_factory=CheckpointPaths)
-    # Our addition (off in the original presets): a learnable embedding per visual row, added
-    # after llama_proj, so an LLM trained from scratch can find a row by its index.
+    # Our addition (off in the original presets): a learnable embedding per visual row the LLM
+    # sees (`llm_rows`), added after llama_proj, so an LLM trained from scratch can find a row
+    # by its index.
     row_embed: bool = False
-    # Our addition (off in the original presets): token ids naming visual rows, one list per row
-    # from the first ([] for none). Their mean input embedding is added to the row after
-    # llama_proj, so an LLM trained from scratch finds the row a question names by its word.
+    # Our addition (off in the original presets): token ids naming the visual rows the LLM sees
+    # (`llm_rows`: a merged stretch group is one row), one list per row from the first ([] for
+    # none). Their mean input embedding is added to the row after llama_proj, so an LLM trained
+    # from scratch finds the row a question names by its word.
     row_tokens: list[list[int]] = field(default_factory=list)
     # Our addition (off in the original presets): the rows of the stretch group
     # (`qformer.stretch_rows`) that belong to one object go to the LLM as one row,
@@ -189,17 +191,11 @@ class VideoChatConfig:
             )
         if self.llm.path is None and self.llm.hf_config is None:
             raise ValueError("llm needs either `path` (an HF model directory) or `hf_config`")
-        if len(self.row_tokens) > self.num_queries:
+        if self.merge_stretch_rows and len(self.qformer.stretch_rows) != 1:
+            raise ValueError("merge_stretch_rows needs exactly one qformer.stretch_rows group")
+        if len(self.row_tokens) > self.llm_rows:
             raise ValueError(
-                f"row_tokens names {len(self.row_tokens)} rows; the Q-Former gives "
-                f"{self.num_queries}"
-            )
-        if self.merge_stretch_rows and (
-            len(self.qformer.stretch_rows) != 1 or self.row_embed or self.row_tokens
-        ):
-            raise ValueError(
-                "merge_stretch_rows needs exactly one qformer.stretch_rows group and neither "
-                "row_embed nor row_tokens (both are per Q-Former row)"
+                f"row_tokens names {len(self.row_tokens)} rows; the LLM sees {self.llm_rows}"
             )
         taken: set[int] = set()
         for start, count, stretches in self.qformer.row_groups():

@@ -60,7 +60,7 @@ class VideoChat(nn.Module):
             self.stretch_proj_weight = nn.Parameter(torch.zeros(llm.config.hidden_size, merged))
             self.stretch_proj_bias = nn.Parameter(torch.zeros(llm.config.hidden_size))
         self.row_embed = (
-            nn.Parameter(torch.zeros(1, config.num_queries, llm.config.hidden_size))
+            nn.Parameter(torch.zeros(1, config.llm_rows, llm.config.hidden_size))
             if config.row_embed
             else None
         )
@@ -158,7 +158,7 @@ class VideoChat(nn.Module):
     def _row_names(self) -> Tensor:
         """(Q, D_llm): each row's mean name-token embedding (`config.row_tokens`), 0 for none."""
         table = self.llm.get_input_embeddings()
-        names = torch.zeros(self.config.num_queries, table.embedding_dim, device=self.device)
+        names = torch.zeros(self.config.llm_rows, table.embedding_dim, device=self.device)
         for row, ids in enumerate(self.config.row_tokens):
             if ids:
                 names[row] = table(torch.tensor(ids, device=self.device)).mean(0)
