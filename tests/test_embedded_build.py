@@ -330,16 +330,24 @@ def test_smoke_build_trains_every_stage_and_exports(synth_dir: Path, tmp_path: P
     torch.testing.assert_close(row, torch.full_like(row, float(bos)))
 
 
-def test_smoke_build_with_merged_rows_trains_stretch_proj_in_the_llm_stages(
+def test_smoke_build_with_merged_named_rows_in_bf16_trains_stretch_proj_in_the_llm_stages(
     synth_dir: Path, tmp_path: Path
 ) -> None:
     from videochat.model import load_model
 
     steps = {"vision": 2, "lookup": 0, "drill": 1, "stage0": 1, "stage1": 0, "stage2": 0}
     plan = _smoke_plan(
-        synth_dir, tmp_path, steps, vision_image_steps=1, shape_stretches=2, merge_stretches=True
+        synth_dir,
+        tmp_path,
+        steps,
+        vision_image_steps=1,
+        shape_stretches=2,
+        merge_stretches=True,
+        row_names=True,
+        precision="bf16",
     )
-    assert build(plan)["merge_stretches"]
+    summary = build(plan)
+    assert summary["merge_stretches"] and summary["row_names"] and summary["precision"] == "bf16"
     init, vision, drilled, final = (
         load_model(tmp_path / name, device="cpu", dtype="fp32")
         for name in ("init", "vision", "drill", "model")
@@ -350,6 +358,13 @@ def test_smoke_build_with_merged_rows_trains_stretch_proj_in_the_llm_stages(
     with torch.no_grad():
         rows = final.encode_video(torch.randn(1, 8, 3, 112, 112))
     assert rows.shape == (1, 16, final.llm.config.hidden_size)
+    words = [final.tokenizer.decode(ids).strip() for ids in final.config.row_tokens]
+    assert words == ["circle", "square", "triangle", "star", "cross"]  # the merged rows 0-4
+    from safetensors import safe_open
+
+    with safe_open(tmp_path / "model" / "model.safetensors", "pt") as stored:
+        dtypes = {stored.get_slice(k).get_dtype() for k in stored.keys()}  # noqa: SIM118
+    assert dtypes == {"F32"}  # bf16 ran the matmuls only; the weights stay fp32
 
 
 def test_model_card_reports_the_recorded_numbers() -> None:
@@ -410,7 +425,7 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     assert f"- vision: {vision}" in card and f"- LLM input: {rows}" in card
     # a record from before the curriculum options: the values those builds used, written out
     old_flags = "--vision-image-steps 300 --vision-shape-steps 0 --conv-stem none"
-    old_flags += " --shape-stretches 1 --no-row-embed"
+    old_flags += " --shape-stretches 1 --precision fp32 --no-row-embed"
     old_flags += " --no-lmhra --no-frame-rows --no-row-names --no-every-object --no-group-by-length"
     old_flags += " --no-visual-positions --no-balanced-drill --no-bare-drill --no-merge-stretches"
     assert f"--measure {old_flags}\n" in card
@@ -420,10 +435,11 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     options["shape_stretches"] = 2
     options["visual_positions"] = options["balanced_drill"] = options["bare_drill"] = True
     options["merge_stretches"] = True
+    options["precision"] = "bf16"
     card = render(stemmed | options, measure_record, {"llm": 1})
     flags = (
         "--vision-image-steps 700 --vision-shape-steps 500 --conv-stem 32,64 --shape-stretches 2"
-        " --row-embed --lmhra"
+        " --precision bf16 --row-embed --lmhra"
         " --frame-rows --row-names --every-object --group-by-length"
         " --visual-positions --balanced-drill --bare-drill --merge-stretches"
     )

@@ -182,8 +182,13 @@ def test_init_weights_come_from_a_previous_run(tmp_path):
 def test_precision_schedule_and_optimizer_groups(tmp_path):
     from videochat.train.setup import make_optimizer, make_scheduler, pick_precision
 
+    for asked in ("auto", "fp32", "fp16"):  # fp32 on CPU unless bf16 is named
+        cpu = pick_precision(asked, torch.device("cpu"))
+        assert cpu.dtype is None and not cpu.needs_scaler
     cpu = pick_precision("bf16", torch.device("cpu"))
-    assert cpu.dtype is None and not cpu.needs_scaler  # fp32 on CPU whatever was asked
+    assert cpu.dtype == torch.bfloat16 and not cpu.needs_scaler
+    with cpu.autocast():
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
     recipe = load_recipe(
         "tiny",
         [

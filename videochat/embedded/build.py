@@ -93,6 +93,9 @@ class BuildPlan:
     bare_drill: bool = False  # the drill asks most questions without options (`data.drill_turn`)
     merge_stretches: bool = False  # a shape's stretch rows reach the LLM as one (`embedded_config`)
     vision_batch: int = 16  # clips per vision step
+    # every stage's matmuls: "fp32", or "bf16" (CPU autocast; weights stay fp32), which on a
+    # CPU with bf16 dot products runs a step in ~0.6× the time (benchmarks/cpu_bf16.py)
+    precision: str = "fp32"
     workers: int = 2
     overrides: dict[str, list[str]] = field(default_factory=dict)
 
@@ -204,6 +207,7 @@ def run_stage(plan: BuildPlan, stage: str, model_dir: Path, data_dir: Path) -> P
         f"export={export}",
         f"max_steps={plan.steps[stage]}",
         f"seed={plan.seed + SEED_OFFSET[stage]}",
+        f"precision={plan.precision}",
         *(["group_by_length=true"] if plan.group_by_length else []),
         *plan.overrides.get(stage, []),
     ]
@@ -233,6 +237,7 @@ def run_vision(plan: BuildPlan, model_dir: Path, data_dir: Path, export: Path) -
         shape_steps=plan.vision_shape_steps,
         batch=plan.vision_batch,
         seed=plan.seed,
+        bf16=plan.precision == "bf16",
     )
     heads = pretrain_vision(model, clips, schedule)
     runs = plan.out / "runs" / "vision"
@@ -295,6 +300,7 @@ def build(plan: BuildPlan) -> dict:
         "vision_shape_steps": plan.vision_shape_steps,
         "conv_stem": list(plan.conv_stem),
         "shape_stretches": plan.shape_stretches,
+        "precision": plan.precision,
         **{name: getattr(plan, name) for name in SWITCHES},
         "seconds": times,
     }

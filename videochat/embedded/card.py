@@ -106,6 +106,7 @@ _BEFORE_OPTIONS = {
     "vision_shape_steps": 0,
     "conv_stem": [],
     "shape_stretches": 1,
+    "precision": "fp32",
     **dict.fromkeys(SWITCHES, False),
 }
 
@@ -119,7 +120,7 @@ def _model_flags(build: dict) -> str:
     return (
         f" --vision-image-steps {get['vision_image_steps']}"
         f" --vision-shape-steps {get['vision_shape_steps']} --conv-stem {stem}"
-        f" --shape-stretches {get['shape_stretches']}"
+        f" --shape-stretches {get['shape_stretches']} --precision {get['precision']}"
     ) + "".join(f" --{'' if get[name] else 'no-'}{name.replace('_', '-')}" for name in SWITCHES)
 
 

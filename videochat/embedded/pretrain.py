@@ -63,6 +63,7 @@ class PretrainPlan:
     real_fraction: float = 0.25  # of each batch from the decoded training videos
     lr: float = 2e-3
     seed: int = 0
+    bf16: bool = False  # CPU/GPU autocast to bf16 for the forward pass (weights stay fp32)
 
 
 def render_clip(
@@ -249,6 +250,7 @@ def pretrain_vision(model, clips: dict[str, Tensor], plan: PretrainPlan) -> Fact
 
     vision = model.config.vision
     grid, frames = vision.image_size // vision.patch_size, clips["visible"].shape[-1]
+    device = model.vision_device
     # the heads' init and the dropout draw from the global generator: seed it, so the stage
     # gives the same weights whatever ran before it in the process (a resumed build included)
     torch.manual_seed(plan.seed)
@@ -278,8 +280,11 @@ def pretrain_vision(model, clips: dict[str, Tensor], plan: PretrainPlan) -> Fact
         if temporal is not None:  # single frames would train frame 0's embedding only
             temporal.requires_grad_(not single)
         batch = _with_real(batch, clips, real[single], single, gen)
-        rows, patches = encode(model, batch["pixels"])
-        losses = fact_losses(heads(rows, patches), batch, grid, step < plan.shape_steps)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=plan.bf16):
+            rows, patches = encode(model, batch["pixels"])
+            pred = heads(rows, patches)
+        pred = {k: v.float() for k, v in pred.items()}  # the losses in fp32
+        losses = fact_losses(pred, batch, grid, step < plan.shape_steps)
         optimizer.zero_grad(set_to_none=True)
         sum(losses.values()).backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

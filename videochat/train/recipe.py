@@ -109,6 +109,7 @@ class Recipe:
     optim: OptimSpec = field(default_factory=OptimSpec)
     precision: str = (
         "auto"  # auto (bf16 on GPU if supported, else fp16; fp32 on CPU) | fp32 | bf16 | fp16
+        # (on CPU: bf16 autocast when named, else fp32)
     )
     gradient_checkpointing: bool = False
     strategy: str = "ddp"  # ddp | fsdp (shards the LLM's decoder layers)
