@@ -178,6 +178,13 @@ def test_each_focus_stage_asks_the_drills_questions_of_its_task_alone(
             assert focus and sorted(map(json.dumps, focus)) == sorted(map(json.dumps, asked))
         written = json.loads((work / data.focus_file(stage)).read_text())
         assert sorted(map(json.dumps, written)) == sorted(map(json.dumps, focus))
+    # bare_lookup: the lookup stage alone goes without options, the drill keeps them
+    data.write_annotations(work, bare_lookup=True)
+    lookup = json.loads((work / data.focus_file("lookup")).read_text())
+    assert lookup and all("Options" not in e["QA"][0]["q"] for e in lookup)
+    for name in (data.DRILL_FILE, data.focus_file("motion")):
+        asked = [e["QA"][0]["q"] for e in json.loads((work / name).read_text())]
+        assert asked and all("Options:" in q for q in asked)
 
 
 def test_tokenizer_keeps_separators_whole_and_newlines_as_spaces(synth_dir: Path) -> None:
@@ -428,20 +435,21 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     old_flags += " --shape-stretches 1 --precision fp32 --no-row-embed"
     old_flags += " --no-lmhra --no-frame-rows --no-row-names --no-every-object --no-group-by-length"
     old_flags += " --no-visual-positions --no-balanced-drill --no-bare-drill --no-merge-stretches"
+    old_flags += " --no-bare-lookup"
     assert f"--measure {old_flags}\n" in card
     stemmed = build_record | {"vision_image_steps": 700, "vision_shape_steps": 500}
     options = {"conv_stem": [32, 64], "row_embed": True, "lmhra": True, "every_object": True}
     options["group_by_length"] = options["frame_rows"] = options["row_names"] = True
     options["shape_stretches"] = 2
     options["visual_positions"] = options["balanced_drill"] = options["bare_drill"] = True
-    options["merge_stretches"] = True
+    options["merge_stretches"] = options["bare_lookup"] = True
     options["precision"] = "bf16"
     card = render(stemmed | options, measure_record, {"llm": 1})
     flags = (
         "--vision-image-steps 700 --vision-shape-steps 500 --conv-stem 32,64 --shape-stretches 2"
         " --precision bf16 --row-embed --lmhra"
         " --frame-rows --row-names --every-object --group-by-length"
-        " --visual-positions --balanced-drill --bare-drill --merge-stretches"
+        " --visual-positions --balanced-drill --bare-drill --merge-stretches --bare-lookup"
     )
     assert f"--measure {flags}\n" in card
     # a record from before the drill: 0 drill steps (the stage skipped)

@@ -92,6 +92,9 @@ class BuildPlan:
     balanced_drill: bool = False  # the drill asks every task as often (`data.balance_tasks`)
     bare_drill: bool = False  # the drill asks most questions without options (`data.drill_turn`)
     merge_stretches: bool = False  # a shape's stretch rows reach the LLM as one (`embedded_config`)
+    bare_lookup: bool = (
+        False  # the lookup stage asks without the options (`data.write_annotations`)
+    )
     vision_batch: int = 16  # clips per vision step
     # every stage's matmuls: "fp32", or "bf16" (CPU autocast; weights stay fp32), which on a
     # CPU with bf16 dot products runs a step in ~0.6× the time (benchmarks/cpu_bf16.py)
@@ -112,6 +115,7 @@ SWITCHES: dict[str, str] = {
     "balanced_drill": "the drill asks every task as often (rarer tasks re-asked, options reshuffled)",
     "bare_drill": "the drill asks without the options, except temporal order and event times",
     "merge_stretches": "each shape's stretch rows reach the LLM as one row (its motion in one row)",
+    "bare_lookup": "the lookup stage asks its colour questions without the options",
 }
 
 
@@ -283,7 +287,9 @@ def build(plan: BuildPlan) -> dict:
         clock = now
 
     train_dir = make_data(plan, plan.out / "data", plan.seed, plan.videos)
-    data.write_annotations(train_dir, plan.every_object, plan.balanced_drill, not plan.bare_drill)
+    data.write_annotations(
+        train_dir, plan.every_object, plan.balanced_drill, not plan.bare_drill, plan.bare_lookup
+    )
     lap("data")
     model_dir = init_model(plan, train_dir)
     lap("init")

@@ -216,9 +216,11 @@ def write_annotations(
     every_object: bool = False,
     balanced_drill: bool = False,
     drill_options: bool = True,
+    bare_lookup: bool = False,
 ) -> int:
     """Write the instruction and drill files next to the synthetic data; return the instruction
-    file's entry count."""
+    file's entry count. `bare_lookup`: the lookup stage's colour questions go without their
+    options (`drill_turn`), whatever the drill's `drill_options`."""
     data_dir = Path(data_dir)
     entries = train_entries(data_dir, every_object)
     (data_dir / TRAIN_FILE).write_text(json.dumps(entries, indent=1) + "\n")
@@ -226,7 +228,8 @@ def write_annotations(
     drill = drill_entries(data_dir, balanced_drill, drill_options, items=items)
     (data_dir / DRILL_FILE).write_text(json.dumps(drill, indent=1) + "\n")
     for stage, tasks in FOCUS_TASKS.items():
-        focus = drill_entries(data_dir, with_options=drill_options, tasks=tasks, items=items)
+        options = drill_options and not (bare_lookup and stage == "lookup")
+        focus = drill_entries(data_dir, with_options=options, tasks=tasks, items=items)
         (data_dir / focus_file(stage)).write_text(json.dumps(focus, indent=1) + "\n")
     return len(entries)
 
