@@ -415,6 +415,12 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     assert stretched.startswith("21 visual rows (8 queries + 13 extra) through `llama_proj`, rows")
     per_stretch = "rows 0-9 one per shape and stretch of the clip (2 stretches, our option)"
     assert f"{per_stretch}, rows 10-17" in stretched
+    merged_named = describe_rows(
+        embedded_config(64, shape_stretches=2, merge_stretches=True, row_tokens=[[3]] * 5)
+    )
+    assert merged_named.endswith(
+        "16 LLM rows (our option), LLM rows 0-4 carrying their shape's word embedding (our option)"
+    )
     merged = describe_rows(embedded_config(64, shape_stretches=2, merge_stretches=True))
     assert merged.endswith(
         "; each shape's stretch rows reach the LLM as one row through `stretch_proj_*`, "
@@ -452,6 +458,7 @@ def test_model_card_reports_the_recorded_numbers() -> None:
         " --visual-positions --balanced-drill --bare-drill --merge-stretches --bare-lookup"
     )
     assert f"--measure {flags}\n" in card
+    assert "## Training (2-core CPU, bf16 autocast, fp32 weights)" in card
     # a record from before the drill: 0 drill steps (the stage skipped)
     focus = " ".join(f"--{stage}-steps 0" for stage in data.FOCUS_TASKS)
     assert f"--vision-steps 100 {focus} --drill-steps 0 --stage0-steps 1200" in card

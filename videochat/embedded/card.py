@@ -111,6 +111,9 @@ _BEFORE_OPTIONS = {
 }
 
 
+_PRECISION_TEXT = {"fp32": "fp32", "bf16": "bf16 autocast, fp32 weights"}
+
+
 def _model_flags(build: dict) -> str:
     """The rebuild flags for the vision stage's curriculum, every architecture option and the
     data and batching options, always written out, so the command rebuilds the model whatever
@@ -158,14 +161,16 @@ def describe_rows(config: VideoChatConfig) -> str:
         line += f", rows {first}-{last} reading one frame each (our option)"
     if q.input_positions:
         line += ", reading tokens that carry their patch's and frame's position codes (our option)"
-    if config.row_tokens:
-        named = sum(bool(ids) for ids in config.row_tokens)
+    named = sum(bool(ids) for ids in config.row_tokens)
+    if named and not config.merge_stretch_rows:
         line += f", rows 0-{named - 1} carrying their shape's word embedding (our option)"
     if config.merge_stretch_rows:
         line += (
             f"; each shape's stretch rows reach the LLM as one row through `stretch_proj_*`, "
             f"{config.llm_rows} LLM rows (our option)"
         )
+    if named and config.merge_stretch_rows:
+        line += f", LLM rows 0-{named - 1} carrying their shape's word embedding (our option)"
     return line + (", plus a learned embedding per row (our option)" if config.row_embed else "")
 
 
@@ -209,7 +214,7 @@ def render(
         *([f"- LLM input: {rows}"] if rows else []),
         "- tokenizer: byte-level BPE learned on the synthetic corpus (saved here)",
         "",
-        "## Training (2-core CPU, fp32)",
+        f"## Training (2-core CPU, {_PRECISION_TEXT[build.get('precision', 'fp32')]})",
         "",
         "| step | what | optimizer steps | seconds |",
         "|---|---|---|---|",
