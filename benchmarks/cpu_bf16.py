@@ -57,7 +57,7 @@ def main() -> None:
         f"{os.cpu_count()} CPU cores, load average {load:.1f} at the end"
     )
     for precision, (seconds, loss) in results.items():
-        print(f"{precision}: {seconds:.3f} s/step, loss over the last third {loss:.4f}")
+        print(f"{precision}: {seconds:.3f} s/step, loss over the last third {loss:.6f}")
     ratio = results["bf16"][0] / results["fp32"][0]
     print(f"ratio step time bf16 / fp32: {ratio:.2f}x")
 
