@@ -92,12 +92,10 @@ class BuildPlan:
     balanced_drill: bool = False  # the drill asks every task as often (`data.balance_tasks`)
     bare_drill: bool = False  # the drill asks most questions without options (`data.drill_turn`)
     merge_stretches: bool = False  # a shape's stretch rows reach the LLM as one (`embedded_config`)
-    bare_lookup: bool = (
-        False  # the lookup stage asks without the options (`data.write_annotations`)
-    )
+    bare_lookup: bool = False  # the lookup stage asks without options (`data.write_annotations`)
     vision_batch: int = 16  # clips per vision step
     # every stage's matmuls: "fp32", or "bf16" (CPU autocast; weights stay fp32), which on a
-    # CPU with bf16 dot products runs a step in ~0.6× the time (benchmarks/cpu_bf16.py)
+    # CPU with bf16 dot products runs a step in 0.6-0.7× the time (benchmarks/cpu_bf16.py)
     precision: str = "fp32"
     workers: int = 2
     overrides: dict[str, list[str]] = field(default_factory=dict)

@@ -156,7 +156,8 @@ class VideoChat(nn.Module):
         return torch.cat([before, merged, after], dim=1)
 
     def _row_names(self) -> Tensor:
-        """(Q, D_llm): each row's mean name-token embedding (`config.row_tokens`), 0 for none."""
+        """(config.llm_rows, D_llm): each LLM row's mean name-token embedding (`config.row_tokens`),
+        0 for none."""
         table = self.llm.get_input_embeddings()
         names = torch.zeros(self.config.llm_rows, table.embedding_dim, device=self.device)
         for row, ids in enumerate(self.config.row_tokens):

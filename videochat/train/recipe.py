@@ -107,10 +107,9 @@ class Recipe:
     prompt: PromptSpec = field(default_factory=PromptSpec)
     freeze: FreezeSpec = field(default_factory=FreezeSpec)
     optim: OptimSpec = field(default_factory=OptimSpec)
-    precision: str = (
-        "auto"  # auto (bf16 on GPU if supported, else fp16; fp32 on CPU) | fp32 | bf16 | fp16
-        # (on CPU: bf16 autocast when named, else fp32)
-    )
+    # auto (GPU: bf16 if supported, else fp16; CPU: fp32) | fp32 | bf16 | fp16; on CPU only a
+    # named bf16 autocasts (`setup.pick_precision`), anything else runs fp32
+    precision: str = "auto"
     gradient_checkpointing: bool = False
     strategy: str = "ddp"  # ddp | fsdp (shards the LLM's decoder layers)
     device: str = "auto"
