@@ -239,7 +239,7 @@ def run_vision(plan: BuildPlan, model_dir: Path, data_dir: Path, export: Path) -
         shape_steps=plan.vision_shape_steps,
         batch=plan.vision_batch,
         seed=plan.seed,
-        bf16=plan.precision == "bf16",
+        precision=plan.precision,
     )
     heads = pretrain_vision(model, clips, schedule)
     runs = plan.out / "runs" / "vision"

@@ -162,15 +162,15 @@ def describe_rows(config: VideoChatConfig) -> str:
     if q.input_positions:
         line += ", reading tokens that carry their patch's and frame's position codes (our option)"
     named = sum(bool(ids) for ids in config.row_tokens)
-    if named and not config.merge_stretch_rows:
-        line += f", rows 0-{named - 1} carrying their shape's word embedding (our option)"
-    if config.merge_stretch_rows:
+    names = f"rows 0-{named - 1} carrying their shape's word embedding (our option)"
+    if config.merge_stretch_rows:  # the names go to the merged rows (`row_tokens` index LLM rows)
         line += (
             f"; each shape's stretch rows reach the LLM as one row through `stretch_proj_*`, "
             f"{config.llm_rows} LLM rows (our option)"
         )
-    if named and config.merge_stretch_rows:
-        line += f", LLM rows 0-{named - 1} carrying their shape's word embedding (our option)"
+        names = f"LLM {names}"
+    if named:
+        line += f", {names}"
     return line + (", plus a learned embedding per row (our option)" if config.row_embed else "")
 
 

@@ -63,7 +63,7 @@ class PretrainPlan:
     real_fraction: float = 0.25  # of each batch from the decoded training videos
     lr: float = 2e-3
     seed: int = 0
-    bf16: bool = False  # CPU/GPU autocast to bf16 for the forward pass (weights stay fp32)
+    precision: str = "fp32"  # a recipe's `precision` (`train.setup.pick_precision`): bf16 autocasts
 
 
 def render_clip(
@@ -248,9 +248,11 @@ def pretrain_vision(model, clips: dict[str, Tensor], plan: PretrainPlan) -> Fact
     the trained fact heads (for measuring what the vision side learnt)."""
     from tqdm import tqdm
 
+    from videochat.train.setup import pick_precision
+
     vision = model.config.vision
     grid, frames = vision.image_size // vision.patch_size, clips["visible"].shape[-1]
-    device = model.vision_device
+    autocast = pick_precision(plan.precision, model.vision_device).autocast
     # the heads' init and the dropout draw from the global generator: seed it, so the stage
     # gives the same weights whatever ran before it in the process (a resumed build included)
     torch.manual_seed(plan.seed)
@@ -280,7 +282,7 @@ def pretrain_vision(model, clips: dict[str, Tensor], plan: PretrainPlan) -> Fact
         if temporal is not None:  # single frames would train frame 0's embedding only
             temporal.requires_grad_(not single)
         batch = _with_real(batch, clips, real[single], single, gen)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=plan.bf16):
+        with autocast():
             rows, patches = encode(model, batch["pixels"])
             pred = heads(rows, patches)
         pred = {k: v.float() for k, v in pred.items()}  # the losses in fp32
