@@ -143,7 +143,9 @@ def test_visual_embeddings_are_computed_once_across_sessions(video, tmp_path):
     model = tiny_model()
     calls = []
     encode = model.encode_video
-    model.encode_video = lambda pixels: calls.append(pixels.shape) or encode(pixels)
+    model.encode_video = lambda pixels, times=None: (
+        calls.append(pixels.shape) or encode(pixels, times)
+    )
     cache = VisualCache()
     first = ChatSession(model, cache=cache)
     first.add_video(video, num_frames=4)

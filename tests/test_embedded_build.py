@@ -337,9 +337,10 @@ def test_smoke_build_trains_every_stage_and_exports(synth_dir: Path, tmp_path: P
     torch.testing.assert_close(row, torch.full_like(row, float(bos)))
 
 
-def test_smoke_build_with_merged_named_rows_in_bf16_trains_stretch_proj_in_the_llm_stages(
+def test_smoke_build_with_merged_named_timed_rows_in_bf16_trains_stretch_proj_in_the_llm_stages(
     synth_dir: Path, tmp_path: Path
 ) -> None:
+    from videochat.chat.session import ChatSession
     from videochat.model import load_model
 
     steps = {"vision": 2, "lookup": 0, "drill": 1, "stage0": 1, "stage1": 0, "stage2": 0}
@@ -352,19 +353,26 @@ def test_smoke_build_with_merged_named_rows_in_bf16_trains_stretch_proj_in_the_l
         merge_stretches=True,
         row_names=True,
         precision="bf16",
+        frame_times=True,
     )
     summary = build(plan)
     assert summary["merge_stretches"] and summary["row_names"] and summary["precision"] == "bf16"
+    assert summary["frame_times"]
     init, vision, drilled, final = (
         load_model(tmp_path / name, device="cpu", dtype="fp32")
         for name in ("init", "vision", "drill", "model")
     )
     assert final.config.merge_stretch_rows and final.config.llm_rows == 16  # 5 + 8 + 3
+    assert final.config.qformer.input_times  # every stage fed the frames' times (else: refused)
     assert torch.equal(init.stretch_proj_weight, vision.stretch_proj_weight)  # vision: untouched
     assert not torch.equal(vision.stretch_proj_weight, drilled.stretch_proj_weight)
     with torch.no_grad():
-        rows = final.encode_video(torch.randn(1, 8, 3, 112, 112))
+        rows = final.encode_video(torch.randn(1, 8, 3, 112, 112), torch.arange(8.0)[None])
     assert rows.shape == (1, 16, final.llm.config.hidden_size)
+    chat = ChatSession(final)  # a chat passes the video's timestamps to the vision side
+    video = sorted((tmp_path / "data" / "videos").glob("*.mp4"))[0]
+    chat.add_video(str(video))
+    assert isinstance(chat.ask("What colour is the circle?", max_new_tokens=4), str)
     words = [final.tokenizer.decode(ids).strip() for ids in final.config.row_tokens]
     assert words == ["circle", "square", "triangle", "star", "cross"]  # the merged rows 0-4
     from safetensors import safe_open
@@ -430,6 +438,10 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     assert coded.endswith(
         "reading tokens that carry their patch's and frame's position codes (our option)"
     )
+    timed = describe_rows(embedded_config(64, frame_times=True))
+    assert timed.endswith(
+        "position codes (our option) and their frame's timestamp in seconds (our option)"
+    )
     named = describe_rows(embedded_config(64, frame_rows=True, row_tokens=[[3]] * 5))
     assert named.endswith(
         "each (our option), rows 0-4 carrying their shape's word embedding (our option)"
@@ -441,14 +453,14 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     old_flags += " --shape-stretches 1 --precision fp32 --no-row-embed"
     old_flags += " --no-lmhra --no-frame-rows --no-row-names --no-every-object --no-group-by-length"
     old_flags += " --no-visual-positions --no-balanced-drill --no-bare-drill --no-merge-stretches"
-    old_flags += " --no-bare-lookup"
+    old_flags += " --no-bare-lookup --no-frame-times"
     assert f"--measure {old_flags}\n" in card
     stemmed = build_record | {"vision_image_steps": 700, "vision_shape_steps": 500}
     options = {"conv_stem": [32, 64], "row_embed": True, "lmhra": True, "every_object": True}
     options["group_by_length"] = options["frame_rows"] = options["row_names"] = True
     options["shape_stretches"] = 2
     options["visual_positions"] = options["balanced_drill"] = options["bare_drill"] = True
-    options["merge_stretches"] = options["bare_lookup"] = True
+    options["merge_stretches"] = options["bare_lookup"] = options["frame_times"] = True
     options["precision"] = "bf16"
     card = render(stemmed | options, measure_record, {"llm": 1})
     flags = (
@@ -456,6 +468,7 @@ def test_model_card_reports_the_recorded_numbers() -> None:
         " --precision bf16 --row-embed --lmhra"
         " --frame-rows --row-names --every-object --group-by-length"
         " --visual-positions --balanced-drill --bare-drill --merge-stretches --bare-lookup"
+        " --frame-times"
     )
     assert f"--measure {flags}\n" in card
     assert "## Training (2-core CPU, bf16 autocast, fp32 weights)" in card

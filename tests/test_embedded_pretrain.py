@@ -86,13 +86,15 @@ def test_single_frame_batches_train_only_the_per_frame_facts(clips):
     heads = FactHeads(128, 128, 8)
     one = single_frames({k: v[:4] for k, v in clips.items()}, torch.tensor([0, 3, 5, 7]))
     assert one["pixels"].shape == (4, 1, 3, 112, 112)
-    losses = fact_losses(heads(*encode(model, one["pixels"])), one, grid=4)
+    losses = fact_losses(heads(*encode(model, one["pixels"], one["times"])), one, grid=4)
     assert set(losses) == {"visible", "colour", "position", "patch_shape", "patch_colour"}
-    patch = fact_losses(heads(*encode(model, one["pixels"])), one, grid=4, patch_only=True)
+    patch = fact_losses(
+        heads(*encode(model, one["pixels"], one["times"])), one, grid=4, patch_only=True
+    )
     assert set(patch) == {"patch_shape", "patch_colour"}
     torch.testing.assert_close(patch["patch_shape"], losses["patch_shape"])
     two = {k: v[:2] for k, v in clips.items()}
-    full = fact_losses(heads(*encode(model, two["pixels"])), two, grid=4)
+    full = fact_losses(heads(*encode(model, two["pixels"], two["times"])), two, grid=4)
     assert set(full) > set(losses) and {"event_bin", "motion", "count", "effect"} <= set(full)
     assert all(torch.isfinite(v) for v in full.values())
 
@@ -210,3 +212,51 @@ def test_the_vision_stage_trains_with_stretched_shape_rows(clips):
     facts = fact_accuracy(model, heads, {k: v[:2] for k, v in clips.items()})
     assert {"motion", "event_bin", "colour"} <= set(facts)
     assert all(0.0 <= value <= 1.0 for value in facts.values())
+
+
+def test_event_times_are_the_scripted_seconds_between_the_frames_around_them(clips):
+    from videochat.embedded.facts import EVENT_TIME_CLASSES
+    from videochat.synth.plan import TIME_GRID
+
+    timed = clips["event_time"] != IGNORE
+    assert timed.sum() > 5 and torch.equal(timed, clips["event_bin"] != IGNORE)
+    assert torch.equal(timed, clips["event_seconds"] >= 0)
+    seconds = clips["event_seconds"][timed]
+    assert torch.equal(clips["event_time"][timed], (seconds / TIME_GRID).round().long())
+    assert int(clips["event_time"].max()) < EVENT_TIME_CLASSES
+    for i, s in zip(*torch.nonzero(timed, as_tuple=True), strict=True):
+        k, t = int(clips["event_bin"][i, s]), float(clips["event_seconds"][i, s])
+        times = clips["times"][i]  # (T,) the sampled frames' seconds, rising
+        assert (times.diff() > 0).all()
+        assert (k == 0 or times[k - 1] < t) and (k == len(times) or t <= times[k])
+
+
+def test_fact_heads_of_a_timed_model_train_the_event_time(clips):
+    config = embedded_config(vocab_rows(300), frame_times=True)
+    assert config.qformer.input_times and config.qformer.input_positions
+    from videochat.model import build_model
+
+    model = build_model(config, None, seed=0)
+    heads = FactHeads.for_model(model, 8)
+    two = {k: v[:2] for k, v in clips.items()}
+    pred = heads(*encode(model, two["pixels"], two["times"]))
+    assert pred["event_time"].shape == (2, len(SHAPES), 25)
+    assert pred["event_seconds"].shape == (2, len(SHAPES))
+    losses = fact_losses(pred, two, grid=4)
+    assert {"event_time", "event_seconds"} <= set(losses)
+    assert all(torch.isfinite(v) for v in losses.values())
+    # told the truth, the seconds loss is zero and the class loss small
+    from videochat.model.visual_positions import TIME_HORIZON
+
+    told = dict(pred)
+    told["event_seconds"] = two["event_seconds"] / TIME_HORIZON
+    told["event_time"] = 50.0 * torch.nn.functional.one_hot(two["event_time"].clamp(min=0), 25)
+    exact = fact_losses(told, two, grid=4)
+    assert float(exact["event_seconds"]) == 0.0 and float(exact["event_time"]) < 1e-6
+    accuracy = fact_accuracy(model, heads, clips, batch=6)
+    assert 0.0 <= accuracy["event_time"] <= accuracy["event_time_within_1"] <= 1.0
+    untimed = FactHeads.for_model(_tiny_model(), 8)
+    assert "event_time" not in untimed(*encode(_tiny_model(), two["pixels"], two["times"]))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    pretrain_vision(model, clips, PretrainPlan(steps=2, image_steps=1, batch=2, real_fraction=0.5))
+    assert not torch.equal(before["query_tokens"], model.state_dict()["query_tokens"])

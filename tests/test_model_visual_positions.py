@@ -61,3 +61,53 @@ def test_model_with_input_positions_sees_where_and_when(tmp_path: Path) -> None:
     torch.testing.assert_close(back.visual_positions.temporal, model.visual_positions.temporal)
     assert "visual_positions.spatial" in apply_freeze(back, FreezeSpec(qformer=False))
     assert "visual_positions.spatial" not in apply_freeze(back, FreezeSpec(qformer=True))
+
+
+def test_time_codes_give_each_frames_seconds_in_the_fourth_quarter() -> None:
+    from videochat.model.visual_positions import TIME_HORIZON
+
+    codes = VisualPositions(width=32, grid=4, max_frames=8, times=True)
+    untimed = VisualPositions(width=32, grid=4, max_frames=8)
+    tokens = torch.zeros(2, 3 * 17, 32)  # 2 clips of 3 frames
+    times = torch.tensor([[0.5, 1.5, 2.5], [1.0, 5.0, 9.0]])
+    out, plain = codes(tokens, 3, times), untimed(tokens, 3)
+    added = (out - plain).unflatten(1, (3, 17))  # (2, 3, 17, 32): the time codes alone
+    assert not added[..., :24].any()  # quarters 1-3 as without times
+    for clip, frame in ((0, 1), (1, 2)):
+        expected = sines(times[clip, frame : frame + 1] / TIME_HORIZON, 8)[0]
+        for token in (0, 5, 16):  # every token of the frame, its cls token included
+            torch.testing.assert_close(added[clip, frame, token, 24:], expected)
+    # the same frame index at another time gets another code: time is not the frame's place
+    assert not torch.allclose(added[0, 1], added[1, 1])
+    assert (added[1, :, 0, 24].diff() > 0).all()  # the lowest sine rises with the seconds
+    # one frame without times (an image) is at 0 s; a clip without them is refused
+    torch.testing.assert_close(
+        codes(torch.zeros(1, 17, 32), 1)[0, :, 24:], sines(torch.zeros(1), 8).expand(17, 8)
+    )
+    with pytest.raises(ValueError, match="pass the clip's timestamps"):
+        codes(tokens, 3)
+    with pytest.raises(ValueError, match=r"times must be \(batch, frames\) = \(2, 3\)"):
+        codes(tokens, 3, times[:, :2])
+
+
+def test_a_model_reading_times_encodes_when_the_frames_were_shown() -> None:
+    tok = load_tokenizer(FIXTURES / "tokenizer")
+    cfg = VideoChatConfig.preset("tiny")
+    cfg.qformer.input_positions = cfg.qformer.input_times = True
+    model = build_model(cfg, tok, seed=0)
+    plain = build_model(VideoChatConfig.preset("tiny"), tok, seed=0)
+    pixels = torch.randn(1, 2, 3, 28, 28)
+    with torch.no_grad():
+        early = model.encode_video(pixels, torch.tensor([[0.5, 1.0]]))
+        late = model.encode_video(pixels, torch.tensor([[4.5, 9.0]]))
+        # a model without the option ignores times
+        torch.testing.assert_close(
+            plain.encode_video(pixels, torch.tensor([[4.5, 9.0]])), plain.encode_video(pixels)
+        )
+    assert (early - late).abs().amax() > 1e-3
+    with pytest.raises(ValueError, match="reads each frame's timestamp"):
+        model.encode_video(pixels)
+    cfg = VideoChatConfig.preset("tiny")
+    cfg.qformer.input_times = True
+    with pytest.raises(ValueError, match="input_times needs qformer.input_positions"):
+        cfg.validate()

@@ -70,11 +70,11 @@ def test_cache_holds_distinct_samplings_that_a_rebuild_repeats(tmp_path):
     assert cache.row_shape == (model.config.num_queries, model.config.qformer.width)
     # each entry is what the vision side gives for that sampling's frames
     first = cache.clips[video][0]
-    pixels, msg = dataset.load_media("video", video, random.Random(f"cache-0-{video}-0"))
+    pixels, times, msg = dataset.load_media("video", video, random.Random(f"cache-0-{video}-0"))
     with torch.no_grad():
         model.eval()
         rows = model.encode_video_steps(pixels[None])["qformer_last_hidden_state"][0]
-    assert msg == first.msg
+    assert msg == first.msg and times.shape == (2,) and str(round(float(times[1]), 1)) in msg
     torch.testing.assert_close(first.rows, rows)
     again = build_visual_cache(model, media, dataset.load_media, 4, seed=0)
     for a, b in zip(again.clips[video], cache.clips[video], strict=True):

@@ -200,8 +200,10 @@ class ChatSession:
             return entry.clip, entry.embeds
         clip = load()  # a MediaError propagates here, before any state changes
         pixels = clip.pixels.unsqueeze(0)  # (1, T, 3, S, S)
+        times = getattr(clip, "timestamps", None)  # a video's; an image has none
+        times = None if times is None else torch.tensor([times])  # (1, T) seconds
         with torch.inference_mode():
-            embeds = self.model.encode_video(pixels)  # (1, Q, D)
+            embeds = self.model.encode_video(pixels, times)  # (1, Q, D)
         self.cache.put(key, clip, embeds)
         return clip, embeds
 

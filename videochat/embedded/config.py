@@ -37,6 +37,7 @@ def embedded_config(
     shape_stretches: int = 1,
     visual_positions: bool = False,
     merge_stretches: bool = False,
+    frame_times: bool = False,
 ) -> VideoChatConfig:
     """112 px, patch 28 (16 patches a frame), ViT 128×4, Q-Former 128×2 with 8+8 queries,
     LLaMA 192×4.
@@ -77,6 +78,14 @@ def embedded_config(
     motion read-out still at the base rate; with the drill it is the best model,
     docs/embedded-experiments.md).
     Row layout: shape rows, then the frame rows (if any), then `VIDEO_ROWS` rows.
+
+    `frame_times`: a code of each frame's timestamp in seconds joins the position codes (it
+    implies `visual_positions`; `QFormerConfig.input_times`), so the per-shape rows can learn
+    when their event happened in seconds (`pretrain.FactHeads` with `times`). Why: b1's rows
+    place an event in its sampled frame for 26-40% of events, and its LLM, which must turn a
+    frame into seconds through the timestamp message, answers event time and temporal order
+    at chance (19.4% and 27.8%); with times on the rows, "When does the cross appear?" becomes a
+    lookup like the colour's.
 
     `visual_positions`: codes of each token's patch column, row and frame added to what the
     Q-Former reads (`QFormerConfig.input_positions`), so a per-shape row knows where its shape was
@@ -125,7 +134,8 @@ def embedded_config(
             frame_rows=NUM_FRAMES if frame_rows else 0,
             frame_rows_start=shape_rows if frame_rows else 0,
             stretch_rows=[[0, shape_rows, shape_stretches]] if shape_stretches > 1 else [],
-            input_positions=visual_positions,
+            input_positions=visual_positions or frame_times,
+            input_times=frame_times,
         ),
         llm=LLMConfig(hf_config=llm),
         num_frames=NUM_FRAMES,

@@ -7,7 +7,8 @@ So the vision pretraining stage supervises them directly with these facts:
 
 * per patch of each frame: which shape covers it and in which colour (dense, fast signal for ViT);
 * per shape slot (one Q-Former query per shape of the closed vocabulary) and frame: visible,
-  colour, position; plus the shape's motion direction, its scripted event and when it happens;
+  colour, position; plus the shape's motion direction, its scripted event and when it happens
+  (the sampled frames before it; for a model that reads frame times, also its time in seconds);
 * per frame and shape (the next 8 queries): visible and colour; per video: object count and the
   collision's effect (the last queries).
 
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from videochat.synth.plan import TIME_GRID
 from videochat.synth.vocab import COLOUR_NAMES, DIRECTIONS, EFFECTS, SHAPES
 from videochat.synth.world import Scene, Timeline, simulate
 
@@ -30,6 +32,8 @@ COLLISION_EFFECTS = ("none", *EFFECTS)
 MAX_OBJECTS = 5
 NUM_COLOURS = len(COLOUR_NAMES)
 IGNORE = -100  # cross-entropy ignore index: the fact does not apply (absent shape, hidden object)
+# event times are multiples of TIME_GRID seconds; classes 0 .. 12 s (the longest clip), later clamp
+EVENT_TIME_CLASSES = 25
 
 
 @dataclass
@@ -44,6 +48,9 @@ class SceneFacts:
     motion: np.ndarray  # (S,) int MOTIONS index, IGNORE where absent
     event: np.ndarray  # (S,) int EVENT_TYPES index
     event_bin: np.ndarray  # (S,) int sampled frames before the event (0..T), IGNORE if none
+    event_time: np.ndarray  # (S,) int event time in TIME_GRID steps, IGNORE if none
+    event_seconds: np.ndarray  # (S,) float event time in seconds, -1 if none
+    times: np.ndarray  # (T,) float seconds of each sampled frame
     count: np.ndarray  # () int objects - 1
     effect: np.ndarray  # () int COLLISION_EFFECTS index
 
@@ -63,6 +70,9 @@ def scene_facts(
         motion=np.full(slots, IGNORE, np.int64),
         event=np.zeros(slots, np.int64),
         event_bin=np.full(slots, IGNORE, np.int64),
+        event_time=np.full(slots, IGNORE, np.int64),
+        event_seconds=np.full(slots, -1.0, np.float32),
+        times=np.asarray(timestamps, np.float32),
         count=np.array(len(scene.objects) - 1, np.int64),
         effect=np.array(COLLISION_EFFECTS.index(scene.collision.effect) if scene.collision else 0),
     )
@@ -86,6 +96,9 @@ def scene_facts(
             s = SHAPES.index(scene.obj(obj_id).shape)
             facts.event[s] = EVENT_TYPES.index(event["type"])
             facts.event_bin[s] = sum(t < event["time"] for t in timestamps)
+            step = round(event["time"] / TIME_GRID)
+            facts.event_time[s] = min(step, EVENT_TIME_CLASSES - 1)
+            facts.event_seconds[s] = event["time"]
     return facts
 
 

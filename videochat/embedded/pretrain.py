@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader, IterableDataset
 from videochat.embedded.config import shape_stretches
 from videochat.embedded.facts import (
     COLLISION_EFFECTS,
+    EVENT_TIME_CLASSES,
     EVENT_TYPES,
     IGNORE,
     MAX_OBJECTS,
@@ -45,6 +46,7 @@ from videochat.embedded.facts import (
     stack_facts,
 )
 from videochat.model.vision import tokens_per_frame
+from videochat.model.visual_positions import TIME_HORIZON
 from videochat.synth.vocab import SHAPES
 from videochat.synth.world import Scene, simulate
 
@@ -52,6 +54,7 @@ log = logging.getLogger("videochat.embedded")
 SLOTS = len(SHAPES)  # Q-Former rows 0..4: one per shape
 POSITION_WEIGHT = 10.0  # positions are fractions of the frame: squared errors are small
 PER_FRAME = 1 + NUM_COLOURS + 2  # slot-head outputs per frame: visible, colour logits, x and y
+SECONDS_WEIGHT = 10.0  # event seconds are regressed as fractions of TIME_HORIZON, like positions
 
 
 @dataclass
@@ -131,12 +134,22 @@ def cache_clips(data_dir: Path, num_frames: int, size: int) -> dict[str, Tensor]
 class FactHeads(nn.Module):
     """Linear read-outs of the facts (training only; not part of the model). `stretches`: rows
     per shape (`embedded_config(shape_stretches=...)`); a shape's facts are read from its rows
-    side by side."""
+    side by side. `times`: the model reads frame times (`QFormerConfig.input_times`), so the
+    per-shape rows also give their event's time in seconds (a class per `TIME_GRID` step and the
+    seconds themselves: one linear code that orders events, for "which happened first")."""
 
-    def __init__(self, vision_width: int, qformer_width: int, frames: int, stretches: int = 1):
+    def __init__(
+        self,
+        vision_width: int,
+        qformer_width: int,
+        frames: int,
+        stretches: int = 1,
+        times: bool = False,
+    ):
         super().__init__()
-        self.frames, self.stretches = frames, stretches
+        self.frames, self.stretches, self.times = frames, stretches, times
         slot_out = frames * PER_FRAME + 1 + len(MOTIONS) + len(EVENT_TYPES) + frames + 1
+        slot_out += EVENT_TIME_CLASSES + 1 if times else 0
         self.slot = nn.Linear(qformer_width * stretches, slot_out)
         self.frame = nn.Linear(qformer_width, SLOTS * (1 + NUM_COLOURS))
         self.video = nn.Linear(qformer_width, MAX_OBJECTS + len(COLLISION_EFFECTS))
@@ -145,8 +158,8 @@ class FactHeads(nn.Module):
     @classmethod
     def for_model(cls, model, frames: int) -> FactHeads:
         """Heads sized for `model`'s vision side and row layout."""
-        config = model.config
-        return cls(config.vision.width, config.qformer.width, frames, shape_stretches(config))
+        config, q = model.config, model.config.qformer
+        return cls(config.vision.width, q.width, frames, shape_stretches(config), q.input_times)
 
     def forward(self, rows: Tensor, patches: Tensor) -> dict[str, Tensor]:
         """rows: (B, Q, C) Q-Former output; patches: (B, T, P, Cv) ViT patch tokens."""
@@ -160,26 +173,34 @@ class FactHeads(nn.Module):
         per_frame = slot[..., : t * PER_FRAME].unflatten(-1, (t, PER_FRAME))  # (B, S, T, PER_FRAME)
         rest = slot[..., t * PER_FRAME :]
         cuts = [1, len(MOTIONS), len(EVENT_TYPES), t + 1]
-        present, motion, event, event_bin = rest.split(cuts, dim=-1)
+        cuts += [EVENT_TIME_CLASSES, 1] if self.times else []
+        present, motion, event, event_bin, *event_time = rest.split(cuts, dim=-1)
         frame_rows = rows[:, shape_rows : shape_rows + t]
         frame = self.frame(frame_rows).unflatten(-1, (SLOTS, 1 + NUM_COLOURS))
         video = self.video(rows[:, shape_rows + t :]).mean(1)  # (B, objects + effects)
         patch = self.patch(patches)  # (B, T, P, 1 + S + 1 + colours)
-        return {
-            "visible": per_frame[..., 0],  # (B, S, T)
-            "colour": per_frame[..., 1 : 1 + NUM_COLOURS],  # (B, S, T, colours)
-            "position": per_frame[..., 1 + NUM_COLOURS :],  # (B, S, T, 2)
-            "present": present[..., 0],
-            "motion": motion,
-            "event": event,
-            "event_bin": event_bin,
-            "frame_visible": frame[..., 0].transpose(1, 2),  # (B, S, T)
-            "frame_colour": frame[..., 1:].transpose(1, 2),  # (B, S, T, colours)
-            "count": video[:, :MAX_OBJECTS],
-            "effect": video[:, MAX_OBJECTS:],
-            "patch_shape": patch[..., : 1 + SLOTS],
-            "patch_colour": patch[..., 1 + SLOTS :],
-        }
+        if event_time:  # (B, S, classes), (B, S, 1)
+            timed = {"event_time": event_time[0], "event_seconds": event_time[1][..., 0]}
+        else:
+            timed = {}
+        return (
+            timed
+            | {
+                "visible": per_frame[..., 0],  # (B, S, T)
+                "colour": per_frame[..., 1 : 1 + NUM_COLOURS],  # (B, S, T, colours)
+                "position": per_frame[..., 1 + NUM_COLOURS :],  # (B, S, T, 2)
+                "present": present[..., 0],
+                "motion": motion,
+                "event": event,
+                "event_bin": event_bin,
+                "frame_visible": frame[..., 0].transpose(1, 2),  # (B, S, T)
+                "frame_colour": frame[..., 1:].transpose(1, 2),  # (B, S, T, colours)
+                "count": video[:, :MAX_OBJECTS],
+                "effect": video[:, MAX_OBJECTS:],
+                "patch_shape": patch[..., : 1 + SLOTS],
+                "patch_colour": patch[..., 1 + SLOTS :],
+            }
+        )
 
 
 def fact_losses(
@@ -206,17 +227,32 @@ def fact_losses(
     }
     if t == 1:
         return losses
-    return losses | {
-        "present": F.binary_cross_entropy_with_logits(pred["present"], facts["present"]),
-        "motion": _ce(pred["motion"], facts["motion"]),
-        "event": _ce(pred["event"], facts["event"]),
-        "event_bin": _ce(pred["event_bin"], facts["event_bin"]),
-        "frame_visible": F.binary_cross_entropy_with_logits(
-            pred["frame_visible"], facts["visible"]
-        ),
-        "frame_colour": _ce(pred["frame_colour"], facts["colour"]),
-        "count": _ce(pred["count"], facts["count"]),
-        "effect": _ce(pred["effect"], facts["effect"]),
+    return (
+        losses
+        | {
+            "present": F.binary_cross_entropy_with_logits(pred["present"], facts["present"]),
+            "motion": _ce(pred["motion"], facts["motion"]),
+            "event": _ce(pred["event"], facts["event"]),
+            "event_bin": _ce(pred["event_bin"], facts["event_bin"]),
+            "frame_visible": F.binary_cross_entropy_with_logits(
+                pred["frame_visible"], facts["visible"]
+            ),
+            "frame_colour": _ce(pred["frame_colour"], facts["colour"]),
+            "count": _ce(pred["count"], facts["count"]),
+            "effect": _ce(pred["effect"], facts["effect"]),
+        }
+        | (_time_losses(pred, facts) if "event_time" in pred else {})
+    )
+
+
+def _time_losses(pred: dict[str, Tensor], facts: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The event-time facts (`FactHeads` with `times`): its class, and its seconds as a
+    fraction of TIME_HORIZON where the shape has an event."""
+    timed = (facts["event_seconds"] >= 0).float()  # (B, S)
+    error = (pred["event_seconds"] - facts["event_seconds"] / TIME_HORIZON) ** 2
+    return {
+        "event_time": _ce(pred["event_time"], facts["event_time"]),
+        "event_seconds": SECONDS_WEIGHT * (error * timed).sum() / timed.sum().clamp(min=1),
     }
 
 
@@ -231,15 +267,23 @@ def single_frames(batch: dict[str, Tensor], frame: Tensor) -> dict[str, Tensor]:
     out["pixels"] = batch["pixels"][rows, frame][:, None]  # (B, 1, 3, S, S)
     for key in ("visible", "colour", "position"):
         out[key] = batch[key][rows, :, frame][:, :, None]  # (B, S, 1, ...)
+    out["times"] = batch["times"][rows, frame][:, None]  # (B, 1)
     return out
 
 
-def encode(model, pixels: Tensor) -> tuple[Tensor, Tensor]:
-    """Q-Former rows (B, Q, C) and ViT patch tokens (B, T, P, Cv) (frame-major, cls dropped)."""
-    steps = model.encode_video_steps(pixels.float())
+def encode(model, pixels: Tensor, times: Tensor) -> tuple[Tensor, Tensor]:
+    """Q-Former rows (B, Q, C) and ViT patch tokens (B, T, P, Cv) (frame-major, cls dropped)
+    of clips whose frames show at `times` (B, T) seconds."""
+    steps = model.encode_video_steps(pixels.float(), times)
     t, per_frame = pixels.shape[1], tokens_per_frame(model.config.vision)
     patches = steps["image_embeds"][:, : t * per_frame].unflatten(1, (t, per_frame))[:, :, 1:]
     return steps["qformer_last_hidden_state"], patches
+
+
+def clip_batches(clips: dict[str, Tensor], batch: int):
+    """(pixels (b, T, 3, S, S), times (b, T)) of `clips` (`cache_clips`), `batch` at a time."""
+    for i in range(0, len(clips["pixels"]), batch):
+        yield clips["pixels"][i : i + batch], clips["times"][i : i + batch]
 
 
 def pretrain_vision(model, clips: dict[str, Tensor], plan: PretrainPlan) -> FactHeads:
@@ -283,7 +327,7 @@ def pretrain_vision(model, clips: dict[str, Tensor], plan: PretrainPlan) -> Fact
             temporal.requires_grad_(not single)
         batch = _with_real(batch, clips, real[single], single, gen)
         with autocast():
-            rows, patches = encode(model, batch["pixels"])
+            rows, patches = encode(model, batch["pixels"], batch["times"])
             pred = heads(rows, patches)
         pred = {k: v.float() for k, v in pred.items()}  # the losses in fp32
         losses = fact_losses(pred, batch, grid, step < plan.shape_steps)
@@ -322,9 +366,7 @@ def _schedule(step: int, total: int, warmup: int = 50, floor: float = 0.05) -> f
 def fact_accuracy(model, heads: FactHeads, clips: dict[str, Tensor], batch: int = 50) -> dict:
     """Accuracy of each fact read by `heads` on `clips` (e.g. held-out benchmark videos)."""
     model.eval()
-    preds = []
-    for i in range(0, len(clips["pixels"]), batch):
-        preds.append(heads(*encode(model, clips["pixels"][i : i + batch])))
+    preds = [heads(*encode(model, *part)) for part in clip_batches(clips, batch)]
     pred = {k: torch.cat([p[k] for p in preds]) for k in preds[0]}
     shown = clips["visible"] > 0.5
     vision = model.config.vision
@@ -335,7 +377,14 @@ def fact_accuracy(model, heads: FactHeads, clips: dict[str, Tensor], batch: int 
         keep = target != IGNORE if keep is None else keep
         return float((logits.argmax(-1) == target)[keep].float().mean())
 
-    return {
+    timed = {}
+    if "event_time" in pred:  # within a grid step: a neighbouring class is 0.5 s off
+        off = (pred["event_time"].argmax(-1) - clips["event_time"]).abs()
+        timed = {
+            "event_time": picked(pred["event_time"], clips["event_time"]),
+            "event_time_within_1": float((off <= 1)[clips["event_time"] != IGNORE].float().mean()),
+        }
+    return timed | {
         "visible": float(((pred["visible"] > 0) == shown).float().mean()),
         "colour": picked(pred["colour"], clips["colour"]),
         "present": float(((pred["present"] > 0) == (clips["present"] > 0.5)).float().mean()),
@@ -359,12 +408,12 @@ def reversal_change(
     depends on it (motion, when and in which order things happen) can be read from them.
     `rows`: the clips' rows played forwards, when the caller has them already."""
     model.eval()
-    starts = range(0, len(clips["pixels"]), batch)
     if rows is None:
-        rows = torch.cat([encode(model, clips["pixels"][i : i + batch])[0] for i in starts])
+        rows = torch.cat([encode(model, *part)[0] for part in clip_batches(clips, batch)])
+    # (N, Q, C): each clip's frames in reverse order, shown at the same times
     reversed_rows = torch.cat(
-        [encode(model, clips["pixels"][i : i + batch].flip(1))[0] for i in starts]
-    )  # (N, Q, C), each clip's frames in reverse order
+        [encode(model, pixels.flip(1), times)[0] for pixels, times in clip_batches(clips, batch)]
+    )
     other_clip = (rows - rows.roll(1, 0)).norm(dim=-1).mean()
     return float((rows - reversed_rows).norm(dim=-1).mean() / other_clip)
 
@@ -392,8 +441,8 @@ def time_readout(model, heads: FactHeads, clips: dict[str, Tensor], batch: int =
     model.eval()
     frames = clips["visible"].shape[-1]
     rows, position = [], []
-    for i in range(0, len(clips["pixels"]), batch):
-        clip_rows, patches = encode(model, clips["pixels"][i : i + batch])
+    for part in clip_batches(clips, batch):
+        clip_rows, patches = encode(model, *part)
         rows.append(clip_rows)
         position.append(heads(clip_rows, patches)["position"][:, :, :frames])  # (B, S, T, 2)
     return {

@@ -70,6 +70,10 @@ class QFormerConfig:
     # Our addition too: position codes (patch column, row and frame) added to the tokens the
     # cross-attention reads (`visual_positions.VisualPositions`). False = the original.
     input_positions: bool = False
+    # Our addition too (needs `input_positions`): a code of each frame's timestamp in seconds
+    # joins them (`visual_positions.VisualPositions`), so a row can tell when in seconds what it
+    # reads happened, not only in which sampled frame. False = the original.
+    input_times: bool = False
 
     def row_groups(self) -> list[tuple[int, int, int]]:
         """Every group of rows that reads a part of the clip: `stretch_rows` + the frame rows."""
@@ -191,6 +195,8 @@ class VideoChatConfig:
             )
         if self.llm.path is None and self.llm.hf_config is None:
             raise ValueError("llm needs either `path` (an HF model directory) or `hf_config`")
+        if self.qformer.input_times and not self.qformer.input_positions:
+            raise ValueError("qformer.input_times needs qformer.input_positions (its codes' home)")
         if self.merge_stretch_rows and len(self.qformer.stretch_rows) != 1:
             raise ValueError("merge_stretch_rows needs exactly one qformer.stretch_rows group")
         if len(self.row_tokens) > self.llm_rows:

@@ -39,6 +39,7 @@ class VideoChat(nn.Module):
                 config.vision.width,
                 config.vision.image_size // config.vision.patch_size,
                 output_frames(config.vision, config.vision.max_frames),
+                times=q.input_times,
             )
             if q.input_positions
             else None
@@ -94,7 +95,7 @@ class VideoChat(nn.Module):
         """Where pixels must go (CPU in low-resource mode, else the model's device)."""
         return self.visual_encoder.pos_embed.device
 
-    def encode_video_steps(self, pixels: Tensor) -> dict[str, Tensor]:
+    def encode_video_steps(self, pixels: Tensor, times: Tensor | None = None) -> dict[str, Tensor]:
         """`encode_video` with every intermediate (for parity checks and inspection)."""
         if pixels.ndim == 4:  # (B, 3, H, W): one image
             pixels = pixels[:, None]
@@ -108,7 +109,7 @@ class VideoChat(nn.Module):
         image_embeds = self.ln_vision(tokens.to(self.ln_vision.weight.device))  # (B, L, Dv)
         frames = output_frames(self.config.vision, pixels.shape[1])  # after temporal downsampling
         if self.visual_positions is not None:
-            image_embeds = self.visual_positions(image_embeds, frames)
+            image_embeds = self.visual_positions(image_embeds, frames, _output_times(times, frames))
         queries = self.query_tokens
         if self.extra_query_tokens is not None:
             queries = torch.cat([queries, self.extra_query_tokens], dim=1)  # (1, Q, C)
@@ -165,9 +166,11 @@ class VideoChat(nn.Module):
                 names[row] = table(torch.tensor(ids, device=self.device)).mean(0)
         return names
 
-    def encode_video(self, pixels: Tensor) -> Tensor:
-        """(B, T, 3, H, W) normalised pixels (T=1 for an image) → (B, Q, D_llm) LLM embeddings."""
-        return self.encode_video_steps(pixels)["inputs_llama"]
+    def encode_video(self, pixels: Tensor, times: Tensor | None = None) -> Tensor:
+        """(B, T, 3, H, W) normalised pixels (T=1 for an image) → (B, Q, D_llm) LLM embeddings.
+        times: (B, T) seconds of each frame; read only by a model with `qformer.input_times`,
+        which needs them for a video."""
+        return self.encode_video_steps(pixels, times)["inputs_llama"]
 
     def embed_segments(self, segment_ids: list[Tensor], visual: list[Tensor]) -> Tensor:
         """embed(seg0), visual[0], embed(seg1), visual[1], … → (1, L, D_llm).
@@ -202,6 +205,14 @@ class VideoChat(nn.Module):
         assign_tensors(self, tensors, device)
         finalize(self, device)
         return report
+
+
+def _output_times(times: Tensor | None, frames: int) -> Tensor | None:
+    """(B, T) input frame times → (B, frames) times of the encoder's output frames: the mean of
+    each group of input frames a temporal downsampling joins."""
+    if times is None or times.shape[1] == frames:
+        return times
+    return times.unflatten(1, (frames, -1)).mean(-1)
 
 
 def _caster(dtype: torch.dtype):

@@ -10,6 +10,11 @@ fixed scale, and start as sines and cosines of the patch's column, its row and t
 in separate quarters of the channels, so a weighted average over the tokens of an object is a
 near-linear code of where it was while a row read it (400 more clip steps on that model: r = 0.98
 with them, 0.76 without). They are learnable; the ViT is left as it was.
+
+With `times` (`QFormerConfig.input_times`), the fourth quarter also gets a fixed code of each
+frame's timestamp in seconds (sines of seconds / `TIME_HORIZON`), the time the timestamp message
+names in text: the frame index alone cannot tell a row when something happened, as the clips
+differ in length (the embedded model's videos last 4-12 s, its 8 frames spread over them all).
 """
 
 from __future__ import annotations
@@ -19,12 +24,14 @@ import math
 import torch
 from torch import Tensor, nn
 
+TIME_HORIZON = 16.0  # seconds over which the lowest time frequency turns a quarter (monotonic)
+
 
 def sines(values: Tensor, channels: int) -> Tensor:
-    """values (K,) in [0, 1] → (K, channels): sin and cos at frequencies 1..channels/2 of a
-    quarter turn, so the lowest one is monotonic over the whole range."""
-    freqs = torch.arange(channels // 2, dtype=torch.float32) + 1  # (channels/2,)
-    angles = values[:, None].float() * freqs * (math.pi / 2)  # (K, channels/2)
+    """values (..., K) in [0, 1] → (..., K, channels): sin and cos at frequencies
+    1..channels/2 of a quarter turn, so the lowest one is monotonic over the whole range."""
+    freqs = torch.arange(channels // 2, dtype=torch.float32, device=values.device) + 1
+    angles = values[..., None].float() * freqs * (math.pi / 2)  # (..., K, channels/2)
     return torch.cat([angles.sin(), angles.cos()], dim=-1)
 
 
@@ -32,9 +39,11 @@ class VisualPositions(nn.Module):
     """Adds a spatial code per token of a frame (none for its cls token) and a temporal code per
     frame to `ln_vision`'s output; the trailing GMHRA token (if any) gets none."""
 
-    def __init__(self, width: int, grid: int, max_frames: int, amplitude: float = 1.0) -> None:
+    def __init__(
+        self, width: int, grid: int, max_frames: int, amplitude: float = 1.0, times: bool = False
+    ) -> None:
         super().__init__()
-        self.grid, self.amplitude = grid, amplitude
+        self.grid, self.amplitude, self.times = grid, amplitude, times
         self.spatial = nn.Parameter(torch.zeros(grid * grid + 1, width))  # cls, then patches
         self.temporal = nn.Parameter(torch.zeros(max_frames, width))
         self.reset_parameters()
@@ -55,8 +64,10 @@ class VisualPositions(nn.Module):
         self.spatial.mul_(self.amplitude)
         self.temporal.mul_(self.amplitude)
 
-    def forward(self, tokens: Tensor, frames: int) -> Tensor:
-        """tokens: (B, frames·(N+1) [+ 1], D), frame-major as `VisionEncoder` returns them."""
+    def forward(self, tokens: Tensor, frames: int, times: Tensor | None = None) -> Tensor:
+        """tokens: (B, frames·(N+1) [+ 1], D), frame-major as `VisionEncoder` returns them;
+        times: (B, frames) seconds of each frame, used (and then needed for a video) when the
+        module codes `times`; a single frame without them is at 0 s."""
         per_frame = self.spatial.shape[0]
         if frames > self.temporal.shape[0]:
             raise ValueError(
@@ -65,12 +76,34 @@ class VisualPositions(nn.Module):
             )
         codes = self.spatial[None] + self.temporal[:frames, None]  # (frames, N+1, D)
         codes = codes.flatten(0, 1).to(tokens.dtype)  # (frames·(N+1), D)
+        if self.times:
+            codes = codes + self._time_codes(tokens, frames, times).to(tokens.dtype)
         extra = tokens.shape[1] - frames * per_frame
         if extra not in (0, 1):
             raise ValueError(
                 f"visual positions: {tokens.shape[1]} tokens do not fit {frames} frames of "
                 f"{per_frame} (+ 1 GMHRA token)"
             )
-        if extra:
-            codes = torch.cat([codes, codes.new_zeros(1, codes.shape[1])])
+        if extra:  # (…, L, D) → (…, L + 1, D)
+            codes = torch.cat([codes, codes.new_zeros(*codes.shape[:-2], 1, codes.shape[-1])], -2)
         return tokens + codes
+
+    def _time_codes(self, tokens: Tensor, frames: int, times: Tensor | None) -> Tensor:
+        """(B, frames·(N+1), D): each frame's seconds code on all its tokens, quarter 4."""
+        batch, width = tokens.shape[0], tokens.shape[-1]
+        if times is None:
+            if frames > 1:
+                raise ValueError(
+                    "this model reads each frame's timestamp (QFormerConfig.input_times): pass "
+                    "the clip's timestamps in seconds (encode_video(pixels, times=...))"
+                )
+            times = tokens.new_zeros(batch, 1)
+        if tuple(times.shape) != (batch, frames):
+            raise ValueError(
+                f"times must be (batch, frames) = {(batch, frames)}, got {tuple(times.shape)}"
+            )
+        quarter = width // 4
+        code = sines(times.to(tokens.device) / TIME_HORIZON, quarter) * self.amplitude  # (B, T, q)
+        full = code.new_zeros(batch, frames, self.spatial.shape[0], width)
+        full[..., 3 * quarter :] = code[:, :, None]  # every token of the frame, cls included
+        return full.flatten(1, 2)  # (B, frames·(N+1), D)

@@ -56,6 +56,7 @@ class Sample:
     text: LabelledText
     media: str
     index: int
+    times: torch.Tensor | None = None  # (T,) seconds of each frame; None with cached rows
 
 
 @dataclass
@@ -142,22 +143,27 @@ class TrainDataset(Dataset):
         epoch, index = key
         entry = self.entries[index]
         rng = random.Random(f"sample-{self.recipe.seed}-{epoch}-{index}")
+        times = None
         try:
             if self.cache is not None:
                 cached = self.cache.pick(entry.path, rng)
                 pixels, msg = cached.rows, cached.msg
             else:
-                pixels, msg = self.load_media(entry.media, entry.path, rng)
+                pixels, times, msg = self.load_media(entry.media, entry.path, rng)
         except MEDIA_LOAD_ERRORS as exc:
             return BadSample(index, entry.path, str(exc) or type(exc).__name__)
-        return Sample(pixels, self._text(entry, msg, rng), entry.media, index)
+        return Sample(pixels, self._text(entry, msg, rng), entry.media, index, times)
 
-    def load_media(self, media: str, path: str, rng: random.Random) -> tuple[torch.Tensor, str]:
-        """Decode one file as the recipe samples it: pixels (T, 3, S, S) + the timestamp message."""
+    def load_media(
+        self, media: str, path: str, rng: random.Random
+    ) -> tuple[torch.Tensor, torch.Tensor, str]:
+        """Decode one file as the recipe samples it: pixels (T, 3, S, S), each frame's seconds
+        (T,) (an image's one frame at 0) and the timestamp message."""
         from videochat.media import load_image, load_video
 
         if media == "image":
-            return load_image(path, size=self.image_size).pixels, ""  # (1, 3, S, S)
+            pixels = load_image(path, size=self.image_size).pixels  # (1, 3, S, S)
+            return pixels, torch.zeros(1), ""
         clip = load_video(
             path,
             num_frames=self.recipe.num_frames,
@@ -165,7 +171,8 @@ class TrainDataset(Dataset):
             size=self.image_size,
             rng=rng,
         )
-        return clip.pixels, self._second_msg(list(clip.indices), clip.fps)
+        times = torch.tensor(clip.timestamps, dtype=torch.float32)  # (T,)
+        return clip.pixels, times, self._second_msg(list(clip.indices), clip.fps)
 
     def _second_msg(self, indices: list[int], fps: float) -> str:
         if not self.recipe.prompt.add_second_msg:
@@ -214,6 +221,7 @@ class Batch:
     media: str | None
     indices: list[int]
     bad: list[BadSample]
+    times: torch.Tensor | None = None  # (B, T) seconds of each frame; None with cached rows
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -224,10 +232,12 @@ def collate(items: list[Sample | BadSample]) -> Batch:
     good = [s for s in items if isinstance(s, Sample)]
     bad = [s for s in items if isinstance(s, BadSample)]
     pixels = torch.stack([s.pixels for s in good]) if good else None  # (B, T, 3, S, S)
+    timed = good and all(s.times is not None for s in good)
     return Batch(
         pixels=pixels,
         texts=[s.text for s in good],
         media=good[0].media if good else None,
         indices=[s.index for s in good],
         bad=bad,
+        times=torch.stack([s.times for s in good]) if timed else None,  # (B, T)
     )

@@ -49,10 +49,15 @@ class TrainStep(nn.Module):
         self.cached = recipe.visual_cache > 0
         self.per_sample = recipe.loss_average == "sample"
 
-    def forward(self, pixels: torch.Tensor, texts: list[LabelledText]) -> torch.Tensor:
-        """pixels: (B, T, 3, S, S), or (B, Q, C) cached Q-Former rows with `visual_cache`."""
-        encode = self.model.project_rows if self.cached else self.model.encode_video
-        visual = encode(pixels)  # (B, Q, D)
+    def forward(
+        self, pixels: torch.Tensor, texts: list[LabelledText], times: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """pixels: (B, T, 3, S, S) with times (B, T) seconds, or (B, Q, C) cached Q-Former rows
+        with `visual_cache`."""
+        if self.cached:
+            visual = self.model.project_rows(pixels)  # (B, Q, D)
+        else:
+            visual = self.model.encode_video(pixels, times)  # (B, Q, D)
         tok = self.model.tokenizer
         inputs = assemble(
             visual,
@@ -224,13 +229,13 @@ class _Run:
     def _micro_step(self, batch: Batch, sync: bool) -> float:
         """Forward + backward of one micro-batch; a batch with no good sample adds zero gradient."""
         weight = 1.0 / self.recipe.grad_accum_steps
-        pixels, texts = batch.pixels, batch.texts
+        pixels, texts, times = batch.pixels, batch.texts, batch.times
         if pixels is None:  # every sample bad: keep collective ops in step with the other ranks
             pixels, texts, weight = self._dummy_inputs(), [_DUMMY_TEXT], 0.0
         pixels = pixels.to(self.ctx.device, non_blocking=True)
         with self._grad_sync(sync):
             with self.precision.autocast():
-                loss = self.root(pixels, texts)
+                loss = self.root(pixels, texts, times)
             self.scaler.scale(loss * weight).backward()
         return float(loss.detach()) if weight else float("nan")
 

@@ -52,7 +52,8 @@ class VisualCache:
 
 
 class _Samplings(Dataset):
-    """(media path, sampling number) → (pixels, msg) or the decoding error, via `load`."""
+    """(media path, sampling number) → (path, pixels, times, msg), or (path, None, None,
+    the decoding error), via `load`."""
 
     def __init__(self, jobs: list[tuple[str, str, int]], load, seed: int) -> None:
         self.jobs, self.load, self.seed = jobs, load, seed
@@ -64,10 +65,10 @@ class _Samplings(Dataset):
         media, path, k = self.jobs[i]
         rng = random.Random(f"cache-{self.seed}-{path}-{k}")
         try:
-            pixels, msg = self.load(media, path, rng)
+            pixels, times, msg = self.load(media, path, rng)
         except MEDIA_LOAD_ERRORS as exc:
-            return path, None, str(exc) or type(exc).__name__
-        return path, pixels, msg
+            return path, None, None, str(exc) or type(exc).__name__
+        return path, pixels, times, msg
 
 
 @torch.no_grad()
@@ -84,7 +85,8 @@ def build_visual_cache(
 ) -> VisualCache:
     """Encode every file of `media` ({path: "video" | "image"}) `samplings` times (images once).
 
-    `load(media, path, rng) -> (pixels (T, 3, S, S), msg)` decodes one sampling; the same
+    `load(media, path, rng) -> (pixels (T, 3, S, S), times (T,), msg)` decodes one sampling
+    (`TrainDataset.load_media`); the same
     `seed` gives the same samplings, so a resumed run rebuilds the same cache. A file that fails
     to decode is kept as failed (its samples become bad samples, counted by the loop)."""
     from tqdm import tqdm
@@ -103,16 +105,17 @@ def build_visual_cache(
     model.eval()
     try:
         for items in tqdm(loader, desc="visual cache", unit="batch", mininterval=5):
-            for path, _, reason in (item for item in items if item[1] is None):
+            for path, _, _, reason in (item for item in items if item[1] is None):
                 failed[path] = reason
             good = [item for item in items if item[1] is not None]
             # group by frame count: images (T=1) and videos cannot share a batch
-            for frames in sorted({pixels.shape[0] for _, pixels, _ in good}):
+            for frames in sorted({pixels.shape[0] for _, pixels, _, _ in good}):
                 group = [item for item in good if item[1].shape[0] == frames]
-                pixels = torch.stack([p for _, p, _ in group])  # (B, T, 3, S, S)
+                pixels = torch.stack([p for _, p, _, _ in group])  # (B, T, 3, S, S)
+                times = torch.stack([t for _, _, t, _ in group])  # (B, T)
                 with autocast():
-                    rows = model.encode_video_steps(pixels)["qformer_last_hidden_state"]
-                for (path, _, msg), row in zip(group, rows.cpu(), strict=True):
+                    hidden = model.encode_video_steps(pixels, times)["qformer_last_hidden_state"]
+                for (path, _, _, msg), row in zip(group, hidden.cpu(), strict=True):
                     clips.setdefault(path, []).append(CachedClip(row.clone(), msg))
     finally:
         model.train(was_training)
