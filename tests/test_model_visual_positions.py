@@ -67,27 +67,47 @@ def test_time_codes_give_each_frames_seconds_in_the_fourth_quarter() -> None:
     from videochat.model.visual_positions import TIME_HORIZON
 
     codes = VisualPositions(width=32, grid=4, max_frames=8, times=True)
-    untimed = VisualPositions(width=32, grid=4, max_frames=8)
-    tokens = torch.zeros(2, 3 * 17, 32)  # 2 clips of 3 frames
+    tokens = torch.zeros(2, 3 * 17 + 1, 32)  # 2 clips of 3 frames, one GMHRA token
     times = torch.tensor([[0.5, 1.5, 2.5], [1.0, 5.0, 9.0]])
-    out, plain = codes(tokens, 3, times), untimed(tokens, 3)
-    added = (out - plain).unflatten(1, (3, 17))  # (2, 3, 17, 32): the time codes alone
-    assert not added[..., :24].any()  # quarters 1-3 as without times
+    added = codes.time_codes(tokens, 3, times)  # (2, 52, 32)
+    assert added.shape == tokens.shape and not added[:, -1].any()  # none on the GMHRA token
+    per_frame = added[:, :-1].unflatten(1, (3, 17))  # (2, 3, 17, 32)
+    assert not per_frame[..., :24].any()  # quarters 1-3 are the position codes' alone
     for clip, frame in ((0, 1), (1, 2)):
         expected = sines(times[clip, frame : frame + 1] / TIME_HORIZON, 8)[0]
         for token in (0, 5, 16):  # every token of the frame, its cls token included
-            torch.testing.assert_close(added[clip, frame, token, 24:], expected)
+            torch.testing.assert_close(per_frame[clip, frame, token, 24:], expected)
     # the same frame index at another time gets another code: time is not the frame's place
-    assert not torch.allclose(added[0, 1], added[1, 1])
-    assert (added[1, :, 0, 24].diff() > 0).all()  # the lowest sine rises with the seconds
+    assert not torch.allclose(per_frame[0, 1], per_frame[1, 1])
+    assert (per_frame[1, :, 0, 24].diff() > 0).all()  # the lowest sine rises with the seconds
     # one frame without times (an image) is at 0 s; a clip without them is refused
     torch.testing.assert_close(
-        codes(torch.zeros(1, 17, 32), 1)[0, :, 24:], sines(torch.zeros(1), 8).expand(17, 8)
+        codes.time_codes(torch.zeros(1, 17, 32), 1, None)[0, :, 24:],
+        sines(torch.zeros(1), 8).expand(17, 8),
     )
     with pytest.raises(ValueError, match="pass the clip's timestamps"):
-        codes(tokens, 3)
+        codes.time_codes(tokens, 3, None)
     with pytest.raises(ValueError, match=r"times must be \(batch, frames\) = \(2, 3\)"):
-        codes(tokens, 3, times[:, :2])
+        codes.time_codes(tokens, 3, times[:, :2])
+
+
+def test_value_codes_change_what_a_token_says_not_where_attention_goes() -> None:
+    from videochat.model.qformer import QFormerAttention
+
+    torch.manual_seed(0)
+    attention = QFormerAttention(width=16, context_width=8, heads=2, eps=1e-6).eval()
+    x, context = torch.randn(1, 3, 16), torch.randn(1, 5, 8)
+    codes = torch.randn(1, 5, 8)
+    with torch.no_grad():
+        coded = attention(x, context, value_codes=codes)
+        # by hand: the keys from the context alone, the values from context + codes
+        q = attention._split(attention.query(x))
+        k = attention._split(attention.key(context))
+        v = attention._split(attention.value(context + codes))
+        weights = torch.softmax(q @ k.transpose(-1, -2) / 8**0.5, -1)  # (1, 2, 3, 5)
+        mixed = (weights @ v).transpose(1, 2).reshape(x.shape)
+        torch.testing.assert_close(coded, attention.norm(attention.out(mixed) + x))
+        assert not torch.allclose(coded, attention(x, context))
 
 
 def test_a_model_reading_times_encodes_when_the_frames_were_shown() -> None:

@@ -70,9 +70,9 @@ class QFormerConfig:
     # Our addition too: position codes (patch column, row and frame) added to the tokens the
     # cross-attention reads (`visual_positions.VisualPositions`). False = the original.
     input_positions: bool = False
-    # Our addition too (needs `input_positions`): a code of each frame's timestamp in seconds
-    # joins them (`visual_positions.VisualPositions`), so a row can tell when in seconds what it
-    # reads happened, not only in which sampled frame. False = the original.
+    # Our addition too (needs `input_positions`): a code of each frame's timestamp in seconds on
+    # the cross-attention's values (`VisualPositions.time_codes`), so a row can tell when in
+    # seconds what it reads happened, not only in which sampled frame. False = the original.
     input_times: bool = False
 
     def row_groups(self) -> list[tuple[int, int, int]]:

@@ -38,15 +38,21 @@ class QFormerAttention(nn.Module):
         return x.view(b, n, self.heads, c // self.heads).transpose(1, 2)  # (B, H, N, C/H)
 
     def forward(
-        self, x: Tensor, context: Tensor | None = None, bias: Tensor | None = None
+        self,
+        x: Tensor,
+        context: Tensor | None = None,
+        bias: Tensor | None = None,
+        value_codes: Tensor | None = None,
     ) -> Tensor:
         """x: (B, Q, C); context: (B, N, Cc) or None for self-attention; bias: additive,
-        broadcastable to (B, heads, Q, N)."""
+        broadcastable to (B, heads, Q, N); value_codes: (B, N, Cc) added to the context the
+        values are computed from, not the keys (what a token says, not where attention goes)."""
         context = x if context is None else context
+        valued = context if value_codes is None else context + value_codes
         q, k, v = (
             self._split(self.query(x)),
             self._split(self.key(context)),
-            self._split(self.value(context)),
+            self._split(self.value(valued)),
         )
         attn = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)  # (B, H, Q, C/H)
         attn = attn.transpose(1, 2).reshape(x.shape)  # (B, Q, C)
@@ -69,10 +75,16 @@ class QFormerLayer(nn.Module):
         self.fc2 = nn.Linear(cfg.ffn, cfg.width)
         self.ffn_norm = nn.LayerNorm(cfg.width, eps=eps)
 
-    def forward(self, x: Tensor, vision: Tensor, vision_bias: Tensor | None) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        vision: Tensor,
+        vision_bias: Tensor | None,
+        value_codes: Tensor | None = None,
+    ) -> Tensor:
         x = self.self_attn(x)  # (B, Q, C)
         if self.cross_attn is not None:
-            x = self.cross_attn(x, vision, vision_bias)  # (B, Q, C)
+            x = self.cross_attn(x, vision, vision_bias, value_codes)  # (B, Q, C)
         return self.ffn_norm(self.fc2(F.gelu(self.fc1(x))) + x)
 
 
@@ -94,11 +106,15 @@ class QFormer(nn.Module):
         vision: Tensor,
         vision_mask: Tensor | None = None,
         query_mask: Tensor | None = None,
+        value_codes: Tensor | None = None,
     ) -> Tensor:
         """vision_mask: (B, N) with 1 = attend, 0 = padding; None = attend to every token.
-        query_mask: (Q, N) bool, which tokens each query row may read (`query_row_mask`)."""
+        query_mask: (Q, N) bool, which tokens each query row may read (`query_row_mask`).
+        value_codes: (B, N, Cv) added to the tokens' values only (`QFormerAttention`)."""
         x = self.norm(queries)  # (B, Q, C)
         vision = vision.to(x.dtype)
+        if value_codes is not None:
+            value_codes = value_codes.to(x.dtype)
         bias = None
         if vision_mask is not None:
             keep = vision_mask.to(dtype=x.dtype, device=x.device)[:, None, None, :]  # (B, 1, 1, N)
@@ -108,7 +124,7 @@ class QFormer(nn.Module):
             blocked.masked_fill_(~query_mask.to(x.device), torch.finfo(x.dtype).min)  # (Q, N)
             bias = blocked if bias is None else (bias + blocked).clamp(min=torch.finfo(x.dtype).min)
         for layer in self.layers:
-            x = layer(x, vision, bias)
+            x = layer(x, vision, bias, value_codes)
         return x
 
 

@@ -108,13 +108,19 @@ class VideoChat(nn.Module):
         tokens = vis(video)  # (B, T·(N+1)+1, Dv)
         image_embeds = self.ln_vision(tokens.to(self.ln_vision.weight.device))  # (B, L, Dv)
         frames = output_frames(self.config.vision, pixels.shape[1])  # after temporal downsampling
+        value_codes = None
         if self.visual_positions is not None:
-            image_embeds = self.visual_positions(image_embeds, frames, _output_times(times, frames))
+            image_embeds = self.visual_positions(image_embeds, frames)
+            if self.visual_positions.times:  # (B, L, Dv), on the cross-attention's values
+                value_codes = self.visual_positions.time_codes(
+                    image_embeds, frames, _output_times(times, frames)
+                )
         queries = self.query_tokens
         if self.extra_query_tokens is not None:
             queries = torch.cat([queries, self.extra_query_tokens], dim=1)  # (1, Q, C)
         queries = queries.expand(pixels.shape[0], -1, -1)  # (B, Q, C)
-        hidden = self.qformer(queries, image_embeds, query_mask=self._query_mask(frames, tokens))
+        mask = self._query_mask(frames, tokens)
+        hidden = self.qformer(queries, image_embeds, query_mask=mask, value_codes=value_codes)
         return {
             "visual_encoder_out": tokens,
             "image_embeds": image_embeds,
