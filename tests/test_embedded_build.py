@@ -440,7 +440,8 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     )
     timed = describe_rows(embedded_config(64, frame_times=True))
     assert timed.endswith(
-        "position codes (our option) and their frame's timestamp in seconds (our option)"
+        "position codes (our option), with their frame's timestamp in seconds on the values "
+        "(our option)"
     )
     named = describe_rows(embedded_config(64, frame_rows=True, row_tokens=[[3]] * 5))
     assert named.endswith(

@@ -93,7 +93,7 @@ class BuildPlan:
     bare_drill: bool = False  # the drill asks most questions without options (`data.drill_turn`)
     merge_stretches: bool = False  # a shape's stretch rows reach the LLM as one (`embedded_config`)
     bare_lookup: bool = False  # the lookup stage asks without options (`data.write_annotations`)
-    frame_times: bool = False  # frame timestamps coded on the Q-Former's input (`embedded_config`)
+    frame_times: bool = False  # frame timestamps on the Q-Former's values (`embedded_config`)
     vision_batch: int = 16  # clips per vision step
     # every stage's matmuls: "fp32", or "bf16" (CPU autocast; weights stay fp32), which on a
     # CPU with bf16 dot products runs a step in 0.6-0.7× the time (benchmarks/cpu_bf16.py)
@@ -115,7 +115,7 @@ SWITCHES: dict[str, str] = {
     "bare_drill": "the drill asks without the options, except temporal order and event times",
     "merge_stretches": "each shape's stretch rows reach the LLM as one row (its motion in one row)",
     "bare_lookup": "the lookup stage asks its colour questions without the options",
-    "frame_times": "each frame's timestamp in seconds coded on the tokens the Q-Former reads",
+    "frame_times": "each frame's timestamp in seconds coded on the Q-Former's cross-attention values",
 }
 
 

@@ -162,7 +162,7 @@ def describe_rows(config: VideoChatConfig) -> str:
     if q.input_positions:
         line += ", reading tokens that carry their patch's and frame's position codes (our option)"
     if q.input_times:
-        line += " and their frame's timestamp in seconds (our option)"
+        line += ", with their frame's timestamp in seconds on the values (our option)"
     named = sum(bool(ids) for ids in config.row_tokens)
     names = f"rows 0-{named - 1} carrying their shape's word embedding (our option)"
     if config.merge_stretch_rows:  # the names go to the merged rows (`row_tokens` index LLM rows)

@@ -79,13 +79,16 @@ def embedded_config(
     docs/embedded-experiments.md).
     Row layout: shape rows, then the frame rows (if any), then `VIDEO_ROWS` rows.
 
-    `frame_times`: a code of each frame's timestamp in seconds joins the position codes (it
-    implies `visual_positions`; `QFormerConfig.input_times`), so the per-shape rows can learn
-    when their event happened in seconds (`pretrain.FactHeads` with `times`). Why: b1's rows
-    place an event in its sampled frame for 26-40% of events, and its LLM, which must turn a
-    frame into seconds through the timestamp message, answers event time and temporal order
-    at chance (19.4% and 27.8%); with times on the rows, "When does the cross appear?" becomes a
-    lookup like the colour's.
+    `frame_times`: a code of each frame's timestamp in seconds on the Q-Former's cross-attention
+    values (it implies `visual_positions`; `QFormerConfig.input_times`), so the per-shape rows
+    can learn when their event happened in seconds (`pretrain.FactHeads` with `times`). Why:
+    b1's rows place an event in its sampled frame for 26-40% of events, and its LLM, which must
+    turn a frame into seconds through the timestamp message, answers event time and temporal
+    order at chance (19.4% and 27.8%); with times on the rows, "When does the cross appear?"
+    would be a lookup like the colour's. Off in the committed model: one build with it (t2)
+    placed events within ±1.1 s (600 more clip steps did not improve that), answered event time
+    and order at chance still, and lost b1's colour lookup (task mean 52.3%;
+    docs/embedded-experiments.md, session 20).
 
     `visual_positions`: codes of each token's patch column, row and frame added to what the
     Q-Former reads (`QFormerConfig.input_positions`), so a per-shape row knows where its shape was

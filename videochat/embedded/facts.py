@@ -32,7 +32,8 @@ COLLISION_EFFECTS = ("none", *EFFECTS)
 MAX_OBJECTS = 5
 NUM_COLOURS = len(COLOUR_NAMES)
 IGNORE = -100  # cross-entropy ignore index: the fact does not apply (absent shape, hidden object)
-# event times are multiples of TIME_GRID seconds; classes 0 .. 12 s (the longest clip), later clamp
+# event times are multiples of TIME_GRID seconds: classes 0 .. 12 s (the longest clip); later
+# times fall in the last class
 EVENT_TIME_CLASSES = 25
 
 

@@ -179,28 +179,24 @@ class FactHeads(nn.Module):
         frame = self.frame(frame_rows).unflatten(-1, (SLOTS, 1 + NUM_COLOURS))
         video = self.video(rows[:, shape_rows + t :]).mean(1)  # (B, objects + effects)
         patch = self.patch(patches)  # (B, T, P, 1 + S + 1 + colours)
+        out = {
+            "visible": per_frame[..., 0],  # (B, S, T)
+            "colour": per_frame[..., 1 : 1 + NUM_COLOURS],  # (B, S, T, colours)
+            "position": per_frame[..., 1 + NUM_COLOURS :],  # (B, S, T, 2)
+            "present": present[..., 0],
+            "motion": motion,
+            "event": event,
+            "event_bin": event_bin,
+            "frame_visible": frame[..., 0].transpose(1, 2),  # (B, S, T)
+            "frame_colour": frame[..., 1:].transpose(1, 2),  # (B, S, T, colours)
+            "count": video[:, :MAX_OBJECTS],
+            "effect": video[:, MAX_OBJECTS:],
+            "patch_shape": patch[..., : 1 + SLOTS],
+            "patch_colour": patch[..., 1 + SLOTS :],
+        }
         if event_time:  # (B, S, classes), (B, S, 1)
-            timed = {"event_time": event_time[0], "event_seconds": event_time[1][..., 0]}
-        else:
-            timed = {}
-        return (
-            timed
-            | {
-                "visible": per_frame[..., 0],  # (B, S, T)
-                "colour": per_frame[..., 1 : 1 + NUM_COLOURS],  # (B, S, T, colours)
-                "position": per_frame[..., 1 + NUM_COLOURS :],  # (B, S, T, 2)
-                "present": present[..., 0],
-                "motion": motion,
-                "event": event,
-                "event_bin": event_bin,
-                "frame_visible": frame[..., 0].transpose(1, 2),  # (B, S, T)
-                "frame_colour": frame[..., 1:].transpose(1, 2),  # (B, S, T, colours)
-                "count": video[:, :MAX_OBJECTS],
-                "effect": video[:, MAX_OBJECTS:],
-                "patch_shape": patch[..., : 1 + SLOTS],
-                "patch_colour": patch[..., 1 + SLOTS :],
-            }
-        )
+            out |= {"event_time": event_time[0], "event_seconds": event_time[1][..., 0]}
+        return out
 
 
 def fact_losses(
@@ -227,22 +223,21 @@ def fact_losses(
     }
     if t == 1:
         return losses
-    return (
-        losses
-        | {
-            "present": F.binary_cross_entropy_with_logits(pred["present"], facts["present"]),
-            "motion": _ce(pred["motion"], facts["motion"]),
-            "event": _ce(pred["event"], facts["event"]),
-            "event_bin": _ce(pred["event_bin"], facts["event_bin"]),
-            "frame_visible": F.binary_cross_entropy_with_logits(
-                pred["frame_visible"], facts["visible"]
-            ),
-            "frame_colour": _ce(pred["frame_colour"], facts["colour"]),
-            "count": _ce(pred["count"], facts["count"]),
-            "effect": _ce(pred["effect"], facts["effect"]),
-        }
-        | (_time_losses(pred, facts) if "event_time" in pred else {})
-    )
+    losses |= {
+        "present": F.binary_cross_entropy_with_logits(pred["present"], facts["present"]),
+        "motion": _ce(pred["motion"], facts["motion"]),
+        "event": _ce(pred["event"], facts["event"]),
+        "event_bin": _ce(pred["event_bin"], facts["event_bin"]),
+        "frame_visible": F.binary_cross_entropy_with_logits(
+            pred["frame_visible"], facts["visible"]
+        ),
+        "frame_colour": _ce(pred["frame_colour"], facts["colour"]),
+        "count": _ce(pred["count"], facts["count"]),
+        "effect": _ce(pred["effect"], facts["effect"]),
+    }
+    if "event_time" in pred:
+        losses |= _time_losses(pred, facts)
+    return losses
 
 
 def _time_losses(pred: dict[str, Tensor], facts: dict[str, Tensor]) -> dict[str, Tensor]:
