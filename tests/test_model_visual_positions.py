@@ -99,7 +99,7 @@ def test_value_codes_change_what_a_token_says_not_where_attention_goes() -> None
     x, context = torch.randn(1, 3, 16), torch.randn(1, 5, 8)
     codes = torch.randn(1, 5, 8)
     with torch.no_grad():
-        coded = attention(x, context, value_codes=codes)
+        coded = attention(x, context, value_context=context + codes)
         # by hand: the keys from the context alone, the values from context + codes
         q = attention._split(attention.query(x))
         k = attention._split(attention.key(context))

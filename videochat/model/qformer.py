@@ -42,13 +42,14 @@ class QFormerAttention(nn.Module):
         x: Tensor,
         context: Tensor | None = None,
         bias: Tensor | None = None,
-        value_codes: Tensor | None = None,
+        value_context: Tensor | None = None,
     ) -> Tensor:
         """x: (B, Q, C); context: (B, N, Cc) or None for self-attention; bias: additive,
-        broadcastable to (B, heads, Q, N); value_codes: (B, N, Cc) added to the context the
-        values are computed from, not the keys (what a token says, not where attention goes)."""
+        broadcastable to (B, heads, Q, N); value_context: (B, N, Cc) the values are computed
+        from instead of `context` (the keys still are: what a token says, not where attention
+        goes)."""
         context = x if context is None else context
-        valued = context if value_codes is None else context + value_codes
+        valued = context if value_context is None else value_context
         q, k, v = (
             self._split(self.query(x)),
             self._split(self.key(context)),
@@ -80,11 +81,11 @@ class QFormerLayer(nn.Module):
         x: Tensor,
         vision: Tensor,
         vision_bias: Tensor | None,
-        value_codes: Tensor | None = None,
+        vision_values: Tensor | None = None,
     ) -> Tensor:
         x = self.self_attn(x)  # (B, Q, C)
         if self.cross_attn is not None:
-            x = self.cross_attn(x, vision, vision_bias, value_codes)  # (B, Q, C)
+            x = self.cross_attn(x, vision, vision_bias, vision_values)  # (B, Q, C)
         return self.ffn_norm(self.fc2(F.gelu(self.fc1(x))) + x)
 
 
@@ -113,8 +114,8 @@ class QFormer(nn.Module):
         value_codes: (B, N, Cv) added to the tokens' values only (`QFormerAttention`)."""
         x = self.norm(queries)  # (B, Q, C)
         vision = vision.to(x.dtype)
-        if value_codes is not None:
-            value_codes = value_codes.to(x.dtype)
+        # the codes join the values once here, not in every layer
+        values = None if value_codes is None else vision + value_codes.to(x.dtype)  # (B, N, Cv)
         bias = None
         if vision_mask is not None:
             keep = vision_mask.to(dtype=x.dtype, device=x.device)[:, None, None, :]  # (B, 1, 1, N)
@@ -124,7 +125,7 @@ class QFormer(nn.Module):
             blocked.masked_fill_(~query_mask.to(x.device), torch.finfo(x.dtype).min)  # (Q, N)
             bias = blocked if bias is None else (bias + blocked).clamp(min=torch.finfo(x.dtype).min)
         for layer in self.layers:
-            x = layer(x, vision, bias, value_codes)
+            x = layer(x, vision, bias, values)
         return x
 
 

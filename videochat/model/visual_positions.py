@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 TIME_HORIZON = 16.0  # seconds over which the lowest time frequency turns a quarter (monotonic)
@@ -110,6 +111,6 @@ class VisualPositions(nn.Module):
             )
         quarter = width // 4
         code = sines(times.to(tokens.device) / TIME_HORIZON, quarter) * self.amplitude  # (B, T, q)
-        full = code.new_zeros(batch, frames, self.spatial.shape[0], width)
-        full[..., 3 * quarter :] = code[:, :, None]  # every token of the frame, cls included
-        return self._with_gmhra_slot(full.flatten(1, 2), tokens, frames).to(tokens.dtype)
+        code = F.pad(code, (width - quarter, 0))  # (B, T, D): the fourth quarter only
+        per_frame = code[:, :, None].expand(-1, -1, self.spatial.shape[0], -1)  # every token
+        return self._with_gmhra_slot(per_frame.flatten(1, 2), tokens, frames).to(tokens.dtype)
