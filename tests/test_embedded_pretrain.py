@@ -8,7 +8,14 @@ import pytest
 import torch
 
 from videochat.embedded.config import embedded_config, vocab_rows
-from videochat.embedded.facts import EVENT_TYPES, IGNORE, MOTIONS, patch_labels, stack_facts
+from videochat.embedded.facts import (
+    EVENT_TYPES,
+    IGNORE,
+    MOTIONS,
+    patch_events,
+    patch_labels,
+    stack_facts,
+)
 from videochat.embedded.pretrain import (
     FactHeads,
     PretrainPlan,
@@ -73,6 +80,47 @@ def test_patch_labels_mark_the_object_patch_only():
     expected[1 * 4 + 2] = 1
     assert torch.equal(shape[0, 0], expected * 3)  # triangle (index 2) + 1
     assert torch.equal(colour[0, 0], expected * 7)  # colour 6 + 1
+
+
+def test_patch_events_mark_the_object_where_its_event_shows(clips):
+    shape_of_patch, _ = patch_labels(clips, grid=4)
+    events = patch_events(clips, shape_of_patch)  # (B, T, P)
+    marked = 0
+    for i in range(12):
+        for s in range(len(SHAPES)):
+            kind, first_after = int(clips["event"][i, s]), int(clips["event_bin"][i, s])
+            own = shape_of_patch[i] == s + 1  # (T, P) the patches this shape covers
+            if kind == 0:
+                assert not events[i][own].any()
+                continue
+            frame = first_after - 1 if EVENT_TYPES[kind] == "disappear" else first_after
+            on_frame = torch.zeros_like(own)
+            if 0 <= frame < 8:
+                on_frame[frame] = True
+            assert torch.equal(
+                events[i][own & on_frame], torch.full_like(events[i][own & on_frame], kind)
+            )
+            assert not (events[i][own & ~on_frame] == kind).any()
+            marked += int((own & on_frame).sum())
+    assert marked > 5
+    assert not events[shape_of_patch == 0].any()  # background never shows an event
+
+
+def test_patch_event_targets_train_when_the_vit_sees_neighbouring_frames(clips):
+    from videochat.model import build_model
+
+    model = build_model(embedded_config(vocab_rows(300), lmhra=True), None, seed=0)
+    heads = FactHeads.for_model(model, 8)
+    assert heads.events
+    two = {k: v[:2] for k, v in clips.items()}
+    pred = heads(*encode(model, two["pixels"], two["times"]))
+    assert pred["patch_event"].shape == (2, 8, 16, len(EVENT_TYPES))
+    losses = fact_losses(pred, two, grid=4)
+    assert "patch_event" in losses and torch.isfinite(losses["patch_event"])
+    assert "patch_event" in fact_accuracy(model, heads, two)
+    assert "patch_event" not in FactHeads.for_model(_tiny_model(), 8)(
+        *encode(model, two["pixels"], two["times"])
+    )
 
 
 def _tiny_model():

@@ -105,7 +105,7 @@ class BuildPlan:
 # the plan's on/off options, as `--name` / `--no-name` on the command line and in the card
 SWITCHES: dict[str, str] = {
     "row_embed": "a learned embedding per visual row after llama_proj",
-    "lmhra": "UniFormerV2's local temporal module in every ViT block",
+    "lmhra": "UniFormerV2's local temporal module in every ViT block (and patch event targets)",
     "frame_rows": "Q-Former rows that read one frame each (frame order reaches the rows)",
     "row_names": "each per-shape row carries its shape's word embedding (the LLM finds it by name)",
     "every_object": "training questions on colour, shape and direction about every object",

@@ -55,7 +55,8 @@ def embedded_config(
     so the LLM can find the row of the shape a question names (the b9 model, asked the
     colour of one of two objects, named the other's colour half the time). `lmhra`: UniFormerV2's
     local temporal module in every ViT block (the released VideoChat turns it off; without it a
-    patch token never sees another frame). Both are off in the committed model: one build with
+    patch token never sees another frame; with it the vision stage also learns which patches
+    show an event, `facts.patch_events`). Both are off in the committed model: one build with
     each did not beat it (model card, Limits).
 
     `frame_rows`: the 8 rows after the per-shape ones read one frame each in the Q-Former's

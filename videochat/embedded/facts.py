@@ -131,3 +131,26 @@ def patch_labels(facts: dict[str, torch.Tensor], grid: int) -> tuple[torch.Tenso
     colour = torch.gather(colours, 2, nearest)  # (B, T, P)
     zero = torch.zeros_like(nearest)
     return torch.where(hit, nearest + 1, zero), torch.where(hit, colour + 1, zero)
+
+
+def patch_events(facts: dict[str, torch.Tensor], shape_of_patch: torch.Tensor) -> torch.Tensor:
+    """Per patch of each frame: the EVENT_TYPES index of an event that shows there (0 = none).
+
+    An event shows on the patches its object covers (`patch_labels`' shape map) in the first
+    sampled frame after it (appear, colour change, collision) or in the last one before it
+    (disappear: afterwards there is nothing left to cover). A token that sees its neighbouring
+    frames (UniFormerV2's LMHRA) can tell these patches locally, and a per-shape row that
+    attends to them reads its event's frame, and time, from their position codes.
+    shape_of_patch: (B, T, P) as `patch_labels` gives it. Returns (B, T, P) int64.
+    """
+    frames = shape_of_patch.shape[1]
+    event, first_after = facts["event"], facts["event_bin"]  # (B, S) each
+    shown_at = torch.where(event == EVENT_TYPES.index("disappear"), first_after - 1, first_after)
+    timed = (event > 0) & (first_after != IGNORE) & (shown_at >= 0) & (shown_at < frames)
+    frame = torch.arange(frames)[None, None, :]  # (1, 1, T)
+    at_frame = timed[..., None] & (shown_at[..., None] == frame)  # (B, S, T)
+    slots = torch.arange(1, event.shape[1] + 1)[None, :, None, None]  # patch shape ids
+    covers = shape_of_patch[:, None] == slots  # (B, S, T, P)
+    marked = covers & at_frame[..., None]
+    labels = (marked * event[:, :, None, None]).amax(1)  # (B, T, P); objects rarely overlap
+    return labels.long()

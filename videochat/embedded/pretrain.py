@@ -41,6 +41,7 @@ from videochat.embedded.facts import (
     MOTIONS,
     NUM_COLOURS,
     SceneFacts,
+    patch_events,
     patch_labels,
     scene_facts,
     stack_facts,
@@ -55,6 +56,9 @@ SLOTS = len(SHAPES)  # Q-Former rows 0..4: one per shape
 POSITION_WEIGHT = 10.0  # positions are fractions of the frame: squared errors are small
 PER_FRAME = 1 + NUM_COLOURS + 2  # slot-head outputs per frame: visible, colour logits, x and y
 SECONDS_WEIGHT = 10.0  # event seconds are regressed as fractions of TIME_HORIZON, like positions
+# an event shows on a few patches of one frame (about 4% of a clip's): weighted up so the patch
+# head does not settle on "none"
+EVENT_PATCH_WEIGHT = 5.0
 
 
 @dataclass
@@ -136,7 +140,9 @@ class FactHeads(nn.Module):
     per shape (`embedded_config(shape_stretches=...)`); a shape's facts are read from its rows
     side by side. `times`: the model reads frame times (`QFormerConfig.input_times`), so the
     per-shape rows also give their event's time in seconds (a class per `TIME_GRID` step and the
-    seconds themselves: one linear code that orders events, for "which happened first")."""
+    seconds themselves: one linear code that orders events, for "which happened first").
+    `events`: the ViT's tokens see their neighbouring frames (`VisionConfig.lmhra`), so the patch
+    head also tells where an event shows (`facts.patch_events`)."""
 
     def __init__(
         self,
@@ -145,21 +151,26 @@ class FactHeads(nn.Module):
         frames: int,
         stretches: int = 1,
         times: bool = False,
+        events: bool = False,
     ):
         super().__init__()
-        self.frames, self.stretches, self.times = frames, stretches, times
+        self.frames, self.stretches, self.times, self.events = frames, stretches, times, events
         slot_out = frames * PER_FRAME + 1 + len(MOTIONS) + len(EVENT_TYPES) + frames + 1
         slot_out += EVENT_TIME_CLASSES + 1 if times else 0
         self.slot = nn.Linear(qformer_width * stretches, slot_out)
         self.frame = nn.Linear(qformer_width, SLOTS * (1 + NUM_COLOURS))
         self.video = nn.Linear(qformer_width, MAX_OBJECTS + len(COLLISION_EFFECTS))
-        self.patch = nn.Linear(vision_width, 1 + SLOTS + 1 + NUM_COLOURS)
+        patch_out = 1 + SLOTS + 1 + NUM_COLOURS + (len(EVENT_TYPES) if events else 0)
+        self.patch = nn.Linear(vision_width, patch_out)
 
     @classmethod
     def for_model(cls, model, frames: int) -> FactHeads:
         """Heads sized for `model`'s vision side and row layout."""
         config, q = model.config, model.config.qformer
-        return cls(config.vision.width, q.width, frames, shape_stretches(config), q.input_times)
+        stretches = shape_stretches(config)
+        return cls(
+            config.vision.width, q.width, frames, stretches, q.input_times, config.vision.lmhra
+        )
 
     def forward(self, rows: Tensor, patches: Tensor) -> dict[str, Tensor]:
         """rows: (B, Q, C) Q-Former output; patches: (B, T, P, Cv) ViT patch tokens."""
@@ -178,7 +189,8 @@ class FactHeads(nn.Module):
         frame_rows = rows[:, shape_rows : shape_rows + t]
         frame = self.frame(frame_rows).unflatten(-1, (SLOTS, 1 + NUM_COLOURS))
         video = self.video(rows[:, shape_rows + t :]).mean(1)  # (B, objects + effects)
-        patch = self.patch(patches)  # (B, T, P, 1 + S + 1 + colours)
+        patch = self.patch(patches)  # (B, T, P, 1 + S + 1 + colours [+ event types])
+        colours_end = 2 + SLOTS + NUM_COLOURS
         out = {
             "visible": per_frame[..., 0],  # (B, S, T)
             "colour": per_frame[..., 1 : 1 + NUM_COLOURS],  # (B, S, T, colours)
@@ -192,8 +204,10 @@ class FactHeads(nn.Module):
             "count": video[:, :MAX_OBJECTS],
             "effect": video[:, MAX_OBJECTS:],
             "patch_shape": patch[..., : 1 + SLOTS],
-            "patch_colour": patch[..., 1 + SLOTS :],
+            "patch_colour": patch[..., 1 + SLOTS : colours_end],
         }
+        if self.events:
+            out["patch_event"] = patch[..., colours_end:]  # (B, T, P, event types)
         if event_time:  # (B, S, classes), (B, S, 1)
             out |= {"event_time": event_time[0], "event_seconds": event_time[1][..., 0]}
         return out
@@ -237,6 +251,12 @@ def fact_losses(
     }
     if "event_time" in pred:
         losses |= _time_losses(pred, facts)
+    if "patch_event" in pred:
+        weight = torch.full((len(EVENT_TYPES),), EVENT_PATCH_WEIGHT)
+        weight[0] = 1.0
+        target = patch_events(facts, shape_of_patch)
+        logits = pred["patch_event"].flatten(0, -2)
+        losses["patch_event"] = F.cross_entropy(logits, target.flatten(), weight=weight)
     return losses
 
 
@@ -373,9 +393,12 @@ def fact_accuracy(model, heads: FactHeads, clips: dict[str, Tensor], batch: int 
         return float((logits.argmax(-1) == target)[keep].float().mean())
 
     timed = {}
+    if "patch_event" in pred:  # of the patches an event shows on, those named with it
+        event_of_patch = patch_events(clips, shape_of_patch)
+        timed["patch_event"] = picked(pred["patch_event"], event_of_patch, event_of_patch > 0)
     if "event_time" in pred:  # within a grid step: a neighbouring class is 0.5 s off
         off = (pred["event_time"].argmax(-1) - clips["event_time"]).abs()
-        timed = {
+        timed |= {
             "event_time": picked(pred["event_time"], clips["event_time"]),
             "event_time_within_1": float((off <= 1)[clips["event_time"] != IGNORE].float().mean()),
         }
