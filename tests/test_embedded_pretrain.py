@@ -14,6 +14,7 @@ from videochat.embedded.facts import (
     MOTIONS,
     patch_events,
     patch_labels,
+    scene_facts,
     stack_facts,
 )
 from videochat.embedded.pretrain import (
@@ -106,6 +107,38 @@ def test_patch_events_mark_the_object_where_its_event_shows(clips):
     assert not events[shape_of_patch == 0].any()  # background never shows an event
 
 
+def test_first_and_last_event_name_the_objects_of_the_earliest_and_latest_events():
+    from videochat.synth.plan import random_video_scene
+    from videochat.synth.world import simulate
+
+    rng, checked = np.random.default_rng(5), 0
+    for _ in range(20):
+        scene = random_video_scene(rng, "pretrain", (112, 112))
+        timeline = simulate(scene)
+        facts = scene_facts(scene, list(range(0, scene.num_frames, 4))[:8], [0.0] * 8, timeline)
+        events = [e for e in timeline.events if e["type"] != "bounce"]
+        if len(events) < 2:
+            assert facts.first_event == facts.last_event == IGNORE
+            continue
+        first, last = events[0], events[-1]
+        subject = {e["time"]: e["objects"][0] if "objects" in e else e["object"] for e in events}
+        assert SHAPES[int(facts.first_event)] == scene.obj(subject[first["time"]]).shape
+        assert SHAPES[int(facts.last_event)] == scene.obj(subject[last["time"]]).shape
+        assert first["time"] < last["time"]
+        checked += 1
+    assert checked >= 5
+
+
+def test_a_batch_without_an_ordered_event_scores_zero_not_nan(clips):
+    heads = FactHeads(128, 128, 8, events=True)
+    two = {k: v[:2] for k, v in clips.items()}
+    two["first_event"] = two["last_event"] = torch.full((2,), IGNORE)
+    rows, patches = torch.randn(2, 21, 128), torch.randn(2, 8, 16, 128)
+    losses = fact_losses(heads(rows, patches), two, grid=4)
+    assert float(losses["first_event"]) == float(losses["last_event"]) == 0.0
+    assert all(torch.isfinite(v) for v in losses.values())
+
+
 def test_patch_event_targets_train_when_the_vit_sees_neighbouring_frames(clips):
     from videochat.model import build_model
 
@@ -115,9 +148,11 @@ def test_patch_event_targets_train_when_the_vit_sees_neighbouring_frames(clips):
     two = {k: v[:2] for k, v in clips.items()}
     pred = heads(*encode(model, two["pixels"], two["times"]))
     assert pred["patch_event"].shape == (2, 8, 16, len(EVENT_TYPES))
+    assert pred["first_event"].shape == pred["last_event"].shape == (2, len(SHAPES))
     losses = fact_losses(pred, two, grid=4)
-    assert "patch_event" in losses and torch.isfinite(losses["patch_event"])
-    assert "patch_event" in fact_accuracy(model, heads, two)
+    new = {"patch_event", "first_event", "last_event"}
+    assert new <= set(losses) and all(torch.isfinite(losses[k]) for k in new)
+    assert new <= set(fact_accuracy(model, heads, two))
     assert "patch_event" not in FactHeads.for_model(_tiny_model(), 8)(
         *encode(model, two["pixels"], two["times"])
     )

@@ -10,7 +10,7 @@ So the vision pretraining stage supervises them directly with these facts:
   colour, position; plus the shape's motion direction, its scripted event and when it happens
   (the sampled frames before it; for a model that reads frame times, also its time in seconds);
 * per frame and shape (the next 8 queries): visible and colour; per video: object count and the
-  collision's effect (the last queries).
+  collision's effect (the last queries), and whose scripted event came first and last.
 
 Every target is derived from `videochat.synth.world.simulate`, never from question text.
 """
@@ -54,6 +54,10 @@ class SceneFacts:
     times: np.ndarray  # (T,) float seconds of each sampled frame
     count: np.ndarray  # () int objects - 1
     effect: np.ndarray  # () int COLLISION_EFFECTS index
+    # () int SHAPES index of the object whose scripted event came first / last (a collision's
+    # first-named object); IGNORE with fewer than two events
+    first_event: np.ndarray
+    last_event: np.ndarray
 
 
 def scene_facts(
@@ -76,6 +80,8 @@ def scene_facts(
         times=np.asarray(timestamps, np.float32),
         count=np.array(len(scene.objects) - 1, np.int64),
         effect=np.array(COLLISION_EFFECTS.index(scene.collision.effect) if scene.collision else 0),
+        first_event=np.array(IGNORE, np.int64),
+        last_event=np.array(IGNORE, np.int64),
     )
     size = np.array([scene.width, scene.height], np.float32)
     for i, obj in enumerate(scene.objects):
@@ -89,9 +95,12 @@ def scene_facts(
                 facts.visible[s, t] = 1.0
                 facts.colour[s, t] = timeline.colours[frame, i]
                 facts.position[s, t] = timeline.positions[frame, i] / size
-    for event in timeline.events:
-        if event["type"] == "bounce":
-            continue
+    scripted = [event for event in timeline.events if event["type"] != "bounce"]  # by time
+    if len(scripted) >= 2:
+        subject = [e["objects"][0] if e["type"] == "collision" else e["object"] for e in scripted]
+        facts.first_event[...] = SHAPES.index(scene.obj(subject[0]).shape)
+        facts.last_event[...] = SHAPES.index(scene.obj(subject[-1]).shape)
+    for event in scripted:
         ids = event["objects"] if event["type"] == "collision" else [event["object"]]
         for obj_id in ids:
             s = SHAPES.index(scene.obj(obj_id).shape)

@@ -142,7 +142,8 @@ class FactHeads(nn.Module):
     per-shape rows also give their event's time in seconds (a class per `TIME_GRID` step and the
     seconds themselves: one linear code that orders events, for "which happened first").
     `events`: the ViT's tokens see their neighbouring frames (`VisionConfig.lmhra`), so the patch
-    head also tells where an event shows (`facts.patch_events`)."""
+    head also tells where an event shows (`facts.patch_events`), and the video rows whose event
+    came first and last (for "which happened first?", a lookup like the count's)."""
 
     def __init__(
         self,
@@ -159,7 +160,8 @@ class FactHeads(nn.Module):
         slot_out += EVENT_TIME_CLASSES + 1 if times else 0
         self.slot = nn.Linear(qformer_width * stretches, slot_out)
         self.frame = nn.Linear(qformer_width, SLOTS * (1 + NUM_COLOURS))
-        self.video = nn.Linear(qformer_width, MAX_OBJECTS + len(COLLISION_EFFECTS))
+        video_out = MAX_OBJECTS + len(COLLISION_EFFECTS) + (2 * SLOTS if events else 0)
+        self.video = nn.Linear(qformer_width, video_out)
         patch_out = 1 + SLOTS + 1 + NUM_COLOURS + (len(EVENT_TYPES) if events else 0)
         self.patch = nn.Linear(vision_width, patch_out)
 
@@ -188,7 +190,8 @@ class FactHeads(nn.Module):
         present, motion, event, event_bin, *event_time = rest.split(cuts, dim=-1)
         frame_rows = rows[:, shape_rows : shape_rows + t]
         frame = self.frame(frame_rows).unflatten(-1, (SLOTS, 1 + NUM_COLOURS))
-        video = self.video(rows[:, shape_rows + t :]).mean(1)  # (B, objects + effects)
+        video = self.video(rows[:, shape_rows + t :]).mean(1)  # (B, objects + effects [+ 2 S])
+        effects_end = MAX_OBJECTS + len(COLLISION_EFFECTS)
         patch = self.patch(patches)  # (B, T, P, 1 + S + 1 + colours [+ event types])
         colours_end = 2 + SLOTS + NUM_COLOURS
         out = {
@@ -202,12 +205,13 @@ class FactHeads(nn.Module):
             "frame_visible": frame[..., 0].transpose(1, 2),  # (B, S, T)
             "frame_colour": frame[..., 1:].transpose(1, 2),  # (B, S, T, colours)
             "count": video[:, :MAX_OBJECTS],
-            "effect": video[:, MAX_OBJECTS:],
+            "effect": video[:, MAX_OBJECTS:effects_end],
             "patch_shape": patch[..., : 1 + SLOTS],
             "patch_colour": patch[..., 1 + SLOTS : colours_end],
         }
         if self.events:
             out["patch_event"] = patch[..., colours_end:]  # (B, T, P, event types)
+            out["first_event"], out["last_event"] = video[:, effects_end:].split(SLOTS, dim=-1)
         if event_time:  # (B, S, classes), (B, S, 1)
             out |= {"event_time": event_time[0], "event_seconds": event_time[1][..., 0]}
         return out
@@ -257,6 +261,7 @@ def fact_losses(
         target = patch_events(facts, shape_of_patch)
         logits = pred["patch_event"].flatten(0, -2)
         losses["patch_event"] = F.cross_entropy(logits, target.flatten(), weight=weight)
+        losses |= {k: _ce(pred[k], facts[k]) for k in ("first_event", "last_event")}
     return losses
 
 
@@ -272,6 +277,8 @@ def _time_losses(pred: dict[str, Tensor], facts: dict[str, Tensor]) -> dict[str,
 
 
 def _ce(logits: Tensor, target: Tensor) -> Tensor:
+    if not bool((target != IGNORE).any()):  # nothing to score (a batch without two events):
+        return logits.sum() * 0.0  # cross_entropy would give NaN
     return F.cross_entropy(logits.flatten(0, -2), target.flatten(), ignore_index=IGNORE)
 
 
@@ -396,6 +403,7 @@ def fact_accuracy(model, heads: FactHeads, clips: dict[str, Tensor], batch: int 
     if "patch_event" in pred:  # of the patches an event shows on, those named with it
         event_of_patch = patch_events(clips, shape_of_patch)
         timed["patch_event"] = picked(pred["patch_event"], event_of_patch, event_of_patch > 0)
+        timed |= {k: picked(pred[k], clips[k]) for k in ("first_event", "last_event")}
     if "event_time" in pred:  # within a grid step: a neighbouring class is 0.5 s off
         off = (pred["event_time"].argmax(-1) - clips["event_time"]).abs()
         timed |= {
