@@ -57,7 +57,9 @@ def embedded_config(
     local temporal module in every ViT block (the released VideoChat turns it off; without it a
     patch token never sees another frame; with it the vision stage also learns which patches
     show an event, `facts.patch_events`). Both are off in the committed model: one build with
-    each did not beat it (model card, Limits).
+    each did not beat it (model card, Limits); with the patch event targets and `frame_times`
+    (v2, session 21) the LLM ranks the right event time first for 53.7% of the items (b1:
+    23.9%) but lost the colour lookup (60.0%; task mean 69.6%).
 
     `frame_rows`: the 8 rows after the per-shape ones read one frame each in the Q-Former's
     cross-attention (`QFormerConfig.frame_rows`). Without it every row reads a bag of all frames'
