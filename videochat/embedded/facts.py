@@ -96,12 +96,12 @@ def scene_facts(
                 facts.colour[s, t] = timeline.colours[frame, i]
                 facts.position[s, t] = timeline.positions[frame, i] / size
     scripted = [event for event in timeline.events if event["type"] != "bounce"]  # by time
+    # each event's object ids, the one named first first (a collision's subject)
+    objects = [e["objects"] if e["type"] == "collision" else [e["object"]] for e in scripted]
     if len(scripted) >= 2:
-        subject = [e["objects"][0] if e["type"] == "collision" else e["object"] for e in scripted]
-        facts.first_event[...] = SHAPES.index(scene.obj(subject[0]).shape)
-        facts.last_event[...] = SHAPES.index(scene.obj(subject[-1]).shape)
-    for event in scripted:
-        ids = event["objects"] if event["type"] == "collision" else [event["object"]]
+        facts.first_event[...] = SHAPES.index(scene.obj(objects[0][0]).shape)
+        facts.last_event[...] = SHAPES.index(scene.obj(objects[-1][0]).shape)
+    for event, ids in zip(scripted, objects, strict=True):
         for obj_id in ids:
             s = SHAPES.index(scene.obj(obj_id).shape)
             facts.event[s] = EVENT_TYPES.index(event["type"])

@@ -56,9 +56,9 @@ SLOTS = len(SHAPES)  # Q-Former rows 0..4: one per shape
 POSITION_WEIGHT = 10.0  # positions are fractions of the frame: squared errors are small
 PER_FRAME = 1 + NUM_COLOURS + 2  # slot-head outputs per frame: visible, colour logits, x and y
 SECONDS_WEIGHT = 10.0  # event seconds are regressed as fractions of TIME_HORIZON, like positions
-# an event shows on a few patches of one frame (about 4% of a clip's): weighted up so the patch
-# head does not settle on "none"
-EVENT_PATCH_WEIGHT = 5.0
+# an event shows on a few patches of one frame (about 4% of a clip's): weighted up 5× so the
+# patch head does not settle on "none" (class 0)
+EVENT_PATCH_WEIGHTS = torch.tensor([1.0] + [5.0] * (len(EVENT_TYPES) - 1))
 
 
 @dataclass
@@ -258,11 +258,9 @@ def fact_losses(
     if "event_time" in pred:
         losses |= _time_losses(pred, facts)
     if "patch_event" in pred:
-        weight = torch.full((len(EVENT_TYPES),), EVENT_PATCH_WEIGHT)
-        weight[0] = 1.0
-        target = patch_events(facts, shape_of_patch)
+        target = patch_events(facts, shape_of_patch).flatten()
         logits = pred["patch_event"].flatten(0, -2)
-        losses["patch_event"] = F.cross_entropy(logits, target.flatten(), weight=weight)
+        losses["patch_event"] = F.cross_entropy(logits, target, weight=EVENT_PATCH_WEIGHTS)
         losses |= {k: _ce(pred[k], facts[k]) for k in ("first_event", "last_event")}
     return losses
 
