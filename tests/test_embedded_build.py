@@ -447,11 +447,13 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     assert named.endswith(
         "each (our option), rows 0-4 carrying their shape's word embedding (our option)"
     )
+    amplified = embedded_config(64, frame_rows=True, row_tokens=[[3]] * 5, row_name_scale=3)
+    assert describe_rows(amplified).endswith("shape's word embedding × 3 (our option)")
     card = render(build_record, measure_record, {"llm": 1_500_000}, vision=vision, rows=rows)
     assert f"- vision: {vision}" in card and f"- LLM input: {rows}" in card
     # a record from before the curriculum options: the values those builds used, written out
     old_flags = "--vision-image-steps 300 --vision-shape-steps 0 --conv-stem none"
-    old_flags += " --shape-stretches 1 --precision fp32 --no-row-embed"
+    old_flags += " --shape-stretches 1 --precision fp32 --row-name-scale 1 --no-row-embed"
     old_flags += " --no-lmhra --no-frame-rows --no-row-names --no-every-object --no-group-by-length"
     old_flags += " --no-visual-positions --no-balanced-drill --no-bare-drill --no-merge-stretches"
     old_flags += " --no-bare-lookup --no-frame-times"
@@ -462,11 +464,11 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     options["shape_stretches"] = 2
     options["visual_positions"] = options["balanced_drill"] = options["bare_drill"] = True
     options["merge_stretches"] = options["bare_lookup"] = options["frame_times"] = True
-    options["precision"] = "bf16"
+    options["precision"], options["row_name_scale"] = "bf16", 2.5
     card = render(stemmed | options, measure_record, {"llm": 1})
     flags = (
         "--vision-image-steps 700 --vision-shape-steps 500 --conv-stem 32,64 --shape-stretches 2"
-        " --precision bf16 --row-embed --lmhra"
+        " --precision bf16 --row-name-scale 2.5 --row-embed --lmhra"
         " --frame-rows --row-names --every-object --group-by-length"
         " --visual-positions --balanced-drill --bare-drill --merge-stretches --bare-lookup"
         " --frame-times"

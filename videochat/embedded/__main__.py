@@ -47,6 +47,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         default=BuildPlan.shape_stretches,
         help="Q-Former rows per shape, each reading its own stretch of the 8 frames (1: all)",
     )
+    p.add_argument(
+        "--row-name-scale",
+        type=_positive,
+        default=BuildPlan.row_name_scale,
+        help="gain of the shape-word embeddings added to the named rows (--row-names)",
+    )
     for name, text in SWITCHES.items():
         flag = "--" + name.replace("_", "-")
         p.add_argument(
@@ -76,6 +82,17 @@ def _channels(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in parts)
 
 
+def _positive(text: str) -> float:
+    """`--row-name-scale 3` → 3.0; anything not a number above 0 is refused."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -88,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         vision_shape_steps=args.vision_shape_steps,
         conv_stem=args.conv_stem,
         shape_stretches=args.shape_stretches,
+        row_name_scale=args.row_name_scale,
         precision=args.precision,
         **{name: getattr(args, name) for name in SWITCHES},
         workers=args.workers,

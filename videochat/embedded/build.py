@@ -86,6 +86,7 @@ class BuildPlan:
     lmhra: bool = False  # local temporal modules in the ViT (`embedded_config`)
     frame_rows: bool = True  # one Q-Former row per frame (`embedded_config`)
     row_names: bool = False  # each per-shape row carries its shape's word (`embedded_config`)
+    row_name_scale: float = 1.0  # the names' gain (`VideoChatConfig.row_name_scale`)
     every_object: bool = False  # colour/shape/direction asked about every object (`data`)
     group_by_length: bool = False  # stage batches of alike text length (the recipe key)
     visual_positions: bool = False  # position codes on the Q-Former's input (`embedded_config`)
@@ -166,6 +167,7 @@ def init_model(plan: BuildPlan, data_dir: Path) -> Path:
         lmhra=plan.lmhra,
         frame_rows=plan.frame_rows,
         row_tokens=shape_row_names(tok) if plan.row_names else None,
+        row_name_scale=plan.row_name_scale,
         shape_stretches=plan.shape_stretches,
         visual_positions=plan.visual_positions,
         merge_stretches=plan.merge_stretches,
@@ -307,6 +309,7 @@ def build(plan: BuildPlan) -> dict:
         "vision_shape_steps": plan.vision_shape_steps,
         "conv_stem": list(plan.conv_stem),
         "shape_stretches": plan.shape_stretches,
+        "row_name_scale": plan.row_name_scale,
         "precision": plan.precision,
         **{name: getattr(plan, name) for name in SWITCHES},
         "seconds": times,

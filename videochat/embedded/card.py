@@ -106,6 +106,7 @@ _BEFORE_OPTIONS = {
     "vision_shape_steps": 0,
     "conv_stem": [],
     "shape_stretches": 1,
+    "row_name_scale": 1.0,
     "precision": "fp32",
     **dict.fromkeys(SWITCHES, False),
 }
@@ -124,6 +125,7 @@ def _model_flags(build: dict) -> str:
         f" --vision-image-steps {get['vision_image_steps']}"
         f" --vision-shape-steps {get['vision_shape_steps']} --conv-stem {stem}"
         f" --shape-stretches {get['shape_stretches']} --precision {get['precision']}"
+        f" --row-name-scale {get['row_name_scale']:g}"
     ) + "".join(f" --{'' if get[name] else 'no-'}{name.replace('_', '-')}" for name in SWITCHES)
 
 
@@ -164,7 +166,8 @@ def describe_rows(config: VideoChatConfig) -> str:
     if q.input_times:
         line += ", with their frame's timestamp in seconds on the values (our option)"
     named = sum(bool(ids) for ids in config.row_tokens)
-    names = f"rows 0-{named - 1} carrying their shape's word embedding (our option)"
+    gain = "" if config.row_name_scale == 1 else f" × {config.row_name_scale:g}"
+    names = f"rows 0-{named - 1} carrying their shape's word embedding{gain} (our option)"
     if config.merge_stretch_rows:  # the names go to the merged rows (`row_tokens` index LLM rows)
         line += (
             f"; each shape's stretch rows reach the LLM as one row through `stretch_proj_*`, "

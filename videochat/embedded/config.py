@@ -34,6 +34,7 @@ def embedded_config(
     lmhra: bool = False,
     frame_rows: bool = False,
     row_tokens: list[list[int]] | None = None,
+    row_name_scale: float = 1.0,
     shape_stretches: int = 1,
     visual_positions: bool = False,
     merge_stretches: bool = False,
@@ -72,7 +73,8 @@ def embedded_config(
     gives each per-shape row its shape's word), so the LLM finds the row of the shape a question
     names by the word itself instead of learning each row's identity. Off in the committed
     model: on a matched vision stage it moved the multiple-choice mean by half a point and
-    halved the exact free-form answers (model card, Limits).
+    halved the exact free-form answers (model card, Limits). `row_name_scale`: the names' gain
+    (`VideoChatConfig.row_name_scale`).
 
     `shape_stretches`: rows per shape, each reading its own consecutive stretch of the frames
     (`QFormerConfig.stretch_rows`; 2: the first half's five shape rows, then the second half's),
@@ -148,6 +150,7 @@ def embedded_config(
         max_text_len=512,
         row_embed=row_embed,
         row_tokens=row_tokens or [],
+        row_name_scale=row_name_scale,
         merge_stretch_rows=merge_stretches,
     )
 

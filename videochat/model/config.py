@@ -122,6 +122,10 @@ class VideoChatConfig:
     # none). Their mean input embedding is added to the row after llama_proj, so an LLM trained
     # from scratch finds the row a question names by its word.
     row_tokens: list[list[int]] = field(default_factory=list)
+    # What the name embeddings are multiplied by before they are added (1: as they are). Why a
+    # gain: the committed embedded model's named rows have norms of 28-37 against 12-14 for the
+    # names, so a name is a faint part of what the LLM's lookup must match.
+    row_name_scale: float = 1.0
     # Our addition (off in the original presets): the rows of the stretch group
     # (`qformer.stretch_rows`) that belong to one object go to the LLM as one row,
     # `stretch_proj_*` of their concatenation, so a fact that needs every stretch (where the object
@@ -203,6 +207,8 @@ class VideoChatConfig:
             raise ValueError(
                 f"row_tokens names {len(self.row_tokens)} rows; the LLM sees {self.llm_rows}"
             )
+        if not self.row_name_scale > 0:
+            raise ValueError(f"row_name_scale must be > 0, got {self.row_name_scale}")
         taken: set[int] = set()
         for start, count, stretches in self.qformer.row_groups():
             rows = set(range(start, start + count))

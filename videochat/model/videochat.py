@@ -163,14 +163,14 @@ class VideoChat(nn.Module):
         return torch.cat([before, merged, after], dim=1)
 
     def _row_names(self) -> Tensor:
-        """(config.llm_rows, D_llm): each LLM row's mean name-token embedding (`config.row_tokens`),
-        0 for none."""
+        """(config.llm_rows, D_llm): each LLM row's mean name-token embedding (`config.row_tokens`)
+        times `config.row_name_scale`, 0 for none."""
         table = self.llm.get_input_embeddings()
         names = torch.zeros(self.config.llm_rows, table.embedding_dim, device=self.device)
         for row, ids in enumerate(self.config.row_tokens):
             if ids:
                 names[row] = table(torch.tensor(ids, device=self.device)).mean(0)
-        return names
+        return names * self.config.row_name_scale
 
     def encode_video(self, pixels: Tensor, times: Tensor | None = None) -> Tensor:
         """(B, T, 3, H, W) normalised pixels (T=1 for an image) → (B, Q, D_llm) LLM embeddings.
