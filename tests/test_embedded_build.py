@@ -519,6 +519,12 @@ def test_rebuild_cli_reads_the_vision_curriculum_and_stem(capsys) -> None:
     assert "expected positive channel counts like 32,64 (or none), got '32,x'" in (
         capsys.readouterr().err
     )
+    assert parse(["--out", "b"]).row_name_scale == BuildPlan.row_name_scale == 1.0
+    assert parse(["--out", "b", "--row-name-scale", "2.5"]).row_name_scale == 2.5
+    for bad in ("0", "-1", "nan", "x"):
+        with pytest.raises(SystemExit):
+            parse(["--out", "b", "--row-name-scale", bad])
+        assert f"expected a number above 0, got '{bad}'" in capsys.readouterr().err
 
 
 def test_model_card_writes_the_time_checks_as_a_sentence_not_as_accuracies() -> None:

@@ -120,6 +120,15 @@ def test_row_tokens_add_each_named_rows_word_embedding_and_survive_save_load(tmp
     back = load_model(tmp_path / "m", device="cpu", dtype="fp32")
     assert back.config.row_tokens == [[5], [], [7, 9]]
     torch.testing.assert_close(back.encode_video(pixels), model.encode_video(pixels))
+    cfg.row_name_scale = 3.0  # the names' gain: three times the words, the rows' content as it was
+    gained = build_model(cfg, tok, seed=0)
+    added = gained.encode_video(pixels) - plain.encode_video(pixels)
+    torch.testing.assert_close(added.detach(), 3 * expected.expand(2, -1, -1))
+    for bad in (0.0, -1.0, float("nan")):
+        cfg.row_name_scale = bad
+        with pytest.raises(ValueError, match="row_name_scale must be > 0"):
+            cfg.validate()
+    cfg.row_name_scale = 1.0
     cfg.row_tokens = [[5]] * (cfg.num_queries + 1)
     q = cfg.num_queries
     with pytest.raises(ValueError, match=f"row_tokens names {q + 1} rows; the LLM sees {q}"):
