@@ -74,7 +74,8 @@ def embedded_config(
     names by the word itself instead of learning each row's identity. Off in the committed
     model: on a matched vision stage it moved the multiple-choice mean by half a point and
     halved the exact free-form answers (model card, Limits). `row_name_scale`: the names' gain
-    (`VideoChatConfig.row_name_scale`).
+    (`VideoChatConfig.row_name_scale`); 3 on v2's recipe (n1, session 22) did not bring back the
+    colour lookup that frame times cost (62.1% against v2's 60.0%).
 
     `shape_stretches`: rows per shape, each reading its own consecutive stretch of the frames
     (`QFormerConfig.stretch_rows`; 2: the first half's five shape rows, then the second half's),
