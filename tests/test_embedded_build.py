@@ -443,6 +443,11 @@ def test_model_card_reports_the_recorded_numbers() -> None:
         "position codes (our option), with their frame's timestamp in seconds on the values "
         "(our option)"
     )
+    framed = describe_rows(embedded_config(64, frame_rows=True, frame_row_times=True))
+    assert framed.endswith(
+        "position codes (our option), the frame rows with their frame's timestamp in seconds on "
+        "the values (our option)"
+    )
     named = describe_rows(embedded_config(64, frame_rows=True, row_tokens=[[3]] * 5))
     assert named.endswith(
         "each (our option), rows 0-4 carrying their shape's word embedding (our option)"
@@ -456,7 +461,7 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     old_flags += " --shape-stretches 1 --precision fp32 --row-name-scale 1 --no-row-embed"
     old_flags += " --no-lmhra --no-frame-rows --no-row-names --no-every-object --no-group-by-length"
     old_flags += " --no-visual-positions --no-balanced-drill --no-bare-drill --no-merge-stretches"
-    old_flags += " --no-bare-lookup --no-frame-times"
+    old_flags += " --no-bare-lookup --no-frame-times --no-frame-row-times"
     assert f"--measure {old_flags}\n" in card
     stemmed = build_record | {"vision_image_steps": 700, "vision_shape_steps": 500}
     options = {"conv_stem": [32, 64], "row_embed": True, "lmhra": True, "every_object": True}
@@ -465,13 +470,14 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     options["visual_positions"] = options["balanced_drill"] = options["bare_drill"] = True
     options["merge_stretches"] = options["bare_lookup"] = options["frame_times"] = True
     options["precision"], options["row_name_scale"] = "bf16", 2.5
+    options["frame_row_times"] = True
     card = render(stemmed | options, measure_record, {"llm": 1})
     flags = (
         "--vision-image-steps 700 --vision-shape-steps 500 --conv-stem 32,64 --shape-stretches 2"
         " --precision bf16 --row-name-scale 2.5 --row-embed --lmhra"
         " --frame-rows --row-names --every-object --group-by-length"
         " --visual-positions --balanced-drill --bare-drill --merge-stretches --bare-lookup"
-        " --frame-times"
+        " --frame-times --frame-row-times"
     )
     assert f"--measure {flags}\n" in card
     assert "## Training (2-core CPU, bf16 autocast, fp32 weights)" in card

@@ -12,6 +12,7 @@ from videochat.embedded.facts import (
     EVENT_TYPES,
     IGNORE,
     MOTIONS,
+    event_frames,
     patch_events,
     patch_labels,
     scene_facts,
@@ -107,6 +108,32 @@ def test_patch_events_mark_the_object_where_its_event_shows(clips):
     assert not events[shape_of_patch == 0].any()  # background never shows an event
 
 
+def test_frame_event_targets_are_the_frame_the_patch_events_show_in(clips):
+    shape_of_patch, _ = patch_labels(clips, grid=4)
+    per_patch = patch_events(clips, shape_of_patch)  # (B, T, P)
+    shown = event_frames(clips, 8)  # (B, S, T)
+    assert shown.sum(-1).max() == 1 and shown.any()  # one frame per event at most
+    for i, s, t in zip(*torch.nonzero(shown, as_tuple=True), strict=True):
+        kind, first_after = int(clips["event"][i, s]), int(clips["event_bin"][i, s])
+        assert t == (first_after - 1 if EVENT_TYPES[kind] == "disappear" else first_after)
+        own = shape_of_patch[i, t] == s + 1
+        assert (per_patch[i, t][own] == kind).all()
+    assert not shown[clips["event"] == 0].any()
+
+
+def test_frame_rows_learn_which_shapes_events_show_in_their_frame(clips):
+    heads = FactHeads(128, 128, 8, events=True)
+    two = {k: v[:2] for k, v in clips.items()}
+    pred = heads(torch.randn(2, 21, 128), torch.randn(2, 8, 16, 128))
+    assert pred["frame_event"].shape == (2, len(SHAPES), 8)
+    told = dict(pred)
+    told["frame_event"] = 40.0 * event_frames(two, 8).float() - 20.0  # the truth, confidently
+    assert float(fact_losses(told, two, grid=4)["frame_event"]) < 1e-6
+    assert float(fact_losses(pred, two, grid=4)["frame_event"]) > 0.1
+    untimed = FactHeads(128, 128, 8)(torch.randn(2, 21, 128), torch.randn(2, 8, 16, 128))
+    assert "frame_event" not in untimed
+
+
 def test_first_and_last_event_name_the_objects_of_the_earliest_and_latest_events():
     from videochat.synth.plan import random_video_scene
     from videochat.synth.world import simulate
@@ -150,7 +177,7 @@ def test_patch_event_targets_train_when_the_vit_sees_neighbouring_frames(clips):
     assert pred["patch_event"].shape == (2, 8, 16, len(EVENT_TYPES))
     assert pred["first_event"].shape == pred["last_event"].shape == (2, len(SHAPES))
     losses = fact_losses(pred, two, grid=4)
-    new = {"patch_event", "first_event", "last_event"}
+    new = {"patch_event", "first_event", "last_event", "frame_event"}
     assert new <= set(losses) and all(torch.isfinite(losses[k]) for k in new)
     assert new <= set(fact_accuracy(model, heads, two))
     assert "patch_event" not in FactHeads.for_model(_tiny_model(), 8)(

@@ -131,3 +131,50 @@ def test_a_model_reading_times_encodes_when_the_frames_were_shown() -> None:
     cfg.qformer.input_times = True
     with pytest.raises(ValueError, match="input_times needs qformer.input_positions"):
         cfg.validate()
+
+
+def test_value_rows_read_the_codes_and_the_other_rows_the_plain_values() -> None:
+    from videochat.model.qformer import QFormerAttention
+
+    torch.manual_seed(0)
+    attention = QFormerAttention(width=16, context_width=8, heads=2, eps=1e-6).eval()
+    x, context = torch.randn(1, 4, 16), torch.randn(1, 5, 8)
+    coded_context = context + torch.randn(1, 5, 8)
+    rows = torch.tensor([False, True, False, True])
+    with torch.no_grad():
+        mixed = attention(x, context, value_context=coded_context, value_rows=rows)
+        torch.testing.assert_close(
+            mixed[:, rows], attention(x, context, None, coded_context)[:, rows]
+        )
+        torch.testing.assert_close(mixed[:, ~rows], attention(x, context)[:, ~rows])
+
+
+def test_times_on_the_frame_rows_only_leave_the_other_rows_untimed() -> None:
+    from videochat.embedded.config import embedded_config, vocab_rows
+
+    config = embedded_config(vocab_rows(300), frame_rows=True, frame_row_times=True)
+    q = config.qformer
+    assert q.input_times and q.input_positions and q.time_rows == "frames"
+    config.qformer.layers = 1  # one layer: no self-attention after the cross-attention
+    model = build_model(config, None, seed=0).eval()
+    pixels = torch.randn(1, 8, 3, 112, 112)
+    with torch.no_grad():
+        early = model.encode_video_steps(pixels, torch.linspace(0, 3.5, 8)[None])
+        late = model.encode_video_steps(pixels, torch.linspace(0, 10.5, 8)[None])
+    moved = (early["qformer_last_hidden_state"] - late["qformer_last_hidden_state"]).abs()
+    frames = slice(q.frame_rows_start, q.frame_rows_start + q.frame_rows)
+    assert (moved[0, frames][1:].amax(-1) > 1e-3).all()  # frames 1-7: later in `late`
+    assert float(moved[0, : q.frame_rows_start].amax()) == 0.0  # the shape rows read no time
+    assert float(moved[0, frames.stop :].amax()) == 0.0  # nor do the video rows
+    assert float(moved[0, frames][0].amax()) == 0.0  # frame 0 is at 0 s in both clips
+
+
+def test_time_rows_are_all_or_the_frame_rows() -> None:
+    cfg = VideoChatConfig.preset("tiny")
+    cfg.qformer.input_positions = cfg.qformer.input_times = True
+    cfg.qformer.time_rows = "shapes"
+    with pytest.raises(ValueError, match="time_rows must be 'all' or 'frames', got 'shapes'"):
+        cfg.validate()
+    cfg.qformer.time_rows = "frames"
+    with pytest.raises(ValueError, match="'frames' needs frame rows"):
+        cfg.validate()

@@ -164,7 +164,8 @@ def describe_rows(config: VideoChatConfig) -> str:
     if q.input_positions:
         line += ", reading tokens that carry their patch's and frame's position codes (our option)"
     if q.input_times:
-        line += ", with their frame's timestamp in seconds on the values (our option)"
+        timed = "the frame rows with" if q.time_rows == "frames" else "with"
+        line += f", {timed} their frame's timestamp in seconds on the values (our option)"
     named = sum(bool(ids) for ids in config.row_tokens)
     gain = "" if config.row_name_scale == 1 else f" × {config.row_name_scale:g}"
     names = f"rows 0-{named - 1} carrying their shape's word embedding{gain} (our option)"

@@ -39,6 +39,7 @@ def embedded_config(
     visual_positions: bool = False,
     merge_stretches: bool = False,
     frame_times: bool = False,
+    frame_row_times: bool = False,
 ) -> VideoChatConfig:
     """112 px, patch 28 (16 patches a frame), ViT 128×4, Q-Former 128×2 with 8+8 queries,
     LLaMA 192×4.
@@ -96,6 +97,14 @@ def embedded_config(
     and order at chance still, and lost b1's colour lookup (task mean 52.3%;
     docs/embedded-experiments.md, session 20).
 
+    `frame_row_times`: the time codes as `frame_times` gives them, read by the frame rows only
+    (`QFormerConfig.time_rows`); each reads one frame, so its code is that frame's time exactly,
+    and with `lmhra` the vision stage also teaches each frame row which shapes' events show in
+    its frame (`facts.event_frames`), so that a question's shape word can find the frame of its
+    event, and the frame its time. Why: with the time codes on every row (t2, v2, n1) the LLM
+    lost the colour lookup (58.9-62.1% against 96.8%), and the per-shape rows place their event
+    within about ±1 s only (docs/embedded-experiments.md, sessions 20-22).
+
     `visual_positions`: codes of each token's patch column, row and frame added to what the
     Q-Former reads (`QFormerConfig.input_positions`), so a per-shape row knows where its shape was
     in each stretch: on a copy of the committed vision side, 400 more clip steps read the
@@ -143,8 +152,9 @@ def embedded_config(
             frame_rows=NUM_FRAMES if frame_rows else 0,
             frame_rows_start=shape_rows if frame_rows else 0,
             stretch_rows=[[0, shape_rows, shape_stretches]] if shape_stretches > 1 else [],
-            input_positions=visual_positions or frame_times,
-            input_times=frame_times,
+            input_positions=visual_positions or frame_times or frame_row_times,
+            input_times=frame_times or frame_row_times,
+            time_rows="frames" if frame_row_times else "all",
         ),
         llm=LLMConfig(hf_config=llm),
         num_frames=NUM_FRAMES,

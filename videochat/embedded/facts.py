@@ -152,14 +152,20 @@ def patch_events(facts: dict[str, torch.Tensor], shape_of_patch: torch.Tensor) -
     attends to them reads its event's frame, and time, from their position codes.
     shape_of_patch: (B, T, P) as `patch_labels` gives it. Returns (B, T, P) int64.
     """
-    frames = shape_of_patch.shape[1]
-    event, first_after = facts["event"], facts["event_bin"]  # (B, S) each
-    shown_at = torch.where(event == EVENT_TYPES.index("disappear"), first_after - 1, first_after)
-    timed = (event > 0) & (first_after != IGNORE) & (shown_at >= 0) & (shown_at < frames)
-    frame = torch.arange(frames)[None, None, :]  # (1, 1, T)
-    at_frame = timed[..., None] & (shown_at[..., None] == frame)  # (B, S, T)
+    event = facts["event"]  # (B, S)
+    at_frame = event_frames(facts, shape_of_patch.shape[1])  # (B, S, T)
     slots = torch.arange(1, event.shape[1] + 1)[None, :, None, None]  # patch shape ids
     covers = shape_of_patch[:, None] == slots  # (B, S, T, P)
     marked = covers & at_frame[..., None]
     labels = (marked * event[:, :, None, None]).amax(1)  # (B, T, P); objects rarely overlap
     return labels.long()
+
+
+def event_frames(facts: dict[str, torch.Tensor], frames: int) -> torch.Tensor:
+    """(B, S, T) bool: the sampled frame each shape's event shows in: the first one after it
+    (appear, colour change, collision), the last one before it (disappear)."""
+    event, first_after = facts["event"], facts["event_bin"]  # (B, S) each
+    shown_at = torch.where(event == EVENT_TYPES.index("disappear"), first_after - 1, first_after)
+    timed = (event > 0) & (first_after != IGNORE) & (shown_at >= 0) & (shown_at < frames)
+    frame = torch.arange(frames)[None, None, :]  # (1, 1, T)
+    return timed[..., None] & (shown_at[..., None] == frame)

@@ -41,6 +41,7 @@ from videochat.embedded.facts import (
     MOTIONS,
     NUM_COLOURS,
     SceneFacts,
+    event_frames,
     patch_events,
     patch_labels,
     scene_facts,
@@ -59,6 +60,8 @@ SECONDS_WEIGHT = 10.0  # event seconds are regressed as fractions of TIME_HORIZO
 # an event shows on a few patches of one frame (about 4% of a clip's): weighted up 5× so the
 # patch head does not settle on "none" (class 0)
 EVENT_PATCH_WEIGHTS = torch.tensor([1.0] + [5.0] * (len(EVENT_TYPES) - 1))
+# a shape's event shows in one of the 8 frame rows: its positives weighted up to balance
+FRAME_EVENT_WEIGHT = 7.0
 
 
 @dataclass
@@ -161,7 +164,8 @@ class FactHeads(nn.Module):
         slot_out = frames * PER_FRAME + 1 + len(MOTIONS) + len(EVENT_TYPES) + frames + 1
         slot_out += EVENT_TIME_CLASSES + 1 if times else 0
         self.slot = nn.Linear(qformer_width * stretches, slot_out)
-        self.frame = nn.Linear(qformer_width, SLOTS * (1 + NUM_COLOURS))
+        # with `events`, each frame row also tells which shapes' events show in its frame
+        self.frame = nn.Linear(qformer_width, SLOTS * (1 + NUM_COLOURS + (1 if events else 0)))
         video_out = MAX_OBJECTS + len(COLLISION_EFFECTS) + (2 * SLOTS if events else 0)
         self.video = nn.Linear(qformer_width, video_out)
         patch_out = 1 + SLOTS + 1 + NUM_COLOURS + (len(EVENT_TYPES) if events else 0)
@@ -191,7 +195,7 @@ class FactHeads(nn.Module):
         cuts += [EVENT_TIME_CLASSES, 1] if self.times else []
         present, motion, event, event_bin, *event_time = rest.split(cuts, dim=-1)
         frame_rows = rows[:, shape_rows : shape_rows + t]
-        frame = self.frame(frame_rows).unflatten(-1, (SLOTS, 1 + NUM_COLOURS))
+        frame = self.frame(frame_rows).unflatten(-1, (SLOTS, -1))  # (B, T, S, 1 + colours [+ 1])
         video = self.video(rows[:, shape_rows + t :]).mean(1)  # (B, objects + effects [+ 2 S])
         effects_end = MAX_OBJECTS + len(COLLISION_EFFECTS)
         patch = self.patch(patches)  # (B, T, P, 1 + S + 1 + colours [+ event types])
@@ -205,7 +209,7 @@ class FactHeads(nn.Module):
             "event": event,
             "event_bin": event_bin,
             "frame_visible": frame[..., 0].transpose(1, 2),  # (B, S, T)
-            "frame_colour": frame[..., 1:].transpose(1, 2),  # (B, S, T, colours)
+            "frame_colour": frame[..., 1 : 1 + NUM_COLOURS].transpose(1, 2),  # (B, S, T, colours)
             "count": video[:, :MAX_OBJECTS],
             "effect": video[:, MAX_OBJECTS:effects_end],
             "patch_shape": patch[..., : 1 + SLOTS],
@@ -213,6 +217,7 @@ class FactHeads(nn.Module):
         }
         if self.events:
             out["patch_event"] = patch[..., colours_end:]  # (B, T, P, event types)
+            out["frame_event"] = frame[..., 1 + NUM_COLOURS].transpose(1, 2)  # (B, S, T)
             out["first_event"], out["last_event"] = video[:, effects_end:].split(SLOTS, dim=-1)
         if event_time:  # (B, S, classes), (B, S, 1)
             out |= {"event_time": event_time[0], "event_seconds": event_time[1][..., 0]}
@@ -262,6 +267,10 @@ def fact_losses(
         logits = pred["patch_event"].flatten(0, -2)
         losses["patch_event"] = F.cross_entropy(logits, target, weight=EVENT_PATCH_WEIGHTS)
         losses |= {k: _ce(pred[k], facts[k]) for k in ("first_event", "last_event")}
+        shown_here = event_frames(facts, t).float()  # (B, S, T)
+        losses["frame_event"] = F.binary_cross_entropy_with_logits(
+            pred["frame_event"], shown_here, pos_weight=torch.tensor(FRAME_EVENT_WEIGHT)
+        )
     return losses
 
 
@@ -404,6 +413,11 @@ def fact_accuracy(model, heads: FactHeads, clips: dict[str, Tensor], batch: int 
         event_of_patch = patch_events(clips, shape_of_patch)
         timed["patch_event"] = picked(pred["patch_event"], event_of_patch, event_of_patch > 0)
         timed |= {k: picked(pred[k], clips[k]) for k in ("first_event", "last_event")}
+        # of the shapes with an event in view, those whose likeliest frame row is the event's
+        shown_here = event_frames(clips, pred["frame_event"].shape[-1])  # (B, S, T)
+        has = shown_here.any(-1)
+        said = pred["frame_event"].argmax(-1)  # (B, S)
+        timed["frame_event"] = float((shown_here.float().argmax(-1) == said)[has].float().mean())
     if "event_time" in pred:  # within a grid step: a neighbouring class is 0.5 s off
         off = (pred["event_time"].argmax(-1) - clips["event_time"]).abs()
         timed |= {

@@ -74,6 +74,9 @@ class QFormerConfig:
     # the cross-attention's values (`VisualPositions.time_codes`), so a row can tell when in
     # seconds what it reads happened, not only in which sampled frame. False = the original.
     input_times: bool = False
+    # Which rows read the time codes: "all", or "frames" (only the frame rows, each of which
+    # reads one frame, so its code is that frame's time exactly; the other rows read no time).
+    time_rows: str = "all"
 
     def row_groups(self) -> list[tuple[int, int, int]]:
         """Every group of rows that reads a part of the clip: `stretch_rows` + the frame rows."""
@@ -201,6 +204,12 @@ class VideoChatConfig:
             raise ValueError("llm needs either `path` (an HF model directory) or `hf_config`")
         if self.qformer.input_times and not self.qformer.input_positions:
             raise ValueError("qformer.input_times needs qformer.input_positions (its codes' home)")
+        if self.qformer.time_rows not in ("all", "frames"):
+            raise ValueError(
+                f"qformer.time_rows must be 'all' or 'frames', got {self.qformer.time_rows!r}"
+            )
+        if self.qformer.time_rows == "frames" and not self.qformer.frame_rows:
+            raise ValueError("qformer.time_rows 'frames' needs frame rows (qformer.frame_rows)")
         if self.merge_stretch_rows and len(self.qformer.stretch_rows) != 1:
             raise ValueError("merge_stretch_rows needs exactly one qformer.stretch_rows group")
         if len(self.row_tokens) > self.llm_rows:

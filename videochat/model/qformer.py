@@ -43,11 +43,13 @@ class QFormerAttention(nn.Module):
         context: Tensor | None = None,
         bias: Tensor | None = None,
         value_context: Tensor | None = None,
+        value_rows: Tensor | None = None,
     ) -> Tensor:
         """x: (B, Q, C); context: (B, N, Cc) or None for self-attention; bias: additive,
         broadcastable to (B, heads, Q, N); value_context: (B, N, Cc) the values are computed
         from instead of `context` (the keys still are: what a token says, not where attention
-        goes)."""
+        goes); value_rows: (Q,) bool, the rows that read `value_context` (the others read
+        `context`'s values); None: all of them."""
         context = x if context is None else context
         valued = context if value_context is None else value_context
         q, k, v = (
@@ -56,6 +58,10 @@ class QFormerAttention(nn.Module):
             self._split(self.value(valued)),
         )
         attn = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)  # (B, H, Q, C/H)
+        if value_rows is not None and value_context is not None:
+            plain = self._split(self.value(context))
+            plain_attn = F.scaled_dot_product_attention(q, k, plain, attn_mask=bias)
+            attn = torch.where(value_rows.to(attn.device)[:, None], attn, plain_attn)
         attn = attn.transpose(1, 2).reshape(x.shape)  # (B, Q, C)
         return self.norm(self.out(attn) + x)
 
@@ -82,10 +88,11 @@ class QFormerLayer(nn.Module):
         vision: Tensor,
         vision_bias: Tensor | None,
         vision_values: Tensor | None = None,
+        value_rows: Tensor | None = None,
     ) -> Tensor:
         x = self.self_attn(x)  # (B, Q, C)
         if self.cross_attn is not None:
-            x = self.cross_attn(x, vision, vision_bias, vision_values)  # (B, Q, C)
+            x = self.cross_attn(x, vision, vision_bias, vision_values, value_rows)  # (B, Q, C)
         return self.ffn_norm(self.fc2(F.gelu(self.fc1(x))) + x)
 
 
@@ -108,10 +115,12 @@ class QFormer(nn.Module):
         vision_mask: Tensor | None = None,
         query_mask: Tensor | None = None,
         value_codes: Tensor | None = None,
+        value_rows: Tensor | None = None,
     ) -> Tensor:
         """vision_mask: (B, N) with 1 = attend, 0 = padding; None = attend to every token.
         query_mask: (Q, N) bool, which tokens each query row may read (`query_row_mask`).
-        value_codes: (B, N, Cv) added to the tokens' values only (`QFormerAttention`)."""
+        value_codes: (B, N, Cv) added to the tokens' values only (`QFormerAttention`), for the
+        rows `value_rows` (Q,) bool marks (None: every row)."""
         x = self.norm(queries)  # (B, Q, C)
         vision = vision.to(x.dtype)
         # the codes join the values once here, not in every layer
@@ -125,7 +134,7 @@ class QFormer(nn.Module):
             blocked.masked_fill_(~query_mask.to(x.device), torch.finfo(x.dtype).min)  # (Q, N)
             bias = blocked if bias is None else (bias + blocked).clamp(min=torch.finfo(x.dtype).min)
         for layer in self.layers:
-            x = layer(x, vision, bias, values)
+            x = layer(x, vision, bias, values, value_rows)
         return x
 
 

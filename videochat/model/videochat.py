@@ -120,13 +120,28 @@ class VideoChat(nn.Module):
             queries = torch.cat([queries, self.extra_query_tokens], dim=1)  # (1, Q, C)
         queries = queries.expand(pixels.shape[0], -1, -1)  # (B, Q, C)
         mask = self._query_mask(frames, tokens)
-        hidden = self.qformer(queries, image_embeds, query_mask=mask, value_codes=value_codes)
+        hidden = self.qformer(
+            queries,
+            image_embeds,
+            query_mask=mask,
+            value_codes=value_codes,
+            value_rows=self._time_rows(queries.shape[1]),
+        )
         return {
             "visual_encoder_out": tokens,
             "image_embeds": image_embeds,
             "qformer_last_hidden_state": hidden,
             "inputs_llama": self.project_rows(hidden),
         }
+
+    def _time_rows(self, rows: int) -> Tensor | None:
+        """(Q,) bool: the rows that read the time codes (`QFormerConfig.time_rows`); None: all."""
+        q = self.config.qformer
+        if q.time_rows == "all":
+            return None
+        marked = torch.zeros(rows, dtype=torch.bool)
+        marked[q.frame_rows_start : q.frame_rows_start + q.frame_rows] = True
+        return marked
 
     def _query_mask(self, frames: int, tokens: Tensor) -> Tensor | None:
         """The Q-Former's query mask when some rows read a stretch of the `frames` (the encoder's
