@@ -9,7 +9,8 @@ So the vision pretraining stage supervises them directly with these facts:
 * per shape slot (one Q-Former query per shape of the closed vocabulary) and frame: visible,
   colour, position; plus the shape's motion direction, its scripted event and when it happens
   (the sampled frames before it; for a model that reads frame times, also its time in seconds);
-* per frame and shape (the next 8 queries): visible and colour; per video: object count and the
+* per frame and shape (the next 8 queries): visible and colour, and whether its event shows in
+  that frame; per video: object count and the
   collision's effect (the last queries), and whose scripted event came first and last.
 
 Every target is derived from `videochat.synth.world.simulate`, never from question text.

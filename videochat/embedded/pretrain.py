@@ -146,7 +146,8 @@ class FactHeads(nn.Module):
     seconds themselves: one linear code that orders events, for "which happened first").
     `events`: the ViT's tokens see their neighbouring frames (`VisionConfig.lmhra`), so the patch
     head also tells where an event shows (`facts.patch_events`), and the video rows whose event
-    came first and last (for "which happened first?", a lookup like the count's). Measured
+    came first and last (for "which happened first?", a lookup like the count's), and each
+    frame row whose events show in its frame (`facts.event_frames`). Measured
     (v2, docs/embedded-experiments.md, session 21): the event's time came closer and the LLM
     used it; the first and last event stayed at chance on the video rows."""
 
