@@ -61,7 +61,8 @@ def embedded_config(
     show an event, `facts.patch_events`). Both are off in the committed model: one build with
     each did not beat it (model card, Limits); with the patch event targets and `frame_times`
     (v2, session 21) the LLM ranks the right event time first for 53.7% of the items (b1:
-    23.9%) but lost the colour lookup (60.0%; task mean 69.6%).
+    23.9%) but lost the colour lookup (60.0%; task mean 69.6%); LMHRA alone (l1, session 22):
+    event time ranked 46.3%, colour 64.2%, task mean 70.1%.
 
     `frame_rows`: the 8 rows after the per-shape ones read one frame each in the Q-Former's
     cross-attention (`QFormerConfig.frame_rows`). Without it every row reads a bag of all frames'
@@ -104,7 +105,7 @@ def embedded_config(
     event, and the frame its time. Why: with the time codes on every row (t2, v2, n1) the LLM
     lost the colour lookup (58.9-62.1% against 96.8%), and the per-shape rows place their event
     within about ±1 s only (docs/embedded-experiments.md, sessions 20-22). Measured with
-    `--lmhra` (f1): colour lost all the same (60.0%), event time ranked 25.4%, task mean 68.6%.
+    `--lmhra` (f1): colour lost all the same (60.0%), event time ranked 25.4%, task mean 63.4%.
 
     `visual_positions`: codes of each token's patch column, row and frame added to what the
     Q-Former reads (`QFormerConfig.input_positions`), so a per-shape row knows where its shape was
