@@ -74,10 +74,10 @@ def embedded_config(
     gives each per-shape row its shape's word), so the LLM finds the row of the shape a question
     names by the word itself instead of learning each row's identity. On in the committed model
     (b1, session 19), on merged rows (`merge_stretches`): colour in the scenes of four or five
-    objects went from 59% to 93.5%, colour overall to 96.8%. On unmerged rows (an earlier build) it had moved the
-    multiple-choice mean by half a point. `row_name_scale`: the names' gain
-    (`VideoChatConfig.row_name_scale`); 3 on v2's recipe (n1, session 22) did not bring back the
-    colour lookup that frame times cost (62.1% against v2's 60.0%).
+    objects went from 59% to 93.5%, colour overall to 96.8%. On unmerged rows (an earlier
+    build) it had moved the multiple-choice mean by half a point. `row_name_scale`: the names'
+    gain (`VideoChatConfig.row_name_scale`); 3 on v2's recipe (n1, session 22) did not bring
+    back the colour lookup that frame times cost (62.1% against v2's 60.0%).
 
     `shape_stretches`: rows per shape, each reading its own consecutive stretch of the frames
     (`QFormerConfig.stretch_rows`; 2: the first half's five shape rows, then the second half's),
