@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from videochat.embedded.build import STAGES, SWITCHES, BuildPlan, build
+from videochat.embedded.build import STAGES, SWITCHES, BuildPlan, build, stage_flag
 from videochat.errors import VideoChatError
 
 
@@ -20,7 +20,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--bench-videos", type=int, default=BuildPlan.bench_videos)
     for stage in STAGES:
         p.add_argument(
-            f"--{stage}-steps", type=int, default=None, help=f"{stage} optimizer steps (0: skip)"
+            f"--{stage_flag(stage)}-steps",
+            type=int,
+            default=None,
+            help=f"{stage} optimizer steps (0: skip)",
         )
     p.add_argument(
         "--vision-image-steps",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from videochat.embedded.build import STAGES, SWITCHES
+from videochat.embedded.build import LATE_STAGES, STAGES, SWITCHES, stage_flag
 from videochat.embedded.config import shape_stretches
 from videochat.embedded.data import FOCUS_TASKS
 from videochat.model.config import VideoChatConfig, VisionConfig
@@ -14,7 +14,7 @@ from videochat.synth.vocab import SHAPES
 
 REBUILD = (
     "python -m videochat.embedded --out build --seed {seed} --videos {videos} "
-    + " ".join(f"--{stage}-steps {{{stage}}}" for stage in STAGES)
+    + " ".join(f"--{stage_flag(stage)}-steps {{{stage}}}" for stage in STAGES)
     + " --measure"
 )
 
@@ -237,6 +237,11 @@ def render(
         f"{steps['drill']} | {secs.get('drill', 0):.0f} |",
         f"| stage0 | LLM + llama_proj on the frozen vision side (ours) | {steps['stage0']} | "
         f"{secs.get('stage0', 0):.0f} |",
+        *(
+            f"| {stage} | {base} again, after stage0 (ours) | {steps[stage]} | "
+            f"{secs.get(stage, 0):.0f} |"
+            for stage, base in LATE_STAGES.items()
+        ),
         f"| stage1 | captions, original freezing | {steps['stage1']} | {secs.get('stage1', 0):.0f} |",
         f"| stage2 | instructions, original freezing | {steps['stage2']} | "
         f"{secs.get('stage2', 0):.0f} |",
