@@ -11,7 +11,14 @@ import pytest
 import torch
 
 from videochat.embedded import data
-from videochat.embedded.build import STAGES, BuildPlan, build, recipe_path, stage_recipe
+from videochat.embedded.build import (
+    LATE_STAGES,
+    STAGES,
+    BuildPlan,
+    build,
+    recipe_path,
+    stage_recipe,
+)
 from videochat.embedded.config import embedded_config, vocab_rows
 from videochat.embedded.tokenizer import train_tokenizer
 from videochat.eval.parse import LETTERS
@@ -249,6 +256,9 @@ def test_recipes_load_with_the_original_freezing() -> None:
         focus = stage_recipe(stage, ["data_dir=d"])
         assert [spec.file for spec in focus.data] == [f"d/{data.focus_file(stage)}"]
         assert {**vars(focus), "data": None} == {**vars(drill), "data": None}  # else the same
+    for late, base in LATE_STAGES.items():  # the recipe of the stage it repeats, unchanged
+        assert vars(stage_recipe(late, ["data_dir=d"])) == vars(stage_recipe(base, ["data_dir=d"]))
+    assert stage_recipe("late_lookup", ["data_dir=d"]).data[0].file == "d/lookup_video.json"
     for stage in ("stage1", "stage2"):
         recipe = load_recipe(recipe_path(stage), ["model.path=x", "data_dir=d"])
         frozen = vars(recipe.freeze)
@@ -303,9 +313,9 @@ def test_smoke_build_trains_every_stage_and_exports(synth_dir: Path, tmp_path: P
     assert summary["row_names"]
     trained = json.loads((tmp_path / "data" / data.TRAIN_FILE).read_text())
     assert len(trained) > len(json.loads((synth_dir / data.TRAIN_FILE).read_text()))
-    init, vision, *focused, drilled, s0, s1, final = (
-        load_model(tmp_path / name, device="cpu")
-        for name in ("init", "vision", *data.FOCUS_TASKS, "drill", "stage0", "stage1", "model")
+    names = ("init", "vision", *data.FOCUS_TASKS, "drill", "stage0", *LATE_STAGES, "stage1")
+    init, vision, *llm_trained, s1, final = (
+        load_model(tmp_path / name, device="cpu") for name in (*names, "model")
     )
 
     def changed(a, b, prefix: str) -> bool:
@@ -315,8 +325,7 @@ def test_smoke_build_trains_every_stage_and_exports(synth_dir: Path, tmp_path: P
     for part in ("visual_encoder.blocks", "visual_encoder.temporal_embed", "qformer"):
         assert changed(init, vision, part), f"the vision stage left {part} untouched"
     assert not changed(init, vision, "llm") and not changed(init, vision, "llama_proj")
-    llm_stages = [vision, *focused, drilled, s0]
-    for before, after in pairwise(llm_stages):
+    for before, after in pairwise([vision, *llm_trained]):
         for part in ("llm.model.layers", "llama_proj"):
             assert changed(before, after, part), f"a stage after vision left {part} untouched"
         assert not changed(before, after, "visual_encoder") and not changed(
@@ -329,9 +338,10 @@ def test_smoke_build_trains_every_stage_and_exports(synth_dir: Path, tmp_path: P
     assert facts["reversal_change"] > 0.0 and -1.0 <= facts["displacement_r"] <= 1.0
     words = [final.tokenizer.decode(ids).strip() for ids in final.config.row_tokens]
     assert words == ["circle", "square", "triangle", "star", "cross"]  # rows 0-4, by name
-    assert changed(s0, s1, "llama_proj") and changed(s0, s1, "visual_encoder.gmhra")
+    last = llm_trained[-1]  # the last late stage
+    assert changed(last, s1, "llama_proj") and changed(last, s1, "visual_encoder.gmhra")
     for part in ("visual_encoder.blocks", "qformer", "llm"):
-        assert not changed(s0, s1, part), f"stage 1 trained the frozen {part}"
+        assert not changed(last, s1, part), f"stage 1 trained the frozen {part}"
     bos = final.tokenizer.bos_token_id
     row = final.llm.get_input_embeddings().weight[bos]
     torch.testing.assert_close(row, torch.full_like(row, float(bos)))
@@ -488,6 +498,11 @@ def test_model_card_reports_the_recorded_numbers() -> None:
         build_record | {"steps": build_record["steps"] | {"drill": 900}}, measure_record, {}
     )
     assert "--drill-steps 900 --stage0-steps 1200" in drilled and "| 900 |" in drilled
+    assert "--stage0-steps 1200 --late-lookup-steps 0 --late-drill-steps 0" in drilled
+    late = {"late_lookup": 300, "late_drill": 250, "late_stage0": 600}
+    relearnt = render(build_record | {"steps": build_record["steps"] | late}, measure_record, {})
+    assert "--late-lookup-steps 300 --late-drill-steps 250 --late-stage0-steps 600" in relearnt
+    assert "| late_lookup | lookup again, after stage0 (ours) | 300 |" in relearnt
     assert "| object_colour | 9 / 10 | 90.0% |" in card and "--limit 10" in card
     assert "**0.75**" in card and "0.25" in card and "(11.4 min)" in card
     assert "| object_count | 40 | 85.0% |" in card
@@ -504,6 +519,7 @@ def test_rebuild_cli_reads_the_vision_curriculum_and_stem(capsys) -> None:
 
     args = parse(["--out", "b", "--conv-stem", "32,64", "--vision-shape-steps", "500"])
     assert args.conv_stem == (32, 64) and args.vision_shape_steps == 500
+    assert parse(["--out", "b", "--late-drill-steps", "300"]).late_drill_steps == 300
     assert parse(["--out", "b"]).conv_stem == BuildPlan.conv_stem == (32, 64)
     assert parse(["--out", "b", "--conv-stem", "none"]).conv_stem == ()
     assert parse(["--out", "b"]).row_embed == BuildPlan.row_embed
