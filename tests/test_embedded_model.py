@@ -45,7 +45,7 @@ def test_the_cards_rebuild_command_parses_and_names_every_option() -> None:
     import shlex
 
     from videochat.embedded.__main__ import parse
-    from videochat.embedded.build import STAGES, SWITCHES
+    from videochat.embedded.build import STAGES, SWITCHES, stage_flag
     from videochat.embedded.config import shape_stretches
     from videochat.model.config import VideoChatConfig
 
@@ -57,7 +57,7 @@ def test_the_cards_rebuild_command_parses_and_names_every_option() -> None:
         flag = name.replace("_", "-")
         assert f"--{flag}" in argv or f"--no-{flag}" in argv, flag
     for stage in STAGES:  # every stage's steps too (a stage added later defaults to 0: skipped)
-        assert f"--{stage}-steps" in argv, stage
+        assert f"--{stage_flag(stage)}-steps" in argv, stage
     config = json.loads((DEFAULT_DIR / "config.json").read_text())["config"]
     assert args.frame_rows == bool(config["qformer"]["frame_rows"])
     assert args.row_names == bool(config.get("row_tokens"))
