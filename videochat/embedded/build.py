@@ -1,5 +1,5 @@
 """The end-to-end rebuild: synthetic data → tokenizer → vision pretraining → focus stages →
-drill → stage 0/1/2 → export.
+drill → stage 0 → late stages → stage 1/2 → export.
 
 Stages: `vision` (ours: ViT + Q-Former learn the scene facts, `videochat.embedded.pretrain`),
 the focus stages `lookup`, `reverse`, `motion`, `order` and `timing` (ours; 0 steps skips each:
@@ -8,8 +8,9 @@ alone, so the LLM learns to find the rows of the object a question names and to 
 from them one at a time, `stage_recipe`), `drill` (ours; 0 steps skips it: the LLM and
 llama_proj learn the multiple-choice questions about each object in a short layout,
 `embedded_drill.yaml`), `stage0` (ours: the LLM and llama_proj learn to answer from the frozen
-vision side, the project's training loop), then the original's
-`stage1` (captions) and `stage2` (instructions) with the original's freezing.
+vision side, the project's training loop), the late stages `late_lookup`, `late_drill` and
+`late_stage0` (ours; 0 steps skips each: those three stages again, `LATE_STAGES`), then the
+original's `stage1` (captions) and `stage2` (instructions) with the original's freezing.
 
 Every random choice derives from `--seed` (data seed S, benchmark seed S + 1000, never used for
 training), so the same command on the same software gives the same model.
