@@ -45,7 +45,7 @@ def test_the_cards_rebuild_command_parses_and_names_every_option() -> None:
     import shlex
 
     from videochat.embedded.__main__ import parse
-    from videochat.embedded.build import STAGES, SWITCHES, stage_flag
+    from videochat.embedded.build import STAGES, SWITCHES, cli_flag
     from videochat.embedded.config import shape_stretches
     from videochat.model.config import VideoChatConfig
 
@@ -54,10 +54,10 @@ def test_the_cards_rebuild_command_parses_and_names_every_option() -> None:
     argv = shlex.split(line)[3:]
     args = parse(argv)  # exits on an option the CLI no longer knows
     for name in SWITCHES:  # written out, so later defaults do not change what it builds
-        flag = name.replace("_", "-")
+        flag = cli_flag(name)
         assert f"--{flag}" in argv or f"--no-{flag}" in argv, flag
     for stage in STAGES:  # every stage's steps too (a stage added later defaults to 0: skipped)
-        assert f"--{stage_flag(stage)}-steps" in argv, stage
+        assert f"--{cli_flag(stage)}-steps" in argv, stage
     config = json.loads((DEFAULT_DIR / "config.json").read_text())["config"]
     assert args.frame_rows == bool(config["qformer"]["frame_rows"])
     assert args.row_names == bool(config.get("row_tokens"))

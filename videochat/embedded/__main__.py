@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from videochat.embedded.build import STAGES, SWITCHES, BuildPlan, build, stage_flag
+from videochat.embedded.build import STAGES, SWITCHES, BuildPlan, build, cli_flag
 from videochat.errors import VideoChatError
 
 
@@ -20,7 +20,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--bench-videos", type=int, default=BuildPlan.bench_videos)
     for stage in STAGES:
         p.add_argument(
-            f"--{stage_flag(stage)}-steps",
+            f"--{cli_flag(stage)}-steps",
             type=int,
             default=None,
             help=f"{stage} optimizer steps (0: skip)",
@@ -57,7 +57,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         help="gain of the shape-word embeddings added to the named rows (--row-names)",
     )
     for name, text in SWITCHES.items():
-        flag = "--" + name.replace("_", "-")
+        flag = "--" + cli_flag(name)
         p.add_argument(
             flag, action=argparse.BooleanOptionalAction, default=getattr(BuildPlan, name), help=text
         )

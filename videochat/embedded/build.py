@@ -45,7 +45,8 @@ log = logging.getLogger("videochat.embedded")
 # questions alone, then the balanced drill, then stage 0's conversations. Why: on LMHRA's rows the
 # colour lookup never forms in the mixed stages, and 300 steps of colour alone after the finished
 # model form it (98.9%); the drill then brings the other tasks back (l1y: task mean 75.4%), but the
-# open-ended answers halve, which stage 0's conversations are to restore (session 23)
+# open-ended answers halve, which stage 0's conversations restore in part (r3, session 23: free
+# form 71.4% against b1's 64.5%, descriptions 0.47 against 0.79; docs/embedded-experiments.md)
 LATE_STAGES: dict[str, str] = {
     "late_lookup": "lookup",
     "late_drill": "drill",
@@ -137,9 +138,9 @@ SWITCHES: dict[str, str] = {
 }
 
 
-def stage_flag(stage: str) -> str:
-    """A stage's name on the command line (`--late-lookup-steps`)."""
-    return stage.replace("_", "-")
+def cli_flag(name: str) -> str:
+    """A stage's or switch's name as the command line spells it (`late-lookup`, `row-names`)."""
+    return name.replace("_", "-")
 
 
 def recipe_path(stage: str) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from videochat.embedded.build import LATE_STAGES, STAGES, SWITCHES, stage_flag
+from videochat.embedded.build import LATE_STAGES, STAGES, SWITCHES, cli_flag
 from videochat.embedded.config import shape_stretches
 from videochat.embedded.data import FOCUS_TASKS
 from videochat.model.config import VideoChatConfig, VisionConfig
@@ -14,7 +14,7 @@ from videochat.synth.vocab import SHAPES
 
 REBUILD = (
     "python -m videochat.embedded --out build --seed {seed} --videos {videos} "
-    + " ".join(f"--{stage_flag(stage)}-steps {{{stage}}}" for stage in STAGES)
+    + " ".join(f"--{cli_flag(stage)}-steps {{{stage}}}" for stage in STAGES)
     + " --measure"
 )
 
@@ -126,7 +126,7 @@ def _model_flags(build: dict) -> str:
         f" --vision-shape-steps {get['vision_shape_steps']} --conv-stem {stem}"
         f" --shape-stretches {get['shape_stretches']} --precision {get['precision']}"
         f" --row-name-scale {get['row_name_scale']:g}"
-    ) + "".join(f" --{'' if get[name] else 'no-'}{name.replace('_', '-')}" for name in SWITCHES)
+    ) + "".join(f" --{'' if get[name] else 'no-'}{cli_flag(name)}" for name in SWITCHES)
 
 
 def describe_vision(vision: VisionConfig, frames: int) -> str:
