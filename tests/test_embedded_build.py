@@ -466,6 +466,9 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     assert describe_rows(amplified).endswith("shape's word embedding × 3 (our option)")
     card = render(build_record, measure_record, {"llm": 1_500_000}, vision=vision, rows=rows)
     assert f"- vision: {vision}" in card and f"- LLM input: {rows}" in card
+    assert "**0.75**" in card and "Of the colours and shapes" not in card  # measured before it
+    precise = measure_record | {"descriptions": measure_record["descriptions"] | {"precision": 0.9}}
+    assert "a fraction of **0.90** are in the video" in render(build_record, precise, {})
     # a record from before the curriculum options: the values those builds used, written out
     old_flags = "--vision-image-steps 300 --vision-shape-steps 0 --conv-stem none"
     old_flags += " --shape-stretches 1 --precision fp32 --row-name-scale 1 --no-row-embed"

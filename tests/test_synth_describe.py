@@ -6,10 +6,12 @@ import pytest
 from videochat.synth.describe import (
     caption,
     description,
+    description_precision,
     ground_truth_attributes,
     score_description,
 )
 from videochat.synth.plan import random_image_scene, random_video_scene
+from videochat.synth.vocab import COLOUR_NAMES
 from videochat.synth.world import Collision, Scene, SceneObject, simulate
 
 
@@ -77,11 +79,33 @@ def test_score_accepts_synonyms_and_spelling_variants():
     assert "appears" not in ground_truth_attributes(scene)  # "disappeared" must not count as appear
 
 
+def test_plural_crosses_count_as_the_cross():
+    scene = _scene()
+    scene.objects[1].shape = "cross"  # the blue star becomes a blue cross
+    text = "Red circles, blue crosses and a yellow square."
+    assert score_description(text, scene) == pytest.approx(6 / 10)  # + green, 2 events missing
+    assert description_precision(text, scene) == 1.0
+
+
+def test_precision_counts_the_colours_and_shapes_named_that_are_not_there():
+    scene = _scene()  # red circle, blue star, yellow square turning green
+    assert description_precision(description(scene, simulate(scene)), scene) == 1.0
+    # red, circle ✓; white, cross ✗ (the background's "dark blue" is not an object's colour)
+    text = "A red circle and a white cross on a dark blue background."
+    assert description_precision(text, scene) == pytest.approx(0.5)
+    # each mention counts: a listing of every colour and shape is mostly wrong
+    listing = "Circles, squares, triangles, stars and crosses in " + ", ".join(COLOUR_NAMES)
+    assert description_precision(listing, scene) == pytest.approx(7 / 13)
+    assert description_precision("Two Red Circles, a GREEN square, blue stars.", scene) == 1.0
+    assert description_precision("Nothing to see here.", scene) == 1.0  # names nothing false
+
+
 @pytest.mark.parametrize("seed", range(8))
 def test_generated_descriptions_mention_every_attribute(seed):
     scene = random_video_scene(np.random.default_rng([3, seed]), "v")
     tl = simulate(scene)
     assert score_description(description(scene, tl), scene) == 1.0
+    assert description_precision(description(scene, tl), scene) == 1.0
     assert 0 < score_description(caption(scene, tl), scene) <= 1.0
     image = random_image_scene(np.random.default_rng([4, seed]), "i")
     assert score_description(description(image, simulate(image)), image) == 1.0

@@ -268,6 +268,7 @@ def render(
         "`videochat.synth.describe.score_description` (fraction of the ground-truth colours, shapes",
         f"and events named): **{desc['score']:.2f}**; the same answers scored against another",
         f"video's ground truth: {desc['mismatched_floor']:.2f}.",
+        *_precision(desc.get("precision")),
         "",
         "Example:",
         "",
@@ -279,6 +280,16 @@ def render(
         "",
     ]
     return "\n".join(lines)
+
+
+def _precision(value: float | None) -> list[str]:
+    """The descriptions' precision, for measurements that have it (from session 24)."""
+    if value is None:
+        return []
+    return [
+        "Of the colours and shapes they name, a fraction of "
+        f"**{value:.2f}** are in the video (`videochat.synth.describe.description_precision`).",
+    ]
 
 
 def write_card(work: Path, model_dir: Path, notes: str = "") -> Path:

@@ -96,9 +96,10 @@ def free_form(model, bench_dir: Path, limit: int | None = 40, num_frames: int = 
 
 
 def descriptions(model, data_dir: Path, limit: int = 40, num_frames: int = NUM_FRAMES) -> dict:
-    """Mean description score on the first `limit` videos, and the mismatched-scene floor."""
+    """Mean description score on the first `limit` videos, the mismatched-scene floor and the
+    mean precision (`description_precision`)."""
     from videochat.chat import ChatSession
-    from videochat.synth.describe import score_description
+    from videochat.synth.describe import description_precision, score_description
     from videochat.synth.world import Scene
 
     lines = (data_dir / "scenes.jsonl").read_text().splitlines()
@@ -117,6 +118,7 @@ def descriptions(model, data_dir: Path, limit: int = 40, num_frames: int = NUM_F
         "videos": len(answers),
         "score": sum(own) / max(1, len(own)),
         "mismatched_floor": sum(other) / max(1, len(other)),
+        "precision": sum(map(description_precision, answers, scenes)) / max(1, len(answers)),
         "examples": [
             {"video": r["media"], "answer": a}
             for r, a in zip(records[:3], answers[:3], strict=True)

@@ -2,7 +2,8 @@
 
 `ground_truth_attributes` lists the words a good description must contain (colours, shapes,
 events, motions); `score_description` is the fraction of them an answer mentions, so an
-open-ended answer can be graded without a judge model.
+open-ended answer can be graded without a judge model. `description_precision` is its other
+half: the fraction of the colours and shapes an answer names that the scene has.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from videochat.synth.questions import (
     position_phrase,
     timed_events,
 )
+from videochat.synth.vocab import BACKGROUND_NAMES, COLOUR_NAMES, SHAPES
 from videochat.synth.world import Scene, SceneObject, Timeline
 
 # attribute -> regular expression accepted in an answer (besides the attribute word itself)
@@ -112,15 +114,37 @@ def ground_truth_attributes(scene: Scene) -> set[str]:
 def _pattern(attr: str) -> str:
     if attr in _EVENT_PATTERNS:
         return _EVENT_PATTERNS[attr]
-    return rf"\b{attr}s?\b"  # colour or shape word (plural allowed)
+    return rf"\b{attr}(e?s)?\b"  # colour or shape word (plural allowed: "crosses")
+
+
+def _normalised(text: str) -> str:
+    return text.lower().replace("color", "colour").replace("gray", "grey")
 
 
 def score_description(text: str, scene: Scene) -> float:
     """Fraction of `ground_truth_attributes(scene)` the text mentions (0..1, case-insensitive)."""
     attrs = ground_truth_attributes(scene)
-    low = text.lower().replace("color", "colour").replace("gray", "grey")
+    low = _normalised(text)
     hits = [a for a in attrs if re.search(_pattern(a), low)]
     return len(hits) / len(attrs) if attrs else 1.0
+
+
+# a colour or shape word (plural shapes too); a background's name is a phrase of its own
+_NAMED = re.compile(rf"\b({'|'.join(COLOUR_NAMES)}|({'|'.join(SHAPES)})(?:e?s)?)\b")
+_BACKGROUND = re.compile(rf"\b({'|'.join(BACKGROUND_NAMES)}) background\b")
+
+
+def description_precision(text: str, scene: Scene) -> float:
+    """Fraction of the colour and shape words the text names (each mention; the background's
+    name left out) that belong to the scene's objects, colours they change to included; 1.0 for
+    a text naming none. Why: `score_description` alone rewards naming every colour and shape
+    whatever the video shows; this falls with each one named that is not there."""
+    truth = {o.colour for o in scene.objects} | {o.shape for o in scene.objects}
+    truth |= {o.recolour[1] for o in scene.objects if o.recolour is not None}
+    named = [
+        m.group(2) or m.group(1) for m in _NAMED.finditer(_BACKGROUND.sub("", _normalised(text)))
+    ]
+    return sum(word in truth for word in named) / len(named) if named else 1.0
 
 
 def description_prompts(kind: str = "video") -> tuple[str, ...]:
