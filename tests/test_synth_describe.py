@@ -93,7 +93,7 @@ def test_precision_counts_the_colours_and_shapes_named_that_are_not_there():
     # red, circle ✓; white, cross ✗ (the background's "dark blue" is not an object's colour)
     text = "A red circle and a white cross on a dark blue background."
     assert description_precision(text, scene) == pytest.approx(0.5)
-    # each mention counts: a listing of every colour and shape is mostly wrong
+    # each mention counts: listing every colour and shape, 7 of the 13 words are there
     listing = "Circles, squares, triangles, stars and crosses in " + ", ".join(COLOUR_NAMES)
     assert description_precision(listing, scene) == pytest.approx(7 / 13)
     assert description_precision("Two Red Circles, a GREEN square, blue stars.", scene) == 1.0

@@ -283,7 +283,7 @@ def render(
 
 
 def _precision(value: float | None) -> list[str]:
-    """The descriptions' precision, for measurements that have it (from session 24)."""
+    """The descriptions' precision (measurements made before it was added lack it)."""
     if value is None:
         return []
     return [
