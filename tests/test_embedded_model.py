@@ -121,7 +121,7 @@ def test_default_model_describes_what_is_in_the_video(model, fresh_bench: Path) 
 
     result = descriptions(model, fresh_bench, limit=3)
     assert result["score"] >= result["mismatched_floor"] + 0.2, result["examples"]
-    # and what they name is there (0.98 of the colours and shapes on the seed-1000 benchmark)
+    # and what they name is there (0.997 of the colours and shapes on the seed-1000 benchmark)
     assert result["precision"] >= 0.8, result["examples"]
 
 
