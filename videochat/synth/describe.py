@@ -111,10 +111,13 @@ def ground_truth_attributes(scene: Scene) -> set[str]:
     return attrs
 
 
+_PLURAL = r"(?:e?s)?"  # "circles", "crosses"
+
+
 def _pattern(attr: str) -> str:
     if attr in _EVENT_PATTERNS:
         return _EVENT_PATTERNS[attr]
-    return rf"\b{attr}(e?s)?\b"  # colour or shape word (plural allowed: "crosses")
+    return rf"\b{attr}{_PLURAL}\b"  # colour or shape word
 
 
 def _normalised(text: str) -> str:
@@ -130,7 +133,7 @@ def score_description(text: str, scene: Scene) -> float:
 
 
 # a colour or shape word (plural shapes too); a background's name is a phrase of its own
-_NAMED = re.compile(rf"\b({'|'.join(COLOUR_NAMES)}|({'|'.join(SHAPES)})(?:e?s)?)\b")
+_NAMED = re.compile(rf"\b({'|'.join(COLOUR_NAMES)}|({'|'.join(SHAPES)}){_PLURAL})\b")
 _BACKGROUND = re.compile(rf"\b({'|'.join(BACKGROUND_NAMES)}) background\b")
 
 
@@ -139,8 +142,7 @@ def description_precision(text: str, scene: Scene) -> float:
     name left out) that belong to the scene's objects, colours they change to included; 1.0 for
     a text naming none. Why: `score_description` alone rewards naming every colour and shape
     whatever the video shows; this falls with each one named that is not there."""
-    truth = {o.colour for o in scene.objects} | {o.shape for o in scene.objects}
-    truth |= {o.recolour[1] for o in scene.objects if o.recolour is not None}
+    truth = ground_truth_attributes(scene)  # its event words never match a colour or shape
     named = [
         m.group(2) or m.group(1) for m in _NAMED.finditer(_BACKGROUND.sub("", _normalised(text)))
     ]
