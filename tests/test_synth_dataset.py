@@ -187,16 +187,9 @@ def test_shipped_examples_are_reproduced_by_our_generator(tmp_path):
     repo = Path(__file__).resolve().parents[1] / "examples"
     write_examples(tmp_path)
     for name in ("bouncing.mp4", "events.mp4"):
-        ours, shipped = decode_frames(tmp_path / name), decode_frames(repo / name)
-        assert len(ours) == len(shipped)
-        # Identical bytes in every isolated run; two full-suite runs decoded slightly different
-        # pixels (cause not found, the encoder is single-threaded with fixed settings). Encoder
-        # noise moves pixels by a few levels; a changed scene (a shape 1 px off) moves edge
-        # pixels by ~200 over ~1e-3 of the frame.
-        for k, (a, b) in enumerate(zip(ours, shipped, strict=True)):
-            diff = np.abs(a.astype(np.int16) - b.astype(np.int16))
-            far = float((diff > 32).mean())
-            assert diff.mean() < 1.0 and far < 1e-4, (name, k, float(diff.mean()), far)
+        # byte for byte: the encoder's output depends on the frames alone (test_synth_encode.py;
+        # before x264's mbtree was turned off, two full-suite runs decoded different pixels)
+        assert (tmp_path / name).read_bytes() == (repo / name).read_bytes(), name
     assert np.array_equal(
         np.asarray(Image.open(tmp_path / "shapes.png")), np.asarray(Image.open(repo / "shapes.png"))
     )

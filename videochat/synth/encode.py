@@ -1,7 +1,8 @@
 """Write rendered frames as H.264 MP4 (PyAV) and still images (Pillow).
 
-Single-threaded x264 with fixed settings and no creation time, so the same frames always give the
-same bytes (dataset determinism); parallelism comes from encoding several videos at once.
+Single-threaded x264 with fixed settings, no macroblock-tree rate control and no creation time, so
+the same frames always give the same bytes (dataset determinism); parallelism comes from encoding
+several videos at once.
 """
 
 from __future__ import annotations
@@ -40,7 +41,15 @@ def write_mp4(
         stream = container.add_stream("libx264", rate=Fraction(fps, 1))
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.codec_context.thread_count = 1
-        stream.options = {"crf": str(crf), "preset": "veryfast", "threads": "1"}
+        # mbtree=0: x264's macroblock-tree pass read memory it had not written, so the same frames
+        # gave other bitstreams (and decoded pixels) depending on what the heap held before
+        # (tests/test_synth_encode.py); without it the output depends on the frames alone
+        stream.options = {
+            "crf": str(crf),
+            "preset": "veryfast",
+            "threads": "1",
+            "x264-params": "mbtree=0",
+        }
         container.metadata["creation_time"] = "1970-01-01T00:00:00.000000Z"
         for rgb in frames:
             if rgb.shape != (height, width, 3) or rgb.dtype != np.uint8:
