@@ -274,10 +274,13 @@ def test_config_is_the_small_videochat_with_temporal_embedding() -> None:
     assert cfg.qformer.num_query_tokens > 0 and cfg.qformer.num_extra_query_tokens > 0
 
 
-def _smoke_plan(synth_dir: Path, tmp_path: Path, steps: dict[str, int], **options) -> BuildPlan:
-    """A build of the 3 test videos (copied: the build rewrites its training file) with tiny
-    batches, 2 frames and short texts in every LLM stage."""
-    shutil.copytree(synth_dir, tmp_path / "data")
+def _smoke_plan(
+    synth_dir: Path | None, tmp_path: Path, steps: dict[str, int], **options
+) -> BuildPlan:
+    """A build of the 3 test videos (copied: the build rewrites its training file; None: the
+    build makes its own 3) with tiny batches, 2 frames and short texts in every LLM stage."""
+    if synth_dir is not None:
+        shutil.copytree(synth_dir, tmp_path / "data")
     small = ["num_frames=2", "max_txt_len=160", "batch_size=2", "log_every=1"]
     llm_stages = [stage for stage in steps if stage != "vision"]
     return BuildPlan(
@@ -390,6 +393,47 @@ def test_smoke_build_with_merged_named_timed_rows_in_bf16_trains_stretch_proj_in
     with safe_open(tmp_path / "model" / "model.safetensors", "pt") as stored:
         dtypes = {stored.get_slice(k).get_dtype() for k in stored.keys()}  # noqa: SIM118
     assert dtypes == {"F32"}  # bf16 ran the matmuls only; the weights stay fp32
+
+
+def test_the_same_plan_builds_the_same_model_byte_for_byte(tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    # the committed recipe's stages and switches, a few steps each, the data made by the build;
+    # the second build runs in another folder after the first, in the same process (other heap
+    # and global state): the videos were encoded with x264's mbtree and the visual cache drew
+    # its frames by the file's path, and each made the two builds differ
+    steps = dict.fromkeys(STAGES, 0) | {"vision": 3, "motion": 1, "drill": 2, "stage0": 2}
+    steps |= {"stage1": 1, "stage2": 1}
+    switches = dict(
+        seed=7,
+        vision_image_steps=2,
+        vision_shape_steps=1,
+        shape_stretches=2,
+        merge_stretches=True,
+        row_names=True,
+        visual_positions=True,
+        precision="bf16",
+    )
+    outputs = []
+    for run in ("a", "b"):
+        build(_smoke_plan(None, tmp_path / run, steps, **switches))
+        outputs.append(
+            {
+                str(path.relative_to(tmp_path / run)): path.read_bytes()
+                for folder in ("data/videos", "init", "vision", "motion", "drill", "stage0")
+                for path in sorted((tmp_path / run / folder).iterdir())
+                if path.suffix in (".mp4", ".safetensors", ".json")
+            }
+        )
+    a, b = outputs
+    assert len([name for name in a if name.endswith(".safetensors")]) == 5
+    assert a.keys() == b.keys()
+    assert [name for name in a if a[name] != b[name]] == []
+    # stages 1-2 train GMHRA, whose depthwise Conv3d's weight gradient on a multi-threaded CPU
+    # is not bit-reproducible (PyTorch's kernel; one thread is): equal to a step's size
+    final_a, final_b = (load_file(tmp_path / run / "model" / "model.safetensors") for run in "ab")
+    for name, weight in final_a.items():
+        torch.testing.assert_close(final_b[name], weight, rtol=0, atol=1e-3, msg=name)
 
 
 def test_model_card_reports_the_recorded_numbers() -> None:

@@ -116,3 +116,20 @@ def test_frozen_vision_modules_stay_in_eval_mode_as_in_the_original(tmp_path):
         hold_frozen_in_eval(model, recipe.freeze)
         assert model.visual_encoder.training is encoder_trains  # GMHRA trains: dropout on
         assert not model.qformer.training and model.llm.training and model.llama_proj.training
+
+
+def test_the_same_data_in_another_folder_trains_the_same_weights(tmp_path):
+    # each file's cached samplings are drawn by its name in the annotation, not by where the
+    # data lies (a rebuild elsewhere gave another model when they were drawn by the path)
+    import shutil
+
+    here = make_data(tmp_path / "here", videos=3, images=1)
+    shutil.copytree(tmp_path / "here", tmp_path / "moved" / "elsewhere")
+    moved = [o.replace(str(tmp_path / "here"), str(tmp_path / "moved" / "elsewhere")) for o in here]
+    assert moved != here
+    runs = [
+        train(_recipe(tmp_path, data, name, "visual_cache=4", "sampling=rand"))
+        for data, name in ((here, "a"), (moved, "b"))
+    ]
+    a, b = (run.trainable for run in runs)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -38,7 +38,8 @@ class Entry:
     """One annotation entry, validated."""
 
     media: str  # "video" | "image"
-    path: str
+    path: str  # where the file is: the source's root joined with `name`
+    name: str = ""  # the file name as the annotation writes it (where it is does not matter)
     caption: str | None = None
     qa: tuple[tuple[str, str], ...] = ()
     instruction: str | None = None
@@ -95,7 +96,7 @@ def _entry(item: object, i: int, source: DataSource, stage: int) -> Entry:
         caption = item.get("caption")
         if not isinstance(caption, str) or not caption.strip():
             raise fail('needs a non-empty "caption" string')
-        return Entry(media, full, caption=caption)
+        return Entry(media, full, name, caption=caption)
     qa = item.get("QA")
     if not isinstance(qa, list) or not qa:
         raise fail('needs a non-empty "QA" list of {"q": ..., "a": ...}')
@@ -109,7 +110,7 @@ def _entry(item: object, i: int, source: DataSource, stage: int) -> Entry:
     instruction = item.get("i")
     if instruction is not None and not isinstance(instruction, str):
         raise fail('"i" must be a string')
-    return Entry(media, full, qa=tuple(pairs), instruction=instruction or None)
+    return Entry(media, full, name, qa=tuple(pairs), instruction=instruction or None)
 
 
 def read_all(recipe: Recipe) -> list[Entry]:

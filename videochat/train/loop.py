@@ -159,6 +159,7 @@ class _Run:
             batch=r.batch_size,
             workers=r.num_workers,
             autocast=self.precision.autocast,
+            names={e.path: e.name for e in entries},
         )
         took = time.perf_counter() - start
         log.info("visual cache: %d files encoded in %.0f s", len(cache.clips), took)

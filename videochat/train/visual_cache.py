@@ -55,15 +55,15 @@ class _Samplings(Dataset):
     """(media path, sampling number) → (path, pixels, times, msg), or (path, None, None,
     the decoding error), via `load`."""
 
-    def __init__(self, jobs: list[tuple[str, str, int]], load, seed: int) -> None:
-        self.jobs, self.load, self.seed = jobs, load, seed
+    def __init__(self, jobs: list[tuple[str, str, int]], load, seed: int, names: dict) -> None:
+        self.jobs, self.load, self.seed, self.names = jobs, load, seed, names
 
     def __len__(self) -> int:
         return len(self.jobs)
 
     def __getitem__(self, i: int):
         media, path, k = self.jobs[i]
-        rng = random.Random(f"cache-{self.seed}-{path}-{k}")
+        rng = random.Random(f"cache-{self.seed}-{self.names.get(path, path)}-{k}")
         try:
             pixels, times, msg = self.load(media, path, rng)
         except MEDIA_LOAD_ERRORS as exc:
@@ -82,13 +82,15 @@ def build_visual_cache(
     batch: int = 16,
     workers: int = 0,
     autocast: Callable[[], AbstractContextManager] = nullcontext,
+    names: dict[str, str] | None = None,
 ) -> VisualCache:
     """Encode every file of `media` ({path: "video" | "image"}) `samplings` times (images once).
 
     `load(media, path, rng) -> (pixels (T, 3, S, S), times (T,), msg)` decodes one sampling
-    (`TrainDataset.load_media`); the same
-    `seed` gives the same samplings, so a resumed run rebuilds the same cache. A file that fails
-    to decode is kept as failed (its samples become bad samples, counted by the loop)."""
+    (`TrainDataset.load_media`); the same `seed` gives the same samplings, so a resumed run
+    rebuilds the same cache. `names` ({path: name}): what each file's samplings are drawn by
+    instead of its path, so the same data in another folder gives the same cache. A file that
+    fails to decode is kept as failed (its samples become bad samples, counted by the loop)."""
     from tqdm import tqdm
 
     jobs = [
@@ -97,7 +99,10 @@ def build_visual_cache(
         for k in range(samplings if kind == "video" else 1)
     ]
     loader = DataLoader(
-        _Samplings(jobs, load, seed), batch_size=batch, num_workers=workers, collate_fn=list
+        _Samplings(jobs, load, seed, names or {}),
+        batch_size=batch,
+        num_workers=workers,
+        collate_fn=list,
     )
     clips: dict[str, list[CachedClip]] = {}
     failed: dict[str, str] = {}
