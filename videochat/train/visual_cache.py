@@ -55,7 +55,9 @@ class _Samplings(Dataset):
     """(media path, sampling number) → (path, pixels, times, msg), or (path, None, None,
     the decoding error), via `load`."""
 
-    def __init__(self, jobs: list[tuple[str, str, int]], load, seed: int, names: dict) -> None:
+    def __init__(
+        self, jobs: list[tuple[str, str, int]], load, seed: int, names: dict[str, str]
+    ) -> None:
         self.jobs, self.load, self.seed, self.names = jobs, load, seed, names
 
     def __len__(self) -> int:
