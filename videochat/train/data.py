@@ -39,7 +39,7 @@ class Entry:
 
     media: str  # "video" | "image"
     path: str  # where the file is: the source's root joined with `name`
-    name: str = ""  # the file name as the annotation writes it (where it is does not matter)
+    name: str  # the file name as the annotation writes it (where it is does not matter)
     caption: str | None = None
     qa: tuple[tuple[str, str], ...] = ()
     instruction: str | None = None
