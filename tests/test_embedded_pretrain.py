@@ -156,6 +156,36 @@ def test_first_and_last_event_name_the_objects_of_the_earliest_and_latest_events
     assert checked >= 5
 
 
+def test_comes_goes_weight_weighs_only_the_visibility_of_appearing_and_vanishing_objects(clips):
+    heads = FactHeads(128, 128, 8)
+    pred = heads(torch.randn(12, 21, 128), torch.randn(12, 8, 16, 128))
+    event = clips["event"]  # (B, S)
+    comes_goes = (event == EVENT_TYPES.index("appear")) | (event == EVENT_TYPES.index("disappear"))
+    assert comes_goes.any() and (~comes_goes).any()  # the fixture has both kinds of object
+    plain = fact_losses(pred, clips, grid=4)
+    unweighted = fact_losses(pred, clips, grid=4, comes_goes_weight=1.0)
+    assert all(torch.equal(unweighted[k], plain[k]) for k in plain)
+    weighted = fact_losses(pred, clips, grid=4, comes_goes_weight=8.0)
+    for key, logits in (("visible", pred["visible"][:, :, :8]), ("frame_visible", None)):
+        logits = pred[key] if logits is None else logits  # (B, S, T)
+        each = torch.nn.functional.binary_cross_entropy_with_logits(
+            logits, clips["visible"], reduction="none"
+        )
+        weight = torch.where(comes_goes, 8.0, 1.0)[:, :, None]  # (B, S, 1)
+        assert torch.allclose(weighted[key], (each * weight).mean(), rtol=1e-5)
+        assert not torch.allclose(weighted[key], plain[key])
+    untouched = {k for k in plain if k not in ("visible", "frame_visible")}
+    assert all(torch.equal(weighted[k], plain[k]) for k in untouched)
+    one_frame = single_frames(clips, torch.zeros(12, dtype=torch.long))
+    single = heads(torch.randn(12, 21, 128), torch.randn(12, 1, 16, 128))
+    each = torch.nn.functional.binary_cross_entropy_with_logits(
+        single["visible"][:, :, :1], one_frame["visible"], reduction="none"
+    )
+    expected = (each * torch.where(comes_goes, 8.0, 1.0)[:, :, None]).mean()
+    single_weighted = fact_losses(single, one_frame, grid=4, comes_goes_weight=8.0)["visible"]
+    assert torch.allclose(single_weighted, expected, rtol=1e-5)
+
+
 def test_a_batch_without_an_ordered_event_scores_zero_not_nan(clips):
     heads = FactHeads(128, 128, 8, events=True)
     two = {k: v[:2] for k, v in clips.items()}

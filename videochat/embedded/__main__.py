@@ -38,6 +38,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         help="of those, the first ones on the patch facts only",
     )
     p.add_argument(
+        "--comes-goes-weight",
+        type=_positive,
+        default=BuildPlan.comes_goes_weight,
+        help="weight of the per-frame visibility of objects that appear or disappear in the "
+        "vision stage (1: like every other object)",
+    )
+    p.add_argument(
         "--conv-stem",
         type=_channels,
         default=BuildPlan.conv_stem,
@@ -86,7 +93,8 @@ def _channels(text: str) -> tuple[int, ...]:
 
 
 def _positive(text: str) -> float:
-    """`--row-name-scale 3` → 3.0; anything not a number above 0 is refused."""
+    """`--row-name-scale 3` → 3.0 (likewise `--comes-goes-weight`); anything not a number above
+    0 is refused."""
     try:
         value = float(text)
     except ValueError:
@@ -106,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         args.bench_videos,
         vision_image_steps=args.vision_image_steps,
         vision_shape_steps=args.vision_shape_steps,
+        comes_goes_weight=args.comes_goes_weight,
         conv_stem=args.conv_stem,
         shape_stretches=args.shape_stretches,
         row_name_scale=args.row_name_scale,

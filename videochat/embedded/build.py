@@ -102,6 +102,7 @@ class BuildPlan:
     )
     vision_image_steps: int = 700  # of the vision steps, single frames first
     vision_shape_steps: int = 500  # of those, patch facts only (see `pretrain`)
+    comes_goes_weight: float = 1.0  # visibility of appearing/vanishing objects (`PretrainPlan`)
     conv_stem: tuple[int, ...] = (32, 64)  # channels of the ViT's convolutional stem (): none
     shape_stretches: int = 2  # rows per shape, one per stretch of the clip (`embedded_config`)
     row_embed: bool = False  # a learned embedding per visual row (`embedded_config`)
@@ -277,6 +278,7 @@ def run_vision(plan: BuildPlan, model_dir: Path, data_dir: Path, export: Path) -
         batch=plan.vision_batch,
         seed=plan.seed,
         precision=plan.precision,
+        comes_goes_weight=plan.comes_goes_weight,
     )
     heads = pretrain_vision(model, clips, schedule)
     runs = plan.out / "runs" / "vision"
@@ -339,6 +341,7 @@ def build(plan: BuildPlan) -> dict:
         "steps": plan.steps,
         "vision_image_steps": plan.vision_image_steps,
         "vision_shape_steps": plan.vision_shape_steps,
+        "comes_goes_weight": plan.comes_goes_weight,
         "conv_stem": list(plan.conv_stem),
         "shape_stretches": plan.shape_stretches,
         "row_name_scale": plan.row_name_scale,

@@ -74,6 +74,9 @@ class PretrainPlan:
     lr: float = 2e-3
     seed: int = 0
     precision: str = "fp32"  # a recipe's `precision` (`train.setup.pick_precision`): bf16 autocasts
+    # the per-frame visibility losses of objects that appear or disappear, times this: their
+    # coming and going is a few frames of a clip otherwise outweighed by objects that stay
+    comes_goes_weight: float = 1.0
 
 
 def render_clip(
@@ -226,10 +229,15 @@ class FactHeads(nn.Module):
 
 
 def fact_losses(
-    pred: dict[str, Tensor], facts: dict[str, Tensor], grid: int, patch_only: bool = False
+    pred: dict[str, Tensor],
+    facts: dict[str, Tensor],
+    grid: int,
+    patch_only: bool = False,
+    comes_goes_weight: float = 1.0,
 ) -> dict[str, Tensor]:
     """One loss per fact; single-frame batches (T=1) train only the per-frame ones, and
-    `patch_only` (the shape phase) only the patch facts."""
+    `patch_only` (the shape phase) only the patch facts. `comes_goes_weight` weighs the
+    per-frame visibility of objects that appear or disappear (`PretrainPlan`)."""
     t = facts["visible"].shape[-1]
     shape_of_patch, colour_of_patch = patch_labels(facts, grid)
     losses = {
@@ -240,8 +248,11 @@ def fact_losses(
         return losses
     shown = facts["visible"].unsqueeze(-1)  # (B, S, T, 1)
     slot = {k: pred[k][:, :, :t] for k in ("visible", "colour", "position")}
+    visibility_weight = _comes_goes_weight(facts, comes_goes_weight)  # (B, S, T)
     losses |= {
-        "visible": F.binary_cross_entropy_with_logits(slot["visible"], facts["visible"]),
+        "visible": F.binary_cross_entropy_with_logits(
+            slot["visible"], facts["visible"], weight=visibility_weight
+        ),
         "colour": _ce(slot["colour"], facts["colour"]),
         "position": POSITION_WEIGHT
         * ((slot["position"] - facts["position"]) ** 2 * shown).sum()
@@ -255,7 +266,7 @@ def fact_losses(
         "event": _ce(pred["event"], facts["event"]),
         "event_bin": _ce(pred["event_bin"], facts["event_bin"]),
         "frame_visible": F.binary_cross_entropy_with_logits(
-            pred["frame_visible"], facts["visible"]
+            pred["frame_visible"], facts["visible"], weight=visibility_weight
         ),
         "frame_colour": _ce(pred["frame_colour"], facts["colour"]),
         "count": _ce(pred["count"], facts["count"]),
@@ -273,6 +284,17 @@ def fact_losses(
             pred["frame_event"], shown_here, pos_weight=torch.tensor(FRAME_EVENT_WEIGHT)
         )
     return losses
+
+
+def _comes_goes_weight(facts: dict[str, Tensor], weight: float) -> Tensor | None:
+    """Per (clip, shape, frame): `weight` where the shape appears or disappears in its clip
+    (single frames of it included), else 1; None when `weight` is 1 (the plain mean)."""
+    if weight == 1.0:
+        return None
+    event = facts["event"]  # (B, S)
+    comes_goes = (event == EVENT_TYPES.index("appear")) | (event == EVENT_TYPES.index("disappear"))
+    per_shape = 1.0 + (weight - 1.0) * comes_goes.float()  # (B, S)
+    return per_shape.unsqueeze(-1).expand_as(facts["visible"])
 
 
 def _time_losses(pred: dict[str, Tensor], facts: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -362,7 +384,7 @@ def pretrain_vision(model, clips: dict[str, Tensor], plan: PretrainPlan) -> Fact
             rows, patches = encode(model, batch["pixels"], batch["times"])
             pred = heads(rows, patches)
         pred = {k: v.float() for k, v in pred.items()}  # the losses in fp32
-        losses = fact_losses(pred, batch, grid, step < plan.shape_steps)
+        losses = fact_losses(pred, batch, grid, step < plan.shape_steps, plan.comes_goes_weight)
         optimizer.zero_grad(set_to_none=True)
         sum(losses.values()).backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
