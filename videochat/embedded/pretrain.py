@@ -248,7 +248,7 @@ def fact_losses(
         return losses
     shown = facts["visible"].unsqueeze(-1)  # (B, S, T, 1)
     slot = {k: pred[k][:, :, :t] for k in ("visible", "colour", "position")}
-    visibility_weight = _comes_goes_weight(facts, comes_goes_weight)  # (B, S, T)
+    visibility_weight = _comes_goes_weight(facts, comes_goes_weight)  # (B, S, T) or None
     losses |= {
         "visible": F.binary_cross_entropy_with_logits(
             slot["visible"], facts["visible"], weight=visibility_weight
