@@ -22,12 +22,12 @@ from videochat.embedded.pretrain import (
     FactHeads,
     PretrainPlan,
     encode,
-    fact_accuracy,
     fact_losses,
     pretrain_vision,
     render_clip,
     single_frames,
 )
+from videochat.embedded.readout import fact_accuracy
 from videochat.media.transform import denormalize
 from videochat.synth.vocab import COLOUR_NAMES, COLOURS, SHAPES
 
@@ -276,7 +276,7 @@ def test_shape_steps_train_the_vit_on_patch_facts_before_the_qformer_moves(clips
 
 
 def test_fact_accuracy_scores_the_patch_facts_on_object_patches_only(clips):
-    from videochat.embedded.pretrain import fact_accuracy
+    from videochat.embedded.readout import fact_accuracy
 
     model = _tiny_model()
     shape, colour = patch_labels(clips, grid=4)  # (B, T, 16) each, 0 = no object
@@ -301,7 +301,7 @@ def test_fact_accuracy_scores_the_patch_facts_on_object_patches_only(clips):
 
 
 def test_reversal_change_is_zero_for_rows_blind_to_frame_order_and_positive_otherwise(clips):
-    from videochat.embedded.pretrain import reversal_change
+    from videochat.embedded.readout import reversal_change
     from videochat.model import build_model
 
     config = embedded_config(vocab_rows(300))
@@ -315,7 +315,7 @@ def test_reversal_change_is_zero_for_rows_blind_to_frame_order_and_positive_othe
 
 
 def test_displacement_correlation_follows_the_movers_only(clips):
-    from videochat.embedded.pretrain import displacement_correlation
+    from videochat.embedded.readout import displacement_correlation
 
     truth = clips["position"]  # (B, S, T, 2)
     assert displacement_correlation(truth, clips) == pytest.approx(1.0)

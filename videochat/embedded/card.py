@@ -59,7 +59,7 @@ def _ranked(mc: dict, ranked: dict | None) -> list[str]:
     )
 
 
-TIME_CHECKS = ("reversal_change", "displacement_r")  # not accuracies: `pretrain.time_readout`
+TIME_CHECKS = ("reversal_change", "displacement_r")  # not accuracies: `readout.time_readout`
 
 
 def _facts(facts: dict | None) -> list[str]:
@@ -80,7 +80,7 @@ def _facts(facts: dict | None) -> list[str]:
         f"{100 * facts['reversal_change']:.1f}% of the distance to another clip's rows; the "
         "first-to-last-frame displacement of the objects moving in a straight line, read from "
         f"the per-shape rows, correlates with the true one at r = {facts['displacement_r']:.2f} "
-        "(`videochat.embedded.pretrain.time_readout`; 0 and 0 for rows blind to frame order)."
+        "(`videochat.embedded.readout.time_readout`; 0 and 0 for rows blind to frame order)."
     )
     return [*section, time_seen, ""]
 

@@ -132,7 +132,8 @@ def vision_facts(model, work: Path, bench: Path) -> dict | None:
 
     from videochat.embedded.build import FACT_HEADS
     from videochat.embedded.config import IMAGE_SIZE
-    from videochat.embedded.pretrain import FactHeads, cache_clips, fact_accuracy, time_readout
+    from videochat.embedded.pretrain import FactHeads, cache_clips
+    from videochat.embedded.readout import fact_accuracy, time_readout
 
     path = work / "runs" / "vision" / FACT_HEADS
     if not path.is_file():

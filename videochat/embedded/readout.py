@@ -1,0 +1,109 @@
+"""What a trained vision side reads out: the fact heads' accuracy on held-out clips, and whether
+its rows see time at all. Measurement only (`videochat.embedded.measure`, the card); the training
+that these check lives in `videochat.embedded.pretrain`."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from videochat.embedded.facts import IGNORE, MOTIONS, event_frames, patch_events, patch_labels
+from videochat.embedded.pretrain import FactHeads, clip_batches, encode
+
+
+@torch.no_grad()
+def fact_accuracy(model, heads: FactHeads, clips: dict[str, Tensor], batch: int = 50) -> dict:
+    """Accuracy of each fact read by `heads` on `clips` (e.g. held-out benchmark videos)."""
+    model.eval()
+    preds = [heads(*encode(model, *part)) for part in clip_batches(clips, batch)]
+    pred = {k: torch.cat([p[k] for p in preds]) for k in preds[0]}
+    shown = clips["visible"] > 0.5
+    vision = model.config.vision
+    shape_of_patch, colour_of_patch = patch_labels(clips, vision.image_size // vision.patch_size)
+    on_object = shape_of_patch > 0  # (B, T, P): the patches an object covers
+
+    def picked(logits: Tensor, target: Tensor, keep: Tensor | None = None) -> float:
+        keep = target != IGNORE if keep is None else keep
+        return float((logits.argmax(-1) == target)[keep].float().mean())
+
+    timed = {}
+    if "patch_event" in pred:  # of the patches an event shows on, those named with it
+        event_of_patch = patch_events(clips, shape_of_patch)
+        timed["patch_event"] = picked(pred["patch_event"], event_of_patch, event_of_patch > 0)
+        timed |= {k: picked(pred[k], clips[k]) for k in ("first_event", "last_event")}
+        # of the shapes with an event in view, those whose likeliest frame row is the event's
+        shown_here = event_frames(clips, pred["frame_event"].shape[-1])  # (B, S, T)
+        has = shown_here.any(-1)
+        said = pred["frame_event"].argmax(-1)  # (B, S)
+        timed["frame_event"] = float((shown_here.float().argmax(-1) == said)[has].float().mean())
+    if "event_time" in pred:  # within a grid step: a neighbouring class is 0.5 s off
+        off = (pred["event_time"].argmax(-1) - clips["event_time"]).abs()
+        timed |= {
+            "event_time": picked(pred["event_time"], clips["event_time"]),
+            "event_time_within_1": float((off <= 1)[clips["event_time"] != IGNORE].float().mean()),
+        }
+    return timed | {
+        "visible": float(((pred["visible"] > 0) == shown).float().mean()),
+        "colour": picked(pred["colour"], clips["colour"]),
+        "present": float(((pred["present"] > 0) == (clips["present"] > 0.5)).float().mean()),
+        "motion": picked(pred["motion"], clips["motion"]),
+        "event": picked(pred["event"], clips["event"]),
+        "event_bin": picked(pred["event_bin"], clips["event_bin"]),
+        "frame_colour": picked(pred["frame_colour"], clips["colour"]),
+        "count": picked(pred["count"], clips["count"]),
+        "effect": picked(pred["effect"], clips["effect"]),
+        "patch_shape": picked(pred["patch_shape"], shape_of_patch, on_object),
+        "patch_colour": picked(pred["patch_colour"], colour_of_patch, on_object),
+    }
+
+
+@torch.no_grad()
+def reversal_change(
+    model, clips: dict[str, Tensor], batch: int = 50, rows: Tensor | None = None
+) -> float:
+    """How far the Q-Former rows move when each clip is played backwards, as a fraction of how
+    far they are from the rows of another clip. 0: the rows ignore frame order, so nothing that
+    depends on it (motion, when and in which order things happen) can be read from them.
+    `rows`: the clips' rows played forwards, when the caller has them already."""
+    model.eval()
+    if rows is None:
+        rows = torch.cat([encode(model, *part)[0] for part in clip_batches(clips, batch)])
+    # (N, Q, C): each clip's frames in reverse order, shown at the same times
+    reversed_rows = torch.cat(
+        [encode(model, pixels.flip(1), times)[0] for pixels, times in clip_batches(clips, batch)]
+    )
+    other_clip = (rows - rows.roll(1, 0)).norm(dim=-1).mean()
+    return float((rows - reversed_rows).norm(dim=-1).mean() / other_clip)
+
+
+def displacement_correlation(position: Tensor, facts: dict[str, Tensor]) -> float:
+    """Correlation of the predicted with the true first-to-last-frame displacement (x and y
+    pooled) of the objects that move in a straight line and show in both frames; 0 when the
+    per-frame positions read from the rows do not follow the objects.
+    position: (B, S, T, 2) predicted; facts: `stack_facts` tensors."""
+    motion = facts["motion"]
+    moving = (motion != IGNORE) & (motion != MOTIONS.index("none"))  # (B, S)
+    shown = facts["visible"] > 0.5  # (B, S, T)
+    tracked = moving & shown[..., 0] & shown[..., -1]
+    true = (facts["position"][:, :, -1] - facts["position"][:, :, 0])[tracked].flatten()
+    said = (position[:, :, -1] - position[:, :, 0])[tracked].flatten()
+    if len(true) < 2 or float(said.std()) == 0.0:
+        return 0.0
+    return float(torch.corrcoef(torch.stack([true, said]))[0, 1])
+
+
+@torch.no_grad()
+def time_readout(model, heads: FactHeads, clips: dict[str, Tensor], batch: int = 50) -> dict:
+    """Whether the vision side sees time at all: `reversal_change` and, through the heads'
+    per-frame positions, `displacement_correlation` (see both)."""
+    model.eval()
+    frames = clips["visible"].shape[-1]
+    rows, position = [], []
+    for part in clip_batches(clips, batch):
+        clip_rows, patches = encode(model, *part)
+        rows.append(clip_rows)
+        position.append(heads(clip_rows, patches)["position"][:, :, :frames])  # (B, S, T, 2)
+    return {
+        "reversal_change": reversal_change(model, clips, batch, rows=torch.cat(rows)),
+        "displacement_r": displacement_correlation(torch.cat(position), clips),
+    }
