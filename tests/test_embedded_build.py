@@ -310,11 +310,13 @@ def test_smoke_build_trains_every_stage_and_exports(synth_dir: Path, tmp_path: P
         frame_rows=True,
         row_names=True,
         comes_goes_weight=8.0,
+        comes_goes_rows="frame",
     )
     summary = build(plan)
     assert set(summary["seconds"]) >= set(STAGES)
     assert summary["every_object"] and summary["group_by_length"] and summary["frame_rows"]
     assert summary["row_names"] and summary["comes_goes_weight"] == 8.0
+    assert summary["comes_goes_rows"] == "frame"
     trained = json.loads((tmp_path / "data" / data.TRAIN_FILE).read_text())
     assert len(trained) > len(json.loads((synth_dir / data.TRAIN_FILE).read_text()))
     names = ("init", "vision", *data.FOCUS_TASKS, "drill", "stage0", *LATE_STAGES, "stage1")
@@ -517,7 +519,7 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     assert "a fraction of **0.90** are in the video" in render(build_record, precise, {})
     # a record from before the curriculum options: the values those builds used, written out
     old_flags = "--vision-image-steps 300 --vision-shape-steps 0 --comes-goes-weight 1"
-    old_flags += " --conv-stem none"
+    old_flags += " --comes-goes-rows both --conv-stem none"
     old_flags += " --shape-stretches 1 --precision fp32 --row-name-scale 1 --no-row-embed"
     old_flags += " --no-lmhra --no-frame-rows --no-row-names --no-every-object --no-group-by-length"
     old_flags += " --no-visual-positions --no-balanced-drill --no-bare-drill --no-merge-stretches"
@@ -531,10 +533,11 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     options["merge_stretches"] = options["bare_lookup"] = options["frame_times"] = True
     options["precision"], options["row_name_scale"] = "bf16", 2.5
     options["frame_row_times"], options["comes_goes_weight"] = True, 8.0
+    options["comes_goes_rows"] = "frame"
     card = render(stemmed | options, measure_record, {"llm": 1})
     flags = (
         "--vision-image-steps 700 --vision-shape-steps 500 --comes-goes-weight 8"
-        " --conv-stem 32,64 --shape-stretches 2 --precision bf16 --row-name-scale 2.5 --row-embed --lmhra"
+        " --comes-goes-rows frame --conv-stem 32,64 --shape-stretches 2 --precision bf16 --row-name-scale 2.5 --row-embed --lmhra"
         " --frame-rows --row-names --every-object --group-by-length"
         " --visual-positions --balanced-drill --bare-drill --merge-stretches --bare-lookup"
         " --frame-times --frame-row-times"
@@ -572,6 +575,11 @@ def test_rebuild_cli_reads_the_vision_curriculum_and_stem(capsys) -> None:
     assert parse(["--out", "b", "--late-drill-steps", "300"]).late_drill_steps == 300
     assert parse(["--out", "b"]).comes_goes_weight == BuildPlan.comes_goes_weight == 1.0
     assert parse(["--out", "b", "--comes-goes-weight", "8"]).comes_goes_weight == 8.0
+    assert parse(["--out", "b"]).comes_goes_rows == BuildPlan.comes_goes_rows == "both"
+    assert parse(["--out", "b", "--comes-goes-rows", "frame"]).comes_goes_rows == "frame"
+    with pytest.raises(SystemExit):
+        parse(["--out", "b", "--comes-goes-rows", "shape"])
+    assert "invalid choice: 'shape'" in capsys.readouterr().err
     assert parse(["--out", "b"]).conv_stem == BuildPlan.conv_stem == (32, 64)
     assert parse(["--out", "b", "--conv-stem", "none"]).conv_stem == ()
     assert parse(["--out", "b"]).row_embed == BuildPlan.row_embed

@@ -186,6 +186,20 @@ def test_comes_goes_weight_weighs_only_the_visibility_of_appearing_and_vanishing
     assert torch.allclose(single_weighted, expected, rtol=1e-5)
 
 
+def test_comes_goes_rows_frame_leaves_the_per_shape_rows_unweighted(clips):
+    heads = FactHeads(128, 128, 8)
+    pred = heads(torch.randn(12, 21, 128), torch.randn(12, 8, 16, 128))
+    plain = fact_losses(pred, clips, grid=4)
+    both = fact_losses(pred, clips, grid=4, comes_goes_weight=8.0)
+    frame = fact_losses(pred, clips, grid=4, comes_goes_weight=8.0, comes_goes_rows="frame")
+    assert torch.equal(frame["visible"], plain["visible"])  # the per-shape rows: plain mean
+    assert torch.equal(frame["frame_visible"], both["frame_visible"])  # the frame rows: weighted
+    assert not torch.allclose(frame["frame_visible"], plain["frame_visible"])
+    assert all(torch.equal(frame[k], plain[k]) for k in plain if k != "frame_visible")
+    with pytest.raises(ValueError, match="comes_goes_rows must be one of"):
+        fact_losses(pred, clips, grid=4, comes_goes_weight=8.0, comes_goes_rows="shape")
+
+
 def test_a_batch_without_an_ordered_event_scores_zero_not_nan(clips):
     heads = FactHeads(128, 128, 8, events=True)
     two = {k: v[:2] for k, v in clips.items()}

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from videochat.embedded.build import STAGES, SWITCHES, BuildPlan, build, cli_flag
+from videochat.embedded.pretrain import COMES_GOES_ROWS
 from videochat.errors import VideoChatError
 
 
@@ -43,6 +44,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         default=BuildPlan.comes_goes_weight,
         help="weight of the per-frame visibility of objects that appear or disappear in the "
         "vision stage (1: like every other object)",
+    )
+    p.add_argument(
+        "--comes-goes-rows",
+        choices=COMES_GOES_ROWS,
+        default=BuildPlan.comes_goes_rows,
+        help="the rows --comes-goes-weight reaches: both (per-shape and frame rows) or frame "
+        "(the frame rows only)",
     )
     p.add_argument(
         "--conv-stem",
@@ -115,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         vision_image_steps=args.vision_image_steps,
         vision_shape_steps=args.vision_shape_steps,
         comes_goes_weight=args.comes_goes_weight,
+        comes_goes_rows=args.comes_goes_rows,
         conv_stem=args.conv_stem,
         shape_stretches=args.shape_stretches,
         row_name_scale=args.row_name_scale,

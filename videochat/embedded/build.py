@@ -103,6 +103,7 @@ class BuildPlan:
     vision_image_steps: int = 700  # of the vision steps, single frames first
     vision_shape_steps: int = 500  # of those, patch facts only (see `pretrain`)
     comes_goes_weight: float = 1.0  # visibility of appearing/vanishing objects (`PretrainPlan`)
+    comes_goes_rows: str = "both"  # the rows that weight reaches (`PretrainPlan`)
     conv_stem: tuple[int, ...] = (32, 64)  # channels of the ViT's convolutional stem (): none
     shape_stretches: int = 2  # rows per shape, one per stretch of the clip (`embedded_config`)
     row_embed: bool = False  # a learned embedding per visual row (`embedded_config`)
@@ -279,6 +280,7 @@ def run_vision(plan: BuildPlan, model_dir: Path, data_dir: Path, export: Path) -
         seed=plan.seed,
         precision=plan.precision,
         comes_goes_weight=plan.comes_goes_weight,
+        comes_goes_rows=plan.comes_goes_rows,
     )
     heads = pretrain_vision(model, clips, schedule)
     runs = plan.out / "runs" / "vision"
@@ -342,6 +344,7 @@ def build(plan: BuildPlan) -> dict:
         "vision_image_steps": plan.vision_image_steps,
         "vision_shape_steps": plan.vision_shape_steps,
         "comes_goes_weight": plan.comes_goes_weight,
+        "comes_goes_rows": plan.comes_goes_rows,
         "conv_stem": list(plan.conv_stem),
         "shape_stretches": plan.shape_stretches,
         "row_name_scale": plan.row_name_scale,

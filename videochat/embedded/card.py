@@ -105,6 +105,7 @@ _BEFORE_OPTIONS = {
     "vision_image_steps": 300,
     "vision_shape_steps": 0,
     "comes_goes_weight": 1.0,
+    "comes_goes_rows": "both",
     "conv_stem": [],
     "shape_stretches": 1,
     "row_name_scale": 1.0,
@@ -125,7 +126,8 @@ def _model_flags(build: dict) -> str:
     return (
         f" --vision-image-steps {get['vision_image_steps']}"
         f" --vision-shape-steps {get['vision_shape_steps']}"
-        f" --comes-goes-weight {get['comes_goes_weight']:g} --conv-stem {stem}"
+        f" --comes-goes-weight {get['comes_goes_weight']:g}"
+        f" --comes-goes-rows {get['comes_goes_rows']} --conv-stem {stem}"
         f" --shape-stretches {get['shape_stretches']} --precision {get['precision']}"
         f" --row-name-scale {get['row_name_scale']:g}"
     ) + "".join(f" --{'' if get[name] else 'no-'}{cli_flag(name)}" for name in SWITCHES)

@@ -62,6 +62,7 @@ SECONDS_WEIGHT = 10.0  # event seconds are regressed as fractions of TIME_HORIZO
 EVENT_PATCH_WEIGHTS = torch.tensor([1.0] + [5.0] * (len(EVENT_TYPES) - 1))
 # a shape's event shows in one of the 8 frame rows: its positives weighted up to balance
 FRAME_EVENT_WEIGHT = 7.0
+COMES_GOES_ROWS = ("both", "frame")  # the rows `PretrainPlan.comes_goes_weight` may weigh
 
 
 @dataclass
@@ -77,6 +78,9 @@ class PretrainPlan:
     # the per-frame visibility losses of objects that appear or disappear, times this: their
     # coming and going is a few frames of a clip otherwise outweighed by objects that stay
     comes_goes_weight: float = 1.0
+    # which rows take that weight: "both" (the per-shape rows and the frame rows) or "frame"
+    # (the frame rows only; the per-shape rows, which carry the shape lookup, stay unweighted)
+    comes_goes_rows: str = "both"
 
 
 def render_clip(
@@ -234,10 +238,16 @@ def fact_losses(
     grid: int,
     patch_only: bool = False,
     comes_goes_weight: float = 1.0,
+    comes_goes_rows: str = "both",
 ) -> dict[str, Tensor]:
     """One loss per fact; single-frame batches (T=1) train only the per-frame ones, and
     `patch_only` (the shape phase) only the patch facts. `comes_goes_weight` weighs the
-    per-frame visibility of objects that appear or disappear (`PretrainPlan`)."""
+    per-frame visibility of objects that appear or disappear, on the rows `comes_goes_rows`
+    names (`PretrainPlan`)."""
+    if comes_goes_rows not in COMES_GOES_ROWS:
+        raise ValueError(
+            f"comes_goes_rows must be one of {COMES_GOES_ROWS}, got {comes_goes_rows!r}"
+        )
     t = facts["visible"].shape[-1]
     shape_of_patch, colour_of_patch = patch_labels(facts, grid)
     losses = {
@@ -249,9 +259,10 @@ def fact_losses(
     shown = facts["visible"].unsqueeze(-1)  # (B, S, T, 1)
     slot = {k: pred[k][:, :, :t] for k in ("visible", "colour", "position")}
     visibility_weight = _comes_goes_weight(facts, comes_goes_weight)  # (B, S, T) or None
+    shape_row_weight = visibility_weight if comes_goes_rows == "both" else None
     losses |= {
         "visible": F.binary_cross_entropy_with_logits(
-            slot["visible"], facts["visible"], weight=visibility_weight
+            slot["visible"], facts["visible"], weight=shape_row_weight
         ),
         "colour": _ce(slot["colour"], facts["colour"]),
         "position": POSITION_WEIGHT
@@ -384,7 +395,9 @@ def pretrain_vision(model, clips: dict[str, Tensor], plan: PretrainPlan) -> Fact
             rows, patches = encode(model, batch["pixels"], batch["times"])
             pred = heads(rows, patches)
         pred = {k: v.float() for k, v in pred.items()}  # the losses in fp32
-        losses = fact_losses(pred, batch, grid, step < plan.shape_steps, plan.comes_goes_weight)
+        losses = fact_losses(
+            pred, batch, grid, step < plan.shape_steps, plan.comes_goes_weight, plan.comes_goes_rows
+        )
         optimizer.zero_grad(set_to_none=True)
         sum(losses.values()).backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
