@@ -3,6 +3,8 @@ read them, and only the vision side trains."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -198,6 +200,10 @@ def test_comes_goes_rows_frame_leaves_the_per_shape_rows_unweighted(clips):
     assert all(torch.equal(frame[k], plain[k]) for k in plain if k != "frame_visible")
     with pytest.raises(ValueError, match="comes_goes_rows must be one of"):
         fact_losses(pred, clips, grid=4, comes_goes_weight=8.0, comes_goes_rows="shape")
+    from videochat.embedded.build import BuildPlan
+
+    with pytest.raises(ValueError, match="comes_goes_rows must be one of"):
+        BuildPlan(Path("b"), comes_goes_rows="shape")  # refused when planned
 
 
 def test_a_batch_without_an_ordered_event_scores_zero_not_nan(clips):

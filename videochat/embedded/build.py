@@ -127,6 +127,12 @@ class BuildPlan:
     workers: int = 2
     overrides: dict[str, list[str]] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # refused when planned, not when the vision stage starts after the data is generated
+        from videochat.embedded.pretrain import check_comes_goes_rows
+
+        check_comes_goes_rows(self.comes_goes_rows)
+
 
 # the plan's on/off options, as `--name` / `--no-name` on the command line and in the card
 SWITCHES: dict[str, str] = {

@@ -244,10 +244,7 @@ def fact_losses(
     `patch_only` (the shape phase) only the patch facts. `comes_goes_weight` weighs the
     per-frame visibility of objects that appear or disappear, on the rows `comes_goes_rows`
     names (`PretrainPlan`)."""
-    if comes_goes_rows not in COMES_GOES_ROWS:
-        raise ValueError(
-            f"comes_goes_rows must be one of {COMES_GOES_ROWS}, got {comes_goes_rows!r}"
-        )
+    check_comes_goes_rows(comes_goes_rows)
     t = facts["visible"].shape[-1]
     shape_of_patch, colour_of_patch = patch_labels(facts, grid)
     losses = {
@@ -295,6 +292,12 @@ def fact_losses(
             pred["frame_event"], shown_here, pos_weight=torch.tensor(FRAME_EVENT_WEIGHT)
         )
     return losses
+
+
+def check_comes_goes_rows(rows: str) -> None:
+    """Refuse a `comes_goes_rows` outside `COMES_GOES_ROWS` (a plan checks it when made)."""
+    if rows not in COMES_GOES_ROWS:
+        raise ValueError(f"comes_goes_rows must be one of {COMES_GOES_ROWS}, got {rows!r}")
 
 
 def _comes_goes_weight(facts: dict[str, Tensor], weight: float) -> Tensor | None:
