@@ -120,6 +120,7 @@ class BuildPlan:
     bare_lookup: bool = False  # the lookup stage asks without options (`data.write_annotations`)
     frame_times: bool = False  # frame timestamps on the Q-Former's values (`embedded_config`)
     frame_row_times: bool = False  # the timestamps reach only the frame rows (`embedded_config`)
+    frame_stamps: bool = False  # each frame row's time as text before it (`embedded_config`)
     vision_batch: int = 16  # clips per vision step
     # every stage's matmuls: "fp32", or "bf16" (CPU autocast; weights stay fp32), which on a
     # CPU with bf16 dot products runs a step in 0.6-0.7× the time (benchmarks/cpu_bf16.py)
@@ -149,6 +150,7 @@ SWITCHES: dict[str, str] = {
     "bare_lookup": "the lookup stage asks its colour questions without the options",
     "frame_times": "each frame's timestamp in seconds coded on the Q-Former's cross-attention values",
     "frame_row_times": "the timestamps reach only the frame rows (one frame each: the time exact)",
+    "frame_stamps": "each frame row reaches the LLM after its frame's time as text (' 3.5')",
 }
 
 
@@ -212,6 +214,7 @@ def init_model(plan: BuildPlan, data_dir: Path) -> Path:
         merge_stretches=plan.merge_stretches,
         frame_times=plan.frame_times,
         frame_row_times=plan.frame_row_times,
+        frame_stamps=plan.frame_stamps,
     )
     model = build_model(config, tok, seed=plan.seed)
     rescale_cross_attention(model, plan.seed)

@@ -40,6 +40,7 @@ def embedded_config(
     merge_stretches: bool = False,
     frame_times: bool = False,
     frame_row_times: bool = False,
+    frame_stamps: bool = False,
 ) -> VideoChatConfig:
     """112 px, patch 28 (16 patches a frame), ViT 128×4, Q-Former 128×2 with 8+8 queries,
     LLaMA 192×4.
@@ -107,6 +108,12 @@ def embedded_config(
     within about ±1 s only (docs/embedded-experiments.md, sessions 20-22). Measured with
     `--lmhra` (f1): colour lost all the same (60.0%), event time ranked 25.4%, task mean 63.4%.
 
+    `frame_stamps`: each frame row reaches the LLM after its frame's time as text (" 3", ".",
+    "5"; `VideoChatConfig.frame_stamps`), in every layout, the drill's too, which has no
+    timestamp message. Why: the frame rows tell which shapes show in their frame (b1: the first
+    frame of an appearing object right 59%), but to answer "when" through the timestamp message
+    the LLM must count rows and numbers, and no build did (event time at chance in b1, b2, bvf).
+
     `visual_positions`: codes of each token's patch column, row and frame added to what the
     Q-Former reads (`QFormerConfig.input_positions`), so a per-shape row knows where its shape was
     in each stretch: on a copy of the committed vision side, 400 more clip steps read the
@@ -165,6 +172,7 @@ def embedded_config(
         row_tokens=row_tokens or [],
         row_name_scale=row_name_scale,
         merge_stretch_rows=merge_stretches,
+        frame_stamps=frame_stamps,
     )
 
 

@@ -134,6 +134,12 @@ class VideoChatConfig:
     # `stretch_proj_*` of their concatenation, so a fact that needs every stretch (where the object
     # went: its motion) is linear in one row instead of spread over several.
     merge_stretch_rows: bool = False
+    # Our addition (off in the original presets): before each frame row (`qformer.frame_rows`) the
+    # LLM reads that frame's time as text, " 3", ".", "5" (the token embeddings the answers spell
+    # times with), so "when" is a copy from beside the frame that shows the event, not a count of
+    # rows matched against the timestamp message's k-th number. Needs the model's tokenizer and
+    # each frame's time; an image (one frame, no time) gets none.
+    frame_stamps: bool = False
 
     @property
     def num_queries(self) -> int:
@@ -210,6 +216,8 @@ class VideoChatConfig:
             )
         if self.qformer.time_rows == "frames" and not self.qformer.frame_rows:
             raise ValueError("qformer.time_rows 'frames' needs frame rows (qformer.frame_rows)")
+        if self.frame_stamps and not self.qformer.frame_rows:
+            raise ValueError("frame_stamps needs frame rows (qformer.frame_rows) to stamp")
         if self.merge_stretch_rows and len(self.qformer.stretch_rows) != 1:
             raise ValueError("merge_stretch_rows needs exactly one qformer.stretch_rows group")
         if len(self.row_tokens) > self.llm_rows:

@@ -66,6 +66,7 @@ class VideoChat(nn.Module):
             else None
         )
         self.tokenizer = tokenizer
+        self._stamp_ids: dict[str, list[list[int]]] = {}  # "3.5" → token ids of its slots
 
     def _reset_parameters(self) -> None:
         """Zero the row embedding (`fresh_init` calls this last): a model that gains one
@@ -127,11 +128,16 @@ class VideoChat(nn.Module):
             value_codes=value_codes,
             value_rows=self._time_rows(queries.shape[1]),
         )
+        if self.config.frame_stamps and frames > 1 and times is None:
+            raise ValueError(
+                "this model stamps each frame row with its time (config.frame_stamps): "
+                "pass the frames' times, encode_video(pixels, times)"
+            )
         return {
             "visual_encoder_out": tokens,
             "image_embeds": image_embeds,
             "qformer_last_hidden_state": hidden,
-            "inputs_llama": self.project_rows(hidden),
+            "inputs_llama": self.project_rows(hidden, times),
         }
 
     def _time_rows(self, rows: int) -> Tensor | None:
@@ -151,9 +157,10 @@ class VideoChat(nn.Module):
         per_frame = tokens_per_frame(self.config.vision)
         return query_row_mask(self.config.qformer, frames, per_frame, tokens.shape[1])
 
-    def project_rows(self, hidden: Tensor) -> Tensor:
+    def project_rows(self, hidden: Tensor, times: Tensor | None = None) -> Tensor:
         """Q-Former output rows (B, Q, C) → LLM input embeddings (B, config.llm_rows, D_llm) on the
-        LLM's device (Q rows unless `merge_stretch_rows`)."""
+        LLM's device (Q rows unless `merge_stretch_rows`). With `config.frame_stamps` and the
+        frames' times (B, T), T > 1: 3 more rows per frame row, its time before it."""
         hidden = hidden.to(self.llama_proj.weight.device)
         if self.stretch_proj_weight is None:
             rows = self.llama_proj(hidden)  # (B, Q, D_llm)
@@ -164,7 +171,50 @@ class VideoChat(nn.Module):
         rows = rows.to(self.device)
         if self.config.row_tokens:
             rows = rows + self._row_names().to(rows.dtype)
+        if self.config.frame_stamps and times is not None and times.shape[1] > 1:
+            rows = self._stamp_frames(rows, times)
         return rows
+
+    def _stamp_frames(self, rows: Tensor, times: Tensor) -> Tensor:
+        """(B, R, D) LLM rows + (B, T) input frames' seconds → (B, R + 3·F, D): before frame row
+        k, the embeddings of its frame's time as the text spells it (`config.frame_stamps`)."""
+        q = self.config.qformer
+        if times.shape[1] % q.frame_rows:
+            raise ValueError(f"{times.shape[1]} frame times for {q.frame_rows} frame rows")
+        times = _output_times(times, q.frame_rows)  # (B, F): a joined group's mean time
+        start = self._llm_row(q.frame_rows_start)
+        frames = rows[:, start : start + q.frame_rows]  # (B, F, D)
+        stamps = torch.stack(
+            [torch.stack([self._stamp(float(t)) for t in clip]) for clip in times.cpu()]
+        ).to(rows)  # (B, F, 3, D)
+        stamped = torch.cat([stamps, frames[:, :, None]], dim=2).flatten(1, 2)  # (B, 4·F, D)
+        return torch.cat([rows[:, :start], stamped, rows[:, start + q.frame_rows :]], dim=1)
+
+    def _stamp(self, seconds: float) -> Tensor:
+        """(3, D): " 3", ".", "5" for 3.5 s, each slot the sum of its tokens' embeddings (one token
+        each where the tokenizer has it, e.g. " 3"; " 0" may be two)."""
+        text = f"{seconds:.1f}"
+        cached = self._stamp_ids.get(text)
+        if cached is None:
+            if self.tokenizer is None:
+                raise ValueError("config.frame_stamps needs the model's tokenizer to spell times")
+            whole, tenths = text.split(".")
+            cached = [
+                self.tokenizer(p, add_special_tokens=False)["input_ids"]
+                for p in (f" {whole}", ".", tenths)
+            ]
+            self._stamp_ids[text] = cached
+        table = self.llm.get_input_embeddings()
+        ids = [torch.tensor(part, device=table.weight.device) for part in cached]
+        return torch.stack([table(part).sum(0) for part in ids])  # (3, D)
+
+    def _llm_row(self, query_row: int) -> int:
+        """The LLM row a query row outside a merged stretch group reaches."""
+        if self.config.merge_stretch_rows:
+            start, count, stretches = self.config.qformer.stretch_rows[0]
+            if query_row >= start + count:  # after the group, which the LLM sees merged
+                return query_row - count + count // stretches
+        return query_row
 
     def _merge_stretches(self, hidden: Tensor) -> Tensor:
         """`config.merge_stretch_rows`: each object's stretch rows, side by side, through

@@ -57,7 +57,7 @@ class Sample:
     text: LabelledText
     media: str
     index: int
-    times: torch.Tensor | None = None  # (T,) seconds of each frame; None with cached rows
+    times: torch.Tensor | None = None  # (T,) seconds of each frame (cached rows' too)
 
 
 @dataclass
@@ -148,7 +148,7 @@ class TrainDataset(Dataset):
         try:
             if self.cache is not None:
                 cached = self.cache.pick(entry.path, rng)
-                pixels, msg = cached.rows, cached.msg
+                pixels, times, msg = cached.rows, cached.times, cached.msg
             else:
                 pixels, times, msg = self.load_media(entry.media, entry.path, rng)
         except MEDIA_LOAD_ERRORS as exc:
@@ -222,7 +222,7 @@ class Batch:
     media: str | None
     indices: list[int]
     bad: list[BadSample]
-    times: torch.Tensor | None = None  # (B, T) seconds of each frame; None with cached rows
+    times: torch.Tensor | None = None  # (B, T) seconds of each frame (cached rows' too)
 
     def __len__(self) -> int:
         return len(self.texts)

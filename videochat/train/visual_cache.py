@@ -30,6 +30,7 @@ class CachedMediaError(VideoChatError):
 class CachedClip:
     rows: torch.Tensor  # (Q, C) Q-Former output
     msg: str  # the timestamp message of the frames behind `rows`
+    times: torch.Tensor  # (T,) seconds of those frames (`config.frame_stamps` spells them)
 
 
 class VisualCache:
@@ -122,8 +123,8 @@ def build_visual_cache(
                 times = torch.stack([t for _, _, t, _ in group])  # (B, T)
                 with autocast():
                     hidden = model.encode_video_steps(pixels, times)["qformer_last_hidden_state"]
-                for (path, _, _, msg), row in zip(group, hidden.cpu(), strict=True):
-                    clips.setdefault(path, []).append(CachedClip(row.clone(), msg))
+                for (path, _, seconds, msg), row in zip(group, hidden.cpu(), strict=True):
+                    clips.setdefault(path, []).append(CachedClip(row.clone(), msg, seconds))
     finally:
         model.train(was_training)
     for path in failed:
