@@ -353,7 +353,7 @@ def test_smoke_build_trains_every_stage_and_exports(synth_dir: Path, tmp_path: P
     torch.testing.assert_close(row, torch.full_like(row, float(bos)))
 
 
-def test_smoke_build_with_merged_named_timed_rows_in_bf16_trains_stretch_proj_in_the_llm_stages(
+def test_smoke_build_with_merged_named_timed_stamped_rows_in_bf16_trains_the_llm_stages(
     synth_dir: Path, tmp_path: Path
 ) -> None:
     from videochat.chat.session import ChatSession
@@ -370,10 +370,11 @@ def test_smoke_build_with_merged_named_timed_rows_in_bf16_trains_stretch_proj_in
         row_names=True,
         precision="bf16",
         frame_times=True,
+        frame_stamps=True,
     )
     summary = build(plan)
     assert summary["merge_stretches"] and summary["row_names"] and summary["precision"] == "bf16"
-    assert summary["frame_times"]
+    assert summary["frame_times"] and summary["frame_stamps"]
     init, vision, drilled, final = (
         load_model(tmp_path / name, device="cpu", dtype="fp32")
         for name in ("init", "vision", "drill", "model")
@@ -384,7 +385,7 @@ def test_smoke_build_with_merged_named_timed_rows_in_bf16_trains_stretch_proj_in
     assert not torch.equal(vision.stretch_proj_weight, drilled.stretch_proj_weight)
     with torch.no_grad():
         rows = final.encode_video(torch.randn(1, 8, 3, 112, 112), torch.arange(8.0)[None])
-    assert rows.shape == (1, 16, final.llm.config.hidden_size)
+    assert rows.shape == (1, 16 + 3 * 8, final.llm.config.hidden_size)  # + each frame's stamp
     chat = ChatSession(final)  # a chat passes the video's timestamps to the vision side
     video = sorted((tmp_path / "data" / "videos").glob("*.mp4"))[0]
     chat.add_video(str(video))
@@ -510,6 +511,11 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     assert named.endswith(
         "each (our option), rows 0-4 carrying their shape's word embedding (our option)"
     )
+    stamped = describe_rows(embedded_config(64, frame_rows=True, frame_stamps=True))
+    assert stamped.endswith(
+        "each (our option), each frame row after its frame's time as text, 3 token rows "
+        "(our option)"
+    )
     amplified = embedded_config(64, frame_rows=True, row_tokens=[[3]] * 5, row_name_scale=3)
     assert describe_rows(amplified).endswith("shape's word embedding × 3 (our option)")
     card = render(build_record, measure_record, {"llm": 1_500_000}, vision=vision, rows=rows)
@@ -523,7 +529,7 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     old_flags += " --shape-stretches 1 --precision fp32 --row-name-scale 1 --no-row-embed"
     old_flags += " --no-lmhra --no-frame-rows --no-row-names --no-every-object --no-group-by-length"
     old_flags += " --no-visual-positions --no-balanced-drill --no-bare-drill --no-merge-stretches"
-    old_flags += " --no-bare-lookup --no-frame-times --no-frame-row-times"
+    old_flags += " --no-bare-lookup --no-frame-times --no-frame-row-times --no-frame-stamps"
     assert f"--measure {old_flags}\n" in card
     stemmed = build_record | {"vision_image_steps": 700, "vision_shape_steps": 500}
     options = {"conv_stem": [32, 64], "row_embed": True, "lmhra": True, "every_object": True}
@@ -533,14 +539,14 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     options["merge_stretches"] = options["bare_lookup"] = options["frame_times"] = True
     options["precision"], options["row_name_scale"] = "bf16", 2.5
     options["frame_row_times"], options["comes_goes_weight"] = True, 8.0
-    options["comes_goes_rows"] = "frame"
+    options["comes_goes_rows"], options["frame_stamps"] = "frame", True
     card = render(stemmed | options, measure_record, {"llm": 1})
     flags = (
         "--vision-image-steps 700 --vision-shape-steps 500 --comes-goes-weight 8"
         " --comes-goes-rows frame --conv-stem 32,64 --shape-stretches 2 --precision bf16 --row-name-scale 2.5 --row-embed --lmhra"
         " --frame-rows --row-names --every-object --group-by-length"
         " --visual-positions --balanced-drill --bare-drill --merge-stretches --bare-lookup"
-        " --frame-times --frame-row-times"
+        " --frame-times --frame-row-times --frame-stamps"
     )
     assert f"--measure {flags}\n" in card
     assert "## Training (2-core CPU, bf16 autocast, fp32 weights)" in card

@@ -179,6 +179,23 @@ def test_init_weights_come_from_a_previous_run(tmp_path):
         build_for_recipe(recipe)
 
 
+def test_bf16_on_a_cpu_without_bf16_kernels_warns_and_names_fp32(monkeypatch, caplog):
+    from videochat.train import setup
+
+    for has_bf16 in (False, True):
+        monkeypatch.setattr(setup, "cpu_has_bf16", lambda has=has_bf16: has)
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="videochat.train"):
+            assert setup.pick_precision("bf16", torch.device("cpu")).dtype == torch.bfloat16
+            setup.pick_precision("fp32", torch.device("cpu"))  # fp32 is never warned about
+        warned = [r.getMessage() for r in caplog.records]
+        if has_bf16:
+            assert warned == []
+        else:
+            assert len(warned) == 1 and "use precision fp32 here" in warned[0]
+            assert "several times slower" in warned[0]
+
+
 def test_precision_schedule_and_optimizer_groups(tmp_path):
     from videochat.train.setup import make_optimizer, make_scheduler, pick_precision
 

@@ -181,7 +181,11 @@ def describe_rows(config: VideoChatConfig) -> str:
         names = f"LLM {names}"
     if named:
         line += f", {names}"
-    return line + (", plus a learned embedding per row (our option)" if config.row_embed else "")
+    if config.row_embed:
+        line += ", plus a learned embedding per row (our option)"
+    if config.frame_stamps:
+        line += ", each frame row after its frame's time as text, 3 token rows (our option)"
+    return line
 
 
 def render(

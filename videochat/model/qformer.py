@@ -138,6 +138,12 @@ class QFormer(nn.Module):
         return x
 
 
+def stretch_span(k: int, stretches: int, frames: int) -> tuple[int, int]:
+    """The frames [first, last) that stretch k of `stretches` reads (at least one)."""
+    first = k * frames // stretches
+    return first, max(first + 1, (k + 1) * frames // stretches)
+
+
 def query_row_mask(cfg: QFormerConfig, frames: int, per_frame: int, tokens: int) -> Tensor:
     """(Q, N) bool: which of the N vision tokens each query row reads. Each group of
     `cfg.row_groups()` splits its rows into blocks of consecutive rows and the frames into as
@@ -150,8 +156,7 @@ def query_row_mask(cfg: QFormerConfig, frames: int, per_frame: int, tokens: int)
     for start, count, stretches in cfg.row_groups():
         block = count // stretches
         for k in range(stretches):
-            first = k * frames // stretches
-            last = max(first + 1, (k + 1) * frames // stretches)  # exclusive
+            first, last = stretch_span(k, stretches, frames)
             rows_k = mask[start + k * block : start + (k + 1) * block]
             rows_k[:] = False
             rows_k[:, first * per_frame : last * per_frame] = True

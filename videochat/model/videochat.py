@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from videochat.errors import ModelLoadError
 from videochat.model.config import VideoChatConfig
 from videochat.model.convert import LoadReport, convert_original
-from videochat.model.qformer import FP32LayerNorm, QFormer, query_row_mask
+from videochat.model.qformer import FP32LayerNorm, QFormer, query_row_mask, stretch_span
 from videochat.model.vision import VisionEncoder, output_frames, tokens_per_frame
 from videochat.model.visual_positions import VisualPositions
 
@@ -177,11 +177,12 @@ class VideoChat(nn.Module):
 
     def _stamp_frames(self, rows: Tensor, times: Tensor) -> Tensor:
         """(B, R, D) LLM rows + (B, T) input frames' seconds → (B, R + 3·F, D): before frame row
-        k, the embeddings of its frame's time as the text spells it (`config.frame_stamps`)."""
+        k, the embeddings of its frame's time (the mean of the frames it reads, where a row reads
+        several) as the text spells it (`config.frame_stamps`)."""
         q = self.config.qformer
-        if times.shape[1] % q.frame_rows:
-            raise ValueError(f"{times.shape[1]} frame times for {q.frame_rows} frame rows")
-        times = _output_times(times, q.frame_rows)  # (B, F): a joined group's mean time
+        times = _output_times(times, output_frames(self.config.vision, times.shape[1]))
+        spans = [stretch_span(k, q.frame_rows, times.shape[1]) for k in range(q.frame_rows)]
+        times = torch.stack([times[:, a:b].mean(1) for a, b in spans], dim=1)  # (B, F) rows' times
         start = self._llm_row(q.frame_rows_start)
         frames = rows[:, start : start + q.frame_rows]  # (B, F, D)
         stamps = torch.stack(
