@@ -81,8 +81,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         choices=("fp32", "bf16"),
         default=BuildPlan.precision,
         help="every stage's matmuls; bf16: CPU autocast, 0.6-0.7x the time where the CPU has "
-        "bf16 dot products (weights stay fp32), several times slower where it has not (AVX2: "
-        "use fp32; the build warns)",
+        "bf16 dot products (weights stay fp32), 9.5x where it has not (AVX2: use fp32; the "
+        "build warns)",
     )
     p.add_argument("--workers", type=int, default=2, help="processes for data generation")
     p.add_argument("--measure", action="store_true", help="evaluate the result on a fresh seed")

@@ -167,8 +167,8 @@ def pick_precision(requested: str, device: torch.device) -> Precision:
         if bf16 and not cpu_has_bf16():
             log.warning(
                 "precision bf16 on a CPU where oneDNN has no bf16 kernels (%s): the matmuls are "
-                "emulated and run several times slower than fp32 (the embedded vision stage on a "
-                "2-core AVX2 EPYC: 4.1 s a step, 0.8 s in fp32); use precision fp32 here",
+                "emulated and run several times slower than fp32 (benchmarks/cpu_bf16.py on a "
+                "2-core AVX2 EPYC: 9.5x the fp32 step time); use precision fp32 here",
                 torch.backends.cpu.get_cpu_capability(),
             )
         return Precision(torch.bfloat16 if bf16 else None, device.type)
