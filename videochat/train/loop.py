@@ -55,7 +55,7 @@ class TrainStep(nn.Module):
         """pixels: (B, T, 3, S, S) with times (B, T) seconds, or (B, Q, C) cached Q-Former rows
         with `visual_cache`."""
         if self.cached:
-            visual = self.model.project_rows(pixels, times)  # (B, Q, D)
+            visual = self.model.project_rows(pixels, times)  # (B, Q, D), + 3 a frame row stamped
         else:
             visual = self.model.encode_video(pixels, times)  # (B, Q, D)
         tok = self.model.tokenizer
