@@ -7,6 +7,7 @@ visual embeddings the way the original chat builds its context. Generation and l
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -104,6 +105,11 @@ class VideoChat(nn.Module):
             raise ValueError(
                 f"encode_video expects pixels (B, T, 3, H, W); got {tuple(pixels.shape)}"
             )
+        if self.config.frame_stamps and pixels.shape[1] > 1 and times is None:
+            raise ValueError(  # before the encoder runs
+                "this model stamps each frame row with its time (config.frame_stamps): "
+                "pass the frames' times, encode_video(pixels, times)"
+            )
         vis = self.visual_encoder
         video = pixels.to(self.vision_device, vis.pos_embed.dtype).permute(0, 2, 1, 3, 4)
         tokens = vis(video)  # (B, T·(N+1)+1, Dv)
@@ -128,11 +134,6 @@ class VideoChat(nn.Module):
             value_codes=value_codes,
             value_rows=self._time_rows(queries.shape[1]),
         )
-        if self.config.frame_stamps and frames > 1 and times is None:
-            raise ValueError(
-                "this model stamps each frame row with its time (config.frame_stamps): "
-                "pass the frames' times, encode_video(pixels, times)"
-            )
         return {
             "visual_encoder_out": tokens,
             "image_embeds": image_embeds,
@@ -185,36 +186,36 @@ class VideoChat(nn.Module):
         times = torch.stack([times[:, a:b].mean(1) for a, b in spans], dim=1)  # (B, F) rows' times
         start = self._llm_row(q.frame_rows_start)
         frames = rows[:, start : start + q.frame_rows]  # (B, F, D)
-        stamps = torch.stack(
-            [torch.stack([self._stamp(float(t)) for t in clip]) for clip in times.cpu()]
-        ).to(rows)  # (B, F, 3, D)
+        table = self.llm.get_input_embeddings().weight
+        bags = [part for t in times.flatten().tolist() for part in self._stamp_ids_of(t)]
+        ids = torch.tensor([i for bag in bags for i in bag], device=table.device)
+        offsets = torch.tensor([0, *itertools.accumulate(map(len, bags))][:-1], device=table.device)
+        stamps = F.embedding_bag(ids, table, offsets, mode="sum")  # (B·F·3, D): one lookup
+        stamps = stamps.unflatten(0, (*times.shape, 3)).to(rows)  # (B, F, 3, D)
         stamped = torch.cat([stamps, frames[:, :, None]], dim=2).flatten(1, 2)  # (B, 4·F, D)
         return torch.cat([rows[:, :start], stamped, rows[:, start + q.frame_rows :]], dim=1)
 
-    def _stamp(self, seconds: float) -> Tensor:
-        """(3, D): " 3", ".", "5" for 3.5 s, each slot the sum of its tokens' embeddings (one token
-        each where the tokenizer has it, e.g. " 3"; " 0" may be two)."""
+    def _stamp_ids_of(self, seconds: float) -> list[list[int]]:
+        """The token ids of the three slots " 3", ".", "5" for 3.5 s (a slot's embedding is the
+        sum of its tokens': one token each where the tokenizer has it, e.g. " 3"; " 0" may be
+        two). Remembered per time, so a training step tokenizes nothing it has seen."""
         text = f"{seconds:.1f}"
-        cached = self._stamp_ids.get(text)
-        if cached is None:
+        if text not in self._stamp_ids:
             if self.tokenizer is None:
                 raise ValueError("config.frame_stamps needs the model's tokenizer to spell times")
             whole, tenths = text.split(".")
-            cached = [
-                self.tokenizer(p, add_special_tokens=False)["input_ids"]
-                for p in (f" {whole}", ".", tenths)
+            self._stamp_ids[text] = [
+                self.tokenizer(part, add_special_tokens=False)["input_ids"]
+                for part in (f" {whole}", ".", tenths)
             ]
-            self._stamp_ids[text] = cached
-        table = self.llm.get_input_embeddings()
-        ids = [torch.tensor(part, device=table.weight.device) for part in cached]
-        return torch.stack([table(part).sum(0) for part in ids])  # (3, D)
+        return self._stamp_ids[text]
 
     def _llm_row(self, query_row: int) -> int:
         """The LLM row a query row outside a merged stretch group reaches."""
         if self.config.merge_stretch_rows:
-            start, count, stretches = self.config.qformer.stretch_rows[0]
+            start, count, _ = self.config.qformer.stretch_rows[0]
             if query_row >= start + count:  # after the group, which the LLM sees merged
-                return query_row - count + count // stretches
+                return query_row - (self.config.num_queries - self.config.llm_rows)
         return query_row
 
     def _merge_stretches(self, hidden: Tensor) -> Tensor:
