@@ -84,6 +84,10 @@ def test_model_card_reports_the_recorded_numbers() -> None:
         "each (our option), each frame row after its frame's time as text, 3 token rows "
         "(our option)"
     )
+    paired = describe_rows(embedded_config(64, frame_rows=True, frame_pairs=True))
+    assert "rows 5-12 reading one frame each (our option) and the frame before it (our option)" in (
+        paired
+    )
     amplified = embedded_config(64, frame_rows=True, row_tokens=[[3]] * 5, row_name_scale=3)
     assert describe_rows(amplified).endswith("shape's word embedding × 3 (our option)")
     card = render(build_record, measure_record, {"llm": 1_500_000}, vision=vision, rows=rows)
@@ -98,6 +102,7 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     old_flags += " --no-lmhra --no-frame-rows --no-row-names --no-every-object --no-group-by-length"
     old_flags += " --no-visual-positions --no-balanced-drill --no-bare-drill --no-merge-stretches"
     old_flags += " --no-bare-lookup --no-frame-times --no-frame-row-times --no-frame-stamps"
+    old_flags += " --no-frame-pairs"
     assert f"--measure {old_flags}\n" in card
     stemmed = build_record | {"vision_image_steps": 700, "vision_shape_steps": 500}
     options = {"conv_stem": [32, 64], "row_embed": True, "lmhra": True, "every_object": True}
@@ -108,13 +113,14 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     options["precision"], options["row_name_scale"] = "bf16", 2.5
     options["frame_row_times"], options["comes_goes_weight"] = True, 8.0
     options["comes_goes_rows"], options["frame_stamps"] = "frame", True
+    options["frame_pairs"] = True
     card = render(stemmed | options, measure_record, {"llm": 1})
     flags = (
         "--vision-image-steps 700 --vision-shape-steps 500 --comes-goes-weight 8"
         " --comes-goes-rows frame --conv-stem 32,64 --shape-stretches 2 --precision bf16 --row-name-scale 2.5 --row-embed --lmhra"
         " --frame-rows --row-names --every-object --group-by-length"
         " --visual-positions --balanced-drill --bare-drill --merge-stretches --bare-lookup"
-        " --frame-times --frame-row-times --frame-stamps"
+        " --frame-times --frame-row-times --frame-stamps --frame-pairs"
     )
     assert f"--measure {flags}\n" in card
     assert "## Training (2-core CPU, bf16 autocast, fp32 weights)" in card

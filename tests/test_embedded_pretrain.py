@@ -136,6 +136,80 @@ def test_frame_rows_learn_which_shapes_events_show_in_their_frame(clips):
     assert "frame_event" not in untimed
 
 
+def test_change_targets_mark_the_first_frame_after_every_kind_of_event(clips):
+    changed = event_frames(clips, 8, changes=True)  # (B, S, T)
+    assert changed.sum(-1).max() == 1 and not changed[..., 0].any()
+    marked = set()
+    for i, s in zip(*torch.nonzero(clips["event"] > 0, as_tuple=True), strict=True):
+        first_after, seen = int(clips["event_bin"][i, s]), clips["visible"][i, s] > 0.5
+        kind = EVENT_TYPES[int(clips["event"][i, s])]
+        if 1 <= first_after < 8:
+            assert changed[i, s, first_after] and changed[i, s].sum() == 1
+            marked.add(kind)
+            if kind == "disappear":  # shown in the frame before, gone in this one
+                assert seen[first_after - 1] and not seen[first_after]
+        else:  # before the first frame or after the last: no pair of frames shows it
+            assert not changed[i, s].any()
+    assert {"appear", "disappear"} <= marked
+    assert not changed[clips["event"] == 0].any()
+
+
+def test_frame_rows_that_read_the_frame_before_learn_what_changed_since(clips):
+    from videochat.model import build_model
+
+    model = build_model(embedded_config(vocab_rows(300), frame_rows=True, frame_pairs=True), None)
+    assert model.config.qformer.frame_row_lookback == 1
+    heads = FactHeads.for_model(model, 8)
+    assert heads.changes and not heads.events
+    two = {k: v[:2] for k, v in clips.items()}
+    pred = heads(*encode(model, two["pixels"], two["times"]))
+    assert pred["frame_change"].shape == (2, len(SHAPES), 8) and "frame_event" not in pred
+    told = dict(pred)
+    told["frame_change"] = 40.0 * event_frames(two, 8, changes=True).float() - 20.0
+    assert float(fact_losses(told, two, grid=4)["frame_change"]) < 1e-6
+    assert float(fact_losses(pred, two, grid=4)["frame_change"].detach()) > 0.1
+    scores = fact_accuracy(model, heads, two)
+    assert {"frame_change", "frame_change_appear", "frame_change_collision"} <= set(scores)
+    plain = FactHeads.for_model(_tiny_model(), 8)
+    assert not plain.changes
+    assert "frame_change" not in plain(torch.randn(2, 21, 128), torch.randn(2, 8, 16, 128))
+
+
+def test_likeliest_frame_scores_only_shapes_whose_event_is_in_view():
+    from videochat.embedded.readout import likeliest_frame
+
+    shown = torch.zeros(1, 3, 4, dtype=torch.bool)
+    shown[0, 0, 2] = shown[0, 1, 1] = True  # shape 2 has no event in view
+    logits = torch.zeros(1, 3, 4)
+    logits[0, 0, 2] = logits[0, 1, 3] = logits[0, 2, 0] = 5.0
+    assert likeliest_frame(logits, shown) == 0.5
+
+
+def test_comes_goes_frames_reads_the_first_frame_in_the_new_state():
+    from videochat.embedded.readout import comes_goes_frames
+
+    appear, disappear = EVENT_TYPES.index("appear"), EVENT_TYPES.index("disappear")
+    facts = {
+        "event": torch.tensor([[appear, appear, disappear, disappear, 0]]),
+        "visible": torch.tensor(
+            [
+                [0, 0, 1, 1],  # appears at frame 2
+                [0, 1, 1, 1],  # appears at frame 1
+                [1, 1, 0, 0],  # gone from frame 2
+                [1, 1, 1, 1],  # disappears after the last frame: no change in view
+                [1, 1, 1, 1],
+            ],
+            dtype=torch.float,
+        )[None],
+    }
+    said = torch.tensor(
+        [[[-1, -1, 1, 1], [-1, -1, 1, 1], [1, 1, 1, -1], [1, -1, 1, 1], [1, 1, 1, 1]]],
+        dtype=torch.float,
+    )  # right, a frame late, a frame late, (not counted), (no event)
+    scores = comes_goes_frames(said, facts)
+    assert scores == {"frame_rows_appear": 0.5, "frame_rows_disappear": 0.0}
+
+
 def test_first_and_last_event_name_the_objects_of_the_earliest_and_latest_events():
     from videochat.synth.plan import random_video_scene
     from videochat.synth.world import simulate

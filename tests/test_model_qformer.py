@@ -135,6 +135,43 @@ def test_frame_row_mask_gives_each_frame_row_its_stretch_of_frames(frames, stret
         assert torch.equal(mask[5 + j], expected), j
 
 
+@pytest.mark.parametrize(
+    ("frames", "lookback", "spans"),
+    [
+        (8, 1, [(0, 1)] + [(j - 1, j + 1) for j in range(1, 8)]),  # the frame before too
+        (8, 2, [(0, 1), (0, 2)] + [(j - 2, j + 1) for j in range(2, 8)]),
+        (16, 1, [(0, 2)] + [(2 * j - 1, 2 * j + 2) for j in range(1, 8)]),
+        (1, 1, [(0, 1)] * 8),  # an image: nothing before it
+    ],
+)
+def test_frame_rows_with_lookback_read_the_frames_before_their_own(frames, lookback, spans):
+    from videochat.model.qformer import query_row_mask
+
+    cfg = QFormerConfig(num_query_tokens=8, num_extra_query_tokens=13, frame_rows=8)
+    cfg.frame_rows_start, cfg.stretch_rows, per_frame = 10, [[0, 10, 2]], 17
+    plain = query_row_mask(cfg, frames, per_frame, frames * per_frame + 1)
+    cfg.frame_row_lookback = lookback
+    mask = query_row_mask(cfg, frames, per_frame, frames * per_frame + 1)
+    for j, (first, last) in enumerate(spans):
+        expected = torch.zeros(frames * per_frame + 1, dtype=torch.bool)
+        expected[first * per_frame : last * per_frame] = True
+        assert torch.equal(mask[10 + j], expected), j
+    assert torch.equal(mask[:10], plain[:10]) and torch.equal(mask[18:], plain[18:])
+
+
+def test_a_frame_row_lookback_without_frame_rows_or_below_zero_is_refused() -> None:
+    from videochat.embedded.config import embedded_config, vocab_rows
+
+    config = embedded_config(vocab_rows(300))
+    config.qformer.frame_row_lookback = 1
+    with pytest.raises(ValueError, match="frame_row_lookback needs frame rows"):
+        config.validate()
+    config = embedded_config(vocab_rows(300), frame_rows=True)
+    config.qformer.frame_row_lookback = -1
+    with pytest.raises(ValueError, match="frame_row_lookback must be >= 0, got -1"):
+        config.validate()
+
+
 def test_stretch_rows_split_their_rows_into_blocks_reading_one_stretch_each() -> None:
     from videochat.model.qformer import query_row_mask
 

@@ -121,6 +121,7 @@ class BuildPlan:
     frame_times: bool = False  # frame timestamps on the Q-Former's values (`embedded_config`)
     frame_row_times: bool = False  # the timestamps reach only the frame rows (`embedded_config`)
     frame_stamps: bool = False  # each frame row's time as text before it (`embedded_config`)
+    frame_pairs: bool = False  # frame rows also read the frame before (`embedded_config`)
     vision_batch: int = 16  # clips per vision step
     # every stage's matmuls: "fp32", or "bf16" (CPU autocast; weights stay fp32), which on a
     # CPU with bf16 dot products runs a step in 0.6-0.7× the time (benchmarks/cpu_bf16.py)
@@ -151,6 +152,7 @@ SWITCHES: dict[str, str] = {
     "frame_times": "each frame's timestamp in seconds coded on the Q-Former's cross-attention values",
     "frame_row_times": "the timestamps reach only the frame rows (one frame each: the time exact)",
     "frame_stamps": "each frame row reaches the LLM after its frame's time as text (' 3.5')",
+    "frame_pairs": "each frame row also reads the frame before its own (what changed since)",
 }
 
 
@@ -215,6 +217,7 @@ def init_model(plan: BuildPlan, data_dir: Path) -> Path:
         frame_times=plan.frame_times,
         frame_row_times=plan.frame_row_times,
         frame_stamps=plan.frame_stamps,
+        frame_pairs=plan.frame_pairs,
     )
     model = build_model(config, tok, seed=plan.seed)
     rescale_cross_attention(model, plan.seed)

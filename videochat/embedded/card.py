@@ -165,6 +165,9 @@ def describe_rows(config: VideoChatConfig) -> str:
     if q.frame_rows:
         first, last = q.frame_rows_start, q.frame_rows_start + q.frame_rows - 1
         line += f", rows {first}-{last} reading one frame each (our option)"
+        if q.frame_row_lookback:
+            before = "the frame" if q.frame_row_lookback == 1 else f"{q.frame_row_lookback} frames"
+            line += f" and {before} before it (our option)"
     if q.input_positions:
         line += ", reading tokens that carry their patch's and frame's position codes (our option)"
     if q.input_times:

@@ -41,6 +41,7 @@ def embedded_config(
     frame_times: bool = False,
     frame_row_times: bool = False,
     frame_stamps: bool = False,
+    frame_pairs: bool = False,
 ) -> VideoChatConfig:
     """112 px, patch 28 (16 patches a frame), ViT 128×4, Q-Former 128×2 with 8+8 queries,
     LLaMA 192×4.
@@ -114,6 +115,14 @@ def embedded_config(
     frame of an appearing object right 59%), but to answer "when" through the timestamp message
     the LLM must count rows and numbers, and no build did (event time at chance in b1, b2, bvf).
 
+    `frame_pairs`: each frame row also reads the frame before its own
+    (`QFormerConfig.frame_row_lookback` 1), and the vision stage teaches it which shapes' events
+    happened since that frame (`facts.event_frames(changes=True)`). Why: an event's time is
+    where an object changes between two sampled frames, and a row that reads one frame can only
+    say what is there (b1's frame rows place an appearance in its frame for about a third of
+    the events, session 25); with the frame before, "since the last frame" is in the row itself,
+    and a question's shape word could find it (with `frame_stamps`, its time beside it).
+
     `visual_positions`: codes of each token's patch column, row and frame added to what the
     Q-Former reads (`QFormerConfig.input_positions`), so a per-shape row knows where its shape was
     in each stretch: on a copy of the committed vision side, 400 more clip steps read the
@@ -164,6 +173,7 @@ def embedded_config(
             input_positions=visual_positions or frame_times or frame_row_times,
             input_times=frame_times or frame_row_times,
             time_rows="frames" if frame_row_times else "all",
+            frame_row_lookback=1 if frame_pairs else 0,
         ),
         llm=LLMConfig(hf_config=llm),
         num_frames=NUM_FRAMES,

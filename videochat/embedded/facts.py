@@ -10,8 +10,9 @@ So the vision pretraining stage supervises them directly with these facts:
   colour, position; plus the shape's motion direction, its scripted event and when it happens
   (the sampled frames before it; for a model that reads frame times, also its time in seconds);
 * per frame and shape (the next 8 queries): visible and colour, and whether its event shows in
-  that frame; per video: object count and the
-  collision's effect (the last queries), and whose scripted event came first and last.
+  that frame (for rows that also read the frame before: happened since it); per video: object
+  count and the collision's effect (the last queries), and whose scripted event came first and
+  last.
 
 Every target is derived from `videochat.synth.world.simulate`, never from question text.
 """
@@ -162,11 +163,19 @@ def patch_events(facts: dict[str, torch.Tensor], shape_of_patch: torch.Tensor) -
     return labels.long()
 
 
-def event_frames(facts: dict[str, torch.Tensor], frames: int) -> torch.Tensor:
+def event_frames(
+    facts: dict[str, torch.Tensor], frames: int, changes: bool = False
+) -> torch.Tensor:
     """(B, S, T) bool: the sampled frame each shape's event shows in: the first one after it
-    (appear, colour change, collision), the last one before it (disappear)."""
+    (appear, colour change, collision), the last one before it (disappear). `changes`: the
+    frame that shows it changed since the frame before, the first one after it for every event
+    (a disappearance: the first frame without the object), never the first frame (nothing
+    before it to differ from): what a frame row that also reads the frame before its own sees
+    (`QFormerConfig.frame_row_lookback`)."""
     event, first_after = facts["event"], facts["event_bin"]  # (B, S) each
-    shown_at = torch.where(event == EVENT_TYPES.index("disappear"), first_after - 1, first_after)
-    timed = (event > 0) & (first_after != IGNORE) & (shown_at >= 0) & (shown_at < frames)
+    disappear = (event == EVENT_TYPES.index("disappear")) & (not changes)
+    shown_at = torch.where(disappear, first_after - 1, first_after)
+    earliest = 1 if changes else 0
+    timed = (event > 0) & (first_after != IGNORE) & (shown_at >= earliest) & (shown_at < frames)
     frame = torch.arange(frames)[None, None, :]  # (1, 1, T)
     return timed[..., None] & (shown_at[..., None] == frame)

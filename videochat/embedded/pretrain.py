@@ -156,7 +156,9 @@ class FactHeads(nn.Module):
     came first and last (for "which happened first?", a lookup like the count's), and each
     frame row whose events show in its frame (`facts.event_frames`). Measured
     (v2, docs/embedded-experiments.md, session 21): the event's time came closer and the LLM
-    used it; the first and last event stayed at chance on the video rows."""
+    used it; the first and last event stayed at chance on the video rows. `changes`: each frame
+    row also reads the frame before its own (`QFormerConfig.frame_row_lookback`), so it also
+    tells which shapes' events happened since that frame (`event_frames(changes=True)`)."""
 
     def __init__(
         self,
@@ -166,14 +168,18 @@ class FactHeads(nn.Module):
         stretches: int = 1,
         times: bool = False,
         events: bool = False,
+        changes: bool = False,
     ):
         super().__init__()
         self.frames, self.stretches, self.times, self.events = frames, stretches, times, events
+        self.changes = changes
         slot_out = frames * PER_FRAME + 1 + len(MOTIONS) + len(EVENT_TYPES) + frames + 1
         slot_out += EVENT_TIME_CLASSES + 1 if times else 0
         self.slot = nn.Linear(qformer_width * stretches, slot_out)
         # with `events`, each frame row also tells which shapes' events show in its frame
-        self.frame = nn.Linear(qformer_width, SLOTS * (1 + NUM_COLOURS + (1 if events else 0)))
+        # and with `changes`, which shapes' events happened since the frame before
+        frame_out = 1 + NUM_COLOURS + (1 if events else 0) + (1 if changes else 0)
+        self.frame = nn.Linear(qformer_width, SLOTS * frame_out)
         video_out = MAX_OBJECTS + len(COLLISION_EFFECTS) + (2 * SLOTS if events else 0)
         self.video = nn.Linear(qformer_width, video_out)
         patch_out = 1 + SLOTS + 1 + NUM_COLOURS + (len(EVENT_TYPES) if events else 0)
@@ -185,7 +191,13 @@ class FactHeads(nn.Module):
         config, q = model.config, model.config.qformer
         stretches = shape_stretches(config)
         return cls(
-            config.vision.width, q.width, frames, stretches, q.input_times, config.vision.lmhra
+            config.vision.width,
+            q.width,
+            frames,
+            stretches,
+            q.input_times,
+            config.vision.lmhra,
+            q.frame_row_lookback > 0,
         )
 
     def forward(self, rows: Tensor, patches: Tensor) -> dict[str, Tensor]:
@@ -203,7 +215,7 @@ class FactHeads(nn.Module):
         cuts += [EVENT_TIME_CLASSES, 1] if self.times else []
         present, motion, event, event_bin, *event_time = rest.split(cuts, dim=-1)
         frame_rows = rows[:, shape_rows : shape_rows + t]
-        frame = self.frame(frame_rows).unflatten(-1, (SLOTS, -1))  # (B, T, S, 1 + colours [+ 1])
+        frame = self.frame(frame_rows).unflatten(-1, (SLOTS, -1))  # (B, T, S, 1 + colours [+ 2])
         video = self.video(rows[:, shape_rows + t :]).mean(1)  # (B, objects + effects [+ 2 S])
         effects_end = MAX_OBJECTS + len(COLLISION_EFFECTS)
         patch = self.patch(patches)  # (B, T, P, 1 + S + 1 + colours [+ event types])
@@ -227,6 +239,8 @@ class FactHeads(nn.Module):
             out["patch_event"] = patch[..., colours_end:]  # (B, T, P, event types)
             out["frame_event"] = frame[..., 1 + NUM_COLOURS].transpose(1, 2)  # (B, S, T)
             out["first_event"], out["last_event"] = video[:, effects_end:].split(SLOTS, dim=-1)
+        if self.changes:  # the last column
+            out["frame_change"] = frame[..., -1].transpose(1, 2)  # (B, S, T)
         if event_time:  # (B, S, classes), (B, S, 1)
             out |= {"event_time": event_time[0], "event_seconds": event_time[1][..., 0]}
         return out
@@ -287,11 +301,17 @@ def fact_losses(
         logits = pred["patch_event"].flatten(0, -2)
         losses["patch_event"] = F.cross_entropy(logits, target, weight=EVENT_PATCH_WEIGHTS)
         losses |= {k: _ce(pred[k], facts[k]) for k in ("first_event", "last_event")}
-        shown_here = event_frames(facts, t).float()  # (B, S, T)
-        losses["frame_event"] = F.binary_cross_entropy_with_logits(
-            pred["frame_event"], shown_here, pos_weight=torch.tensor(FRAME_EVENT_WEIGHT)
-        )
+        losses["frame_event"] = _frame_event_loss(pred["frame_event"], event_frames(facts, t))
+    if "frame_change" in pred:
+        changed = event_frames(facts, t, changes=True)
+        losses["frame_change"] = _frame_event_loss(pred["frame_change"], changed)
     return losses
+
+
+def _frame_event_loss(logits: Tensor, target: Tensor) -> Tensor:
+    """Which frame rows show each shape's event: (B, S, T) logits and bool targets."""
+    pos_weight = torch.tensor(FRAME_EVENT_WEIGHT)
+    return F.binary_cross_entropy_with_logits(logits, target.float(), pos_weight=pos_weight)
 
 
 def check_comes_goes_rows(rows: str) -> None:

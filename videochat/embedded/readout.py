@@ -7,7 +7,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from videochat.embedded.facts import IGNORE, MOTIONS, event_frames, patch_events, patch_labels
+from videochat.embedded.facts import (
+    EVENT_TYPES,
+    IGNORE,
+    MOTIONS,
+    event_frames,
+    patch_events,
+    patch_labels,
+)
 from videochat.embedded.pretrain import FactHeads, clip_batches, encode
 
 
@@ -26,16 +33,19 @@ def fact_accuracy(model, heads: FactHeads, clips: dict[str, Tensor], batch: int 
         keep = target != IGNORE if keep is None else keep
         return float((logits.argmax(-1) == target)[keep].float().mean())
 
-    timed = {}
+    frames = clips["visible"].shape[-1]
+    timed = comes_goes_frames(pred["frame_visible"], clips)
     if "patch_event" in pred:  # of the patches an event shows on, those named with it
         event_of_patch = patch_events(clips, shape_of_patch)
         timed["patch_event"] = picked(pred["patch_event"], event_of_patch, event_of_patch > 0)
         timed |= {k: picked(pred[k], clips[k]) for k in ("first_event", "last_event")}
-        # of the shapes with an event in view, those whose likeliest frame row is the event's
-        shown_here = event_frames(clips, pred["frame_event"].shape[-1])  # (B, S, T)
-        has = shown_here.any(-1)
-        said = pred["frame_event"].argmax(-1)  # (B, S)
-        timed["frame_event"] = float((shown_here.float().argmax(-1) == said)[has].float().mean())
+        timed["frame_event"] = likeliest_frame(pred["frame_event"], event_frames(clips, frames))
+    if "frame_change" in pred:
+        changed = event_frames(clips, frames, changes=True)
+        timed["frame_change"] = likeliest_frame(pred["frame_change"], changed)
+        for name in EVENT_TYPES[1:]:  # by event type
+            of_type = (clips["event"] == EVENT_TYPES.index(name))[..., None]  # (B, S, 1)
+            timed[f"frame_change_{name}"] = likeliest_frame(pred["frame_change"], changed & of_type)
     if "event_time" in pred:  # within a grid step: a neighbouring class is 0.5 s off
         off = (pred["event_time"].argmax(-1) - clips["event_time"]).abs()
         timed |= {
@@ -55,6 +65,31 @@ def fact_accuracy(model, heads: FactHeads, clips: dict[str, Tensor], batch: int 
         "patch_shape": picked(pred["patch_shape"], shape_of_patch, on_object),
         "patch_colour": picked(pred["patch_colour"], colour_of_patch, on_object),
     }
+
+
+def likeliest_frame(logits: Tensor, shown: Tensor) -> float:
+    """Of the shapes whose event shows in one of the frames (`shown`, (B, S, T) bool), the
+    fraction whose likeliest frame by `logits` (B, S, T) is that one."""
+    has = shown.any(-1)
+    said = logits.argmax(-1)  # (B, S)
+    return float((shown.float().argmax(-1) == said)[has].float().mean())
+
+
+def comes_goes_frames(frame_visible: Tensor, facts: dict[str, Tensor]) -> dict[str, float]:
+    """How well the frame rows follow objects that come and go: of the shapes that appear
+    (disappear) between two sampled frames, the fraction whose first shown (first hidden)
+    frame, read from the frame rows' visibility logits (B, S, T), is the true one."""
+    shown, said = facts["visible"] > 0.5, frame_visible > 0  # (B, S, T)
+    out = {}
+    for name, now in (("appear", shown), ("disappear", ~shown)):
+        kind = facts["event"] == EVENT_TYPES.index(name)  # (B, S)
+        # the first frame in the new state, after one in the old: there is a change in view
+        changed = kind & ~now[..., 0] & now.any(-1)
+        said_now = said if name == "appear" else ~said
+        first_true, first_said = now.float().argmax(-1), said_now.float().argmax(-1)
+        right = (first_true == first_said) & said_now.any(-1)
+        out[f"frame_rows_{name}"] = float(right[changed].float().mean()) if changed.any() else 0.0
+    return out
 
 
 @torch.no_grad()

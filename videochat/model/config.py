@@ -77,6 +77,10 @@ class QFormerConfig:
     # Which rows read the time codes: "all", or "frames" (only the frame rows, each of which
     # reads one frame, so its code is that frame's time exactly; the other rows read no time).
     time_rows: str = "all"
+    # Our addition too (needs `frame_rows`): each frame row also reads the `frame_row_lookback`
+    # frames before its own, so it can see what changed into its frame (an object that came,
+    # went, turned another colour or hit another since the frame before). 0 = its own only.
+    frame_row_lookback: int = 0
 
     def row_groups(self) -> list[tuple[int, int, int]]:
         """Every group of rows that reads a part of the clip: `stretch_rows` + the frame rows."""
@@ -216,6 +220,12 @@ class VideoChatConfig:
             )
         if self.qformer.time_rows == "frames" and not self.qformer.frame_rows:
             raise ValueError("qformer.time_rows 'frames' needs frame rows (qformer.frame_rows)")
+        if self.qformer.frame_row_lookback < 0:
+            raise ValueError(
+                f"qformer.frame_row_lookback must be >= 0, got {self.qformer.frame_row_lookback}"
+            )
+        if self.qformer.frame_row_lookback and not self.qformer.frame_rows:
+            raise ValueError("qformer.frame_row_lookback needs frame rows (qformer.frame_rows)")
         if self.frame_stamps and not self.qformer.frame_rows:
             raise ValueError("frame_stamps needs frame rows (qformer.frame_rows) to stamp")
         if self.merge_stretch_rows and len(self.qformer.stretch_rows) != 1:

@@ -148,9 +148,10 @@ def query_row_mask(cfg: QFormerConfig, frames: int, per_frame: int, tokens: int)
     """(Q, N) bool: which of the N vision tokens each query row reads. Each group of
     `cfg.row_groups()` splits its rows into blocks of consecutive rows and the frames into as
     many consecutive stretches, block k reading stretch k (the frame rows: 8 rows, 8 frames, one
-    frame a row; 1 frame: all read it); every other row reads all tokens. The vision tokens are
-    frame-major, `per_frame` a frame (its cls + patches), then any tokens after the frames (the
-    GMHRA token), which the grouped rows do not read."""
+    frame a row; 1 frame: all read it), a frame row also the `cfg.frame_row_lookback` frames
+    before its stretch; every other row reads all tokens. The vision tokens are frame-major,
+    `per_frame` a frame (its cls + patches), then any tokens after the frames (the GMHRA
+    token), which the grouped rows do not read."""
     rows = cfg.num_query_tokens + cfg.num_extra_query_tokens
     mask = torch.ones(rows, tokens, dtype=torch.bool)
     for start, count, stretches in cfg.row_groups():
@@ -160,6 +161,10 @@ def query_row_mask(cfg: QFormerConfig, frames: int, per_frame: int, tokens: int)
             rows_k = mask[start + k * block : start + (k + 1) * block]
             rows_k[:] = False
             rows_k[:, first * per_frame : last * per_frame] = True
+    for k in range(cfg.frame_rows if cfg.frame_row_lookback else 0):
+        first, last = stretch_span(k, cfg.frame_rows, frames)
+        first = max(0, first - cfg.frame_row_lookback)
+        mask[cfg.frame_rows_start + k, first * per_frame : last * per_frame] = True
     return mask
 
 
