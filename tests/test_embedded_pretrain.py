@@ -185,7 +185,7 @@ def test_likeliest_frame_scores_only_shapes_whose_event_is_in_view():
     assert likeliest_frame(logits, shown) == 0.5
 
 
-def test_comes_goes_frames_reads_the_first_frame_in_the_new_state():
+def test_comes_goes_frames_reads_the_first_and_last_frame_shown():
     from videochat.embedded.readout import comes_goes_frames
 
     appear, disappear = EVENT_TYPES.index("appear"), EVENT_TYPES.index("disappear")
@@ -205,7 +205,7 @@ def test_comes_goes_frames_reads_the_first_frame_in_the_new_state():
     said = torch.tensor(
         [[[-1, -1, 1, 1], [-1, -1, 1, 1], [1, 1, 1, -1], [1, -1, 1, 1], [1, 1, 1, 1]]],
         dtype=torch.float,
-    )  # right, a frame late, a frame late, (not counted), (no event)
+    )  # right, a frame late, shown a frame too long, (not counted), (no event)
     scores = comes_goes_frames(said, facts)
     assert scores == {"frame_rows_appear": 0.5, "frame_rows_disappear": 0.0}
 

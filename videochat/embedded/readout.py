@@ -77,17 +77,16 @@ def likeliest_frame(logits: Tensor, shown: Tensor) -> float:
 
 def comes_goes_frames(frame_visible: Tensor, facts: dict[str, Tensor]) -> dict[str, float]:
     """How well the frame rows follow objects that come and go: of the shapes that appear
-    (disappear) between two sampled frames, the fraction whose first shown (first hidden)
-    frame, read from the frame rows' visibility logits (B, S, T), is the true one."""
+    (disappear) between two sampled frames, the fraction whose first (last) frame shown, read
+    from the frame rows' visibility logits (B, S, T), is the true one."""
     shown, said = facts["visible"] > 0.5, frame_visible > 0  # (B, S, T)
     out = {}
-    for name, now in (("appear", shown), ("disappear", ~shown)):
+    for name, last in (("appear", False), ("disappear", True)):
         kind = facts["event"] == EVENT_TYPES.index(name)  # (B, S)
-        # the first frame in the new state, after one in the old: there is a change in view
-        changed = kind & ~now[..., 0] & now.any(-1)
-        said_now = said if name == "appear" else ~said
-        first_true, first_said = now.float().argmax(-1), said_now.float().argmax(-1)
-        right = (first_true == first_said) & said_now.any(-1)
+        changed = kind & shown.any(-1) & ~shown.all(-1)  # the change falls between two frames
+        # the first frame shown, or the last (the first in the flipped order)
+        true, told = (shown.flip(-1), said.flip(-1)) if last else (shown, said)
+        right = (true.float().argmax(-1) == told.float().argmax(-1)) & said.any(-1)
         out[f"frame_rows_{name}"] = float(right[changed].float().mean()) if changed.any() else 0.0
     return out
 
