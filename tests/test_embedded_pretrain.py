@@ -168,8 +168,11 @@ def test_frame_rows_that_read_the_frame_before_learn_what_changed_since(clips):
     told["frame_change"] = 40.0 * event_frames(two, 8, changes=True).float() - 20.0
     assert float(fact_losses(told, two, grid=4)["frame_change"]) < 1e-6
     assert float(fact_losses(pred, two, grid=4)["frame_change"].detach()) > 0.1
-    scores = fact_accuracy(model, heads, two)
-    assert {"frame_change", "frame_change_appear", "frame_change_collision"} <= set(scores)
+    scores = fact_accuracy(model, heads, clips)
+    changed = event_frames(clips, 8, changes=True).any(-1)  # (B, S)
+    in_view = {EVENT_TYPES[int(k)] for k in clips["event"][changed]}
+    by_type = {k.removeprefix("frame_change_") for k in scores if k.startswith("frame_change_")}
+    assert "frame_change" in scores and by_type == in_view and "appear" in in_view
     plain = FactHeads.for_model(_tiny_model(), 8)
     assert not plain.changes
     assert "frame_change" not in plain(torch.randn(2, 21, 128), torch.randn(2, 8, 16, 128))
@@ -183,6 +186,7 @@ def test_likeliest_frame_scores_only_shapes_whose_event_is_in_view():
     logits = torch.zeros(1, 3, 4)
     logits[0, 0, 2] = logits[0, 1, 3] = logits[0, 2, 0] = 5.0
     assert likeliest_frame(logits, shown) == 0.5
+    assert likeliest_frame(logits, torch.zeros_like(shown)) is None  # nothing to score
 
 
 def test_comes_goes_frames_reads_the_first_and_last_frame_shown():
@@ -208,6 +212,11 @@ def test_comes_goes_frames_reads_the_first_and_last_frame_shown():
     )  # right, a frame late, shown a frame too long, (not counted), (no event)
     scores = comes_goes_frames(said, facts)
     assert scores == {"frame_rows_appear": 0.5, "frame_rows_disappear": 0.0}
+    facts["event"] = torch.zeros_like(facts["event"])  # no object comes or goes
+    assert comes_goes_frames(said, facts) == {
+        "frame_rows_appear": None,
+        "frame_rows_disappear": None,
+    }
 
 
 def test_first_and_last_event_name_the_objects_of_the_earliest_and_latest_events():

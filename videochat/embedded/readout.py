@@ -52,6 +52,7 @@ def fact_accuracy(model, heads: FactHeads, clips: dict[str, Tensor], batch: int 
             "event_time": picked(pred["event_time"], clips["event_time"]),
             "event_time_within_1": float((off <= 1)[clips["event_time"] != IGNORE].float().mean()),
         }
+    timed = {k: v for k, v in timed.items() if v is not None}  # facts with nothing to score
     return timed | {
         "visible": float(((pred["visible"] > 0) == shown).float().mean()),
         "colour": picked(pred["colour"], clips["colour"]),
@@ -67,18 +68,23 @@ def fact_accuracy(model, heads: FactHeads, clips: dict[str, Tensor], batch: int 
     }
 
 
-def likeliest_frame(logits: Tensor, shown: Tensor) -> float:
+def likeliest_frame(logits: Tensor, shown: Tensor) -> float | None:
     """Of the shapes whose event shows in one of the frames (`shown`, (B, S, T) bool), the
-    fraction whose likeliest frame by `logits` (B, S, T) is that one."""
+    fraction whose likeliest frame by `logits` (B, S, T) is that one; None if there are none."""
     has = shown.any(-1)
     said = logits.argmax(-1)  # (B, S)
-    return float((shown.float().argmax(-1) == said)[has].float().mean())
+    return _share((shown.float().argmax(-1) == said)[has])
 
 
-def comes_goes_frames(frame_visible: Tensor, facts: dict[str, Tensor]) -> dict[str, float]:
+def _share(right: Tensor) -> float | None:
+    """The fraction of True in `right`; None (not a score) when it is empty."""
+    return float(right.float().mean()) if right.numel() else None
+
+
+def comes_goes_frames(frame_visible: Tensor, facts: dict[str, Tensor]) -> dict[str, float | None]:
     """How well the frame rows follow objects that come and go: of the shapes that appear
     (disappear) between two sampled frames, the fraction whose first (last) frame shown, read
-    from the frame rows' visibility logits (B, S, T), is the true one."""
+    from the frame rows' visibility logits (B, S, T), is the true one (None: no such shape)."""
     shown, said = facts["visible"] > 0.5, frame_visible > 0  # (B, S, T)
     out = {}
     for name, last in (("appear", False), ("disappear", True)):
@@ -87,7 +93,7 @@ def comes_goes_frames(frame_visible: Tensor, facts: dict[str, Tensor]) -> dict[s
         # the first frame shown, or the last (the first in the flipped order)
         true, told = (shown.flip(-1), said.flip(-1)) if last else (shown, said)
         right = (true.float().argmax(-1) == told.float().argmax(-1)) & said.any(-1)
-        out[f"frame_rows_{name}"] = float(right[changed].float().mean()) if changed.any() else 0.0
+        out[f"frame_rows_{name}"] = _share(right[changed])
     return out
 
 
