@@ -156,15 +156,14 @@ def query_row_mask(cfg: QFormerConfig, frames: int, per_frame: int, tokens: int)
     mask = torch.ones(rows, tokens, dtype=torch.bool)
     for start, count, stretches in cfg.row_groups():
         block = count // stretches
+        # the frame rows' group (no other group starts there: groups may not overlap)
+        back = cfg.frame_row_lookback if cfg.frame_rows and start == cfg.frame_rows_start else 0
         for k in range(stretches):
             first, last = stretch_span(k, stretches, frames)
+            first = max(0, first - back)
             rows_k = mask[start + k * block : start + (k + 1) * block]
             rows_k[:] = False
             rows_k[:, first * per_frame : last * per_frame] = True
-    for k in range(cfg.frame_rows if cfg.frame_row_lookback else 0):
-        first, last = stretch_span(k, cfg.frame_rows, frames)
-        first = max(0, first - cfg.frame_row_lookback)
-        mask[cfg.frame_rows_start + k, first * per_frame : last * per_frame] = True
     return mask
 
 
