@@ -219,6 +219,22 @@ def test_comes_goes_frames_reads_the_first_and_last_frame_shown():
     }
 
 
+def test_frame_rows_presence_scores_shapes_in_the_clip_and_absent_ones_apart():
+    from videochat.embedded.readout import frame_rows_presence
+
+    facts = {
+        "present": torch.tensor([[1.0, 1.0, 0.0]]),
+        "visible": torch.tensor([[[1, 1, 0, 0], [1, 1, 1, 1], [0, 0, 0, 0]]], dtype=torch.float),
+    }
+    said = torch.tensor(
+        [[[1, 1, 1, -1], [1, 1, 1, 1], [1, -1, -1, -1]]], dtype=torch.float
+    )  # one wrong cell of 8 of the shapes there; one of 4 absent cells said shown
+    assert frame_rows_presence(said, facts) == {
+        "frame_rows_present": 7 / 8,
+        "frame_rows_absent": 3 / 4,
+    }
+
+
 def test_first_and_last_event_name_the_objects_of_the_earliest_and_latest_events():
     from videochat.synth.plan import random_video_scene
     from videochat.synth.world import simulate
