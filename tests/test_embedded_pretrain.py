@@ -233,6 +233,8 @@ def test_frame_rows_presence_scores_shapes_in_the_clip_and_absent_ones_apart():
         "frame_rows_present": 7 / 8,
         "frame_rows_absent": 3 / 4,
     }
+    facts["present"] = torch.ones(1, 3)  # no absent shape: nothing to score, not NaN
+    assert frame_rows_presence(said, facts)["frame_rows_absent"] is None
 
 
 def test_first_and_last_event_name_the_objects_of_the_earliest_and_latest_events():

@@ -99,16 +99,16 @@ def comes_goes_frames(frame_visible: Tensor, facts: dict[str, Tensor]) -> dict[s
     return out
 
 
-def frame_rows_presence(frame_visible: Tensor, facts: dict[str, Tensor]) -> dict[str, float]:
+def frame_rows_presence(frame_visible: Tensor, facts: dict[str, Tensor]) -> dict[str, float | None]:
     """The frame rows' visibility (logits (B, S, T)) apart for the shapes in the clip and those
     not in it: their overall accuracy mixes a miss on an object there with a shape seen where
     there is none, and an event's frame needs both right (session 32: 14% of the frame cells of
-    absent shapes said shown)."""
+    absent shapes said shown). None where there is nothing to score (every shape in every clip)."""
     present = (facts["present"] > 0.5)[..., None].expand_as(frame_visible)  # (B, S, T)
     right = (frame_visible > 0) == (facts["visible"] > 0.5)
     return {
-        "frame_rows_present": float(right[present].float().mean()),
-        "frame_rows_absent": float(right[~present].float().mean()),
+        "frame_rows_present": _share(right[present]),
+        "frame_rows_absent": _share(right[~present]),
     }
 
 
