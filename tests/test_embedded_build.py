@@ -266,6 +266,14 @@ def test_recipes_load_with_the_original_freezing() -> None:
         assert not (frozen["mhra"] or frozen["llama_proj"] or frozen["extra_query_tokens"])
 
 
+def test_late_stamps_is_refused_where_it_cannot_switch_the_stamps_on() -> None:
+    with pytest.raises(ValueError, match="late_stamps switches the frame stamps on after stage 0"):
+        BuildPlan(Path("b"), frame_stamps=True, late_stamps=True)  # on from the start already
+    with pytest.raises(ValueError, match="it needs frame_rows"):
+        BuildPlan(Path("b"), frame_rows=False, late_stamps=True)  # no frame rows to stamp
+    assert BuildPlan(Path("b"), late_stamps=True).late_stamps
+
+
 def test_config_is_the_small_videochat_with_temporal_embedding() -> None:
     cfg = embedded_config(vocab_rows(700))
     assert cfg.llm.hf_config["vocab_size"] == 704
@@ -311,9 +319,10 @@ def test_smoke_build_trains_every_stage_and_exports(synth_dir: Path, tmp_path: P
         row_names=True,
         comes_goes_weight=8.0,
         comes_goes_rows="frame",
+        late_stamps=True,
     )
     summary = build(plan)
-    assert set(summary["seconds"]) >= set(STAGES)
+    assert set(summary["seconds"]) >= set(STAGES) and summary["late_stamps"]
     assert summary["every_object"] and summary["group_by_length"] and summary["frame_rows"]
     assert summary["row_names"] and summary["comes_goes_weight"] == 8.0
     assert summary["comes_goes_rows"] == "frame"
@@ -342,6 +351,10 @@ def test_smoke_build_trains_every_stage_and_exports(synth_dir: Path, tmp_path: P
     assert {"count", "motion", "event_bin", "patch_shape"} <= set(facts)
     assert all(0.0 <= facts[k] <= 1.0 for k in facts if k != "displacement_r")
     assert facts["reversal_change"] > 0.0 and -1.0 <= facts["displacement_r"] <= 1.0
+    stage0 = llm_trained[-1 - len(LATE_STAGES)]
+    late_ones = llm_trained[-len(LATE_STAGES) :]
+    assert not stage0.config.frame_stamps  # late_stamps: the stamps come on after stage 0
+    assert all(model.config.frame_stamps for model in (*late_ones, final))
     words = [final.tokenizer.decode(ids).strip() for ids in final.config.row_tokens]
     assert words == ["circle", "square", "triangle", "star", "cross"]  # rows 0-4, by name
     last = llm_trained[-1]  # the last late stage

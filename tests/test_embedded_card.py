@@ -102,7 +102,7 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     old_flags += " --no-lmhra --no-frame-rows --no-row-names --no-every-object --no-group-by-length"
     old_flags += " --no-visual-positions --no-balanced-drill --no-bare-drill --no-merge-stretches"
     old_flags += " --no-bare-lookup --no-frame-times --no-frame-row-times --no-frame-stamps"
-    old_flags += " --no-frame-pairs"
+    old_flags += " --no-frame-pairs --no-late-stamps"
     assert f"--measure {old_flags}\n" in card
     stemmed = build_record | {"vision_image_steps": 700, "vision_shape_steps": 500}
     options = {"conv_stem": [32, 64], "row_embed": True, "lmhra": True, "every_object": True}
@@ -120,7 +120,7 @@ def test_model_card_reports_the_recorded_numbers() -> None:
         " --comes-goes-rows frame --conv-stem 32,64 --shape-stretches 2 --precision bf16 --row-name-scale 2.5 --row-embed --lmhra"
         " --frame-rows --row-names --every-object --group-by-length"
         " --visual-positions --balanced-drill --bare-drill --merge-stretches --bare-lookup"
-        " --frame-times --frame-row-times --frame-stamps --frame-pairs"
+        " --frame-times --frame-row-times --frame-stamps --frame-pairs --no-late-stamps"
     )
     assert f"--measure {flags}\n" in card
     assert "## Training (2-core CPU, bf16 autocast, fp32 weights)" in card
@@ -131,11 +131,25 @@ def test_model_card_reports_the_recorded_numbers() -> None:
         build_record | {"steps": build_record["steps"] | {"drill": 900}}, measure_record, {}
     )
     assert "--drill-steps 900 --stage0-steps 1200" in drilled and "| 900 |" in drilled
-    assert "--stage0-steps 1200 --late-lookup-steps 0 --late-drill-steps 0" in drilled
-    late = {"late_lookup": 300, "late_drill": 250, "late_stage0": 600}
+    late_off = "--late-lookup-steps 0 --late-timing-steps 0 --late-drill-steps 0"
+    assert f"--stage0-steps 1200 {late_off}" in drilled  # a record from before late_timing
+    late = {"late_lookup": 300, "late_timing": 200, "late_drill": 250, "late_stage0": 600}
     relearnt = render(build_record | {"steps": build_record["steps"] | late}, measure_record, {})
-    assert "--late-lookup-steps 300 --late-drill-steps 250 --late-stage0-steps 600" in relearnt
+    assert (
+        "--late-lookup-steps 300 --late-timing-steps 200 --late-drill-steps 250"
+        " --late-stage0-steps 600" in relearnt
+    )
     assert "| late_lookup | lookup again, after stage0 (ours) | 300 |" in relearnt
+    assert "--no-late-stamps" in relearnt  # a record from before the option: off
+    stamped = render(
+        build_record | {"steps": build_record["steps"] | late, "late_stamps": True},
+        measure_record,
+        {},
+    )
+    assert "| late_timing | timing again, after stage0, the frame stamps on (ours) | 200 |" in (
+        stamped
+    )
+    assert " --late-stamps" in stamped
     assert "| object_colour | 9 / 10 | 90.0% |" in card and "--limit 10" in card
     assert "**0.75**" in card and "0.25" in card and "(11.4 min)" in card
     assert "| object_count | 40 | 85.0% |" in card

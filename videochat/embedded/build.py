@@ -8,9 +8,10 @@ alone, so the LLM learns to find the rows of the object a question names and to 
 from them one at a time, `stage_recipe`), `drill` (ours; 0 steps skips it: the LLM and
 llama_proj learn the multiple-choice questions about each object in a short layout,
 `embedded_drill.yaml`), `stage0` (ours: the LLM and llama_proj learn to answer from the frozen
-vision side, the project's training loop), the late stages `late_lookup`, `late_drill` and
-`late_stage0` (ours; 0 steps skips each: those three stages again, `LATE_STAGES`), then the
-original's `stage1` (captions) and `stage2` (instructions) with the original's freezing.
+vision side, the project's training loop), the late stages `late_lookup`, `late_timing`,
+`late_drill` and `late_stage0` (ours; 0 steps skips each: those stages again, `LATE_STAGES`;
+with `late_stamps` the frame stamps come on for them, `stamp_rows`), then the original's
+`stage1` (captions) and `stage2` (instructions) with the original's freezing.
 
 Every random choice derives from `--seed` (data seed S, benchmark seed S + 1000, never used for
 training), so the same command on the same software and thread count gives the same data and
@@ -48,13 +49,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("videochat.embedded")
 # stages rerun after stage 0 (0 steps skips each), as the earlier stage named: the colour
-# questions alone, then the balanced drill, then stage 0's conversations. Why: on LMHRA's rows the
+# questions alone, the event-time questions alone (session 32: on the 3,200-step vision side's
+# frame rows with their stamps, 300 steps of them after the finished model took event time from
+# 19% to 61%), then the balanced drill, then stage 0's conversations. Why: on LMHRA's rows the
 # colour lookup never forms in the mixed stages, and 300 steps of colour alone after the finished
 # model form it (98.9%); the drill then brings the other tasks back (l1y: task mean 75.4%), but the
 # open-ended answers halve, which stage 0's conversations restore in part (r3, session 23: free
 # form 71.4% against b1's 64.5%, descriptions 0.47 against 0.79; docs/embedded-experiments.md)
 LATE_STAGES: dict[str, str] = {
     "late_lookup": "lookup",
+    "late_timing": "timing",
     "late_drill": "drill",
     "late_stage0": "stage0",
 }
@@ -75,6 +79,7 @@ SEED_OFFSET = {
     "late_lookup": 10,
     "late_drill": 11,
     "late_stage0": 12,
+    "late_timing": 13,
 }
 BENCH_SEED_OFFSET = 1000
 FACT_HEADS = "fact_heads.pt"  # under runs/vision/: the vision stage's read-out heads
@@ -122,6 +127,7 @@ class BuildPlan:
     frame_row_times: bool = False  # the timestamps reach only the frame rows (`embedded_config`)
     frame_stamps: bool = False  # each frame row's time as text before it (`embedded_config`)
     frame_pairs: bool = False  # frame rows also read the frame before (`embedded_config`)
+    late_stamps: bool = False  # `frame_stamps` switched on for the late stages only (`stamp_rows`)
     vision_batch: int = 16  # clips per vision step
     # every stage's matmuls: "fp32", or "bf16" (CPU autocast; weights stay fp32), which on a
     # CPU with bf16 dot products runs a step in 0.6-0.7× the time (benchmarks/cpu_bf16.py)
@@ -134,6 +140,11 @@ class BuildPlan:
         from videochat.embedded.pretrain import check_comes_goes_rows
 
         check_comes_goes_rows(self.comes_goes_rows)
+        if self.late_stamps and (self.frame_stamps or not self.frame_rows):
+            raise ValueError(
+                "late_stamps switches the frame stamps on after stage 0: it needs frame_rows "
+                "and frame_stamps off (with frame_stamps the stamps are on from the start)"
+            )
 
 
 # the plan's on/off options, as `--name` / `--no-name` on the command line and in the card
@@ -153,6 +164,7 @@ SWITCHES: dict[str, str] = {
     "frame_row_times": "the timestamps reach only the frame rows (one frame each: the time exact)",
     "frame_stamps": "each frame row reaches the LLM after its frame's time as text (' 3.5')",
     "frame_pairs": "each frame row also reads the frame before its own (what changed since)",
+    "late_stamps": "the frame stamps come on for the late stages only (stage 0 learns without)",
 }
 
 
@@ -302,6 +314,22 @@ def run_vision(plan: BuildPlan, model_dir: Path, data_dir: Path, export: Path) -
     return export
 
 
+def stamp_rows(source: Path, target: Path) -> Path:
+    """`source` with `config.frame_stamps` on, saved as `target` (no weight changes: the stamps
+    are token embeddings the LLM already has). Why late only: b32, with the stamps from the
+    start, lost the colour lookup (65%) and its open answers ran on past the stamp's ".", while
+    the shipped LLM, trained without them, learnt event time from them in 300 steps (61%;
+    session 32, docs/embedded-experiments.md)."""
+    from videochat.model import load_model, save_model
+
+    if (target / "config.json").is_file():
+        return target
+    model = load_model(source, device="cpu", dtype="fp32")
+    model.config.frame_stamps = True
+    save_model(model, target)
+    return target
+
+
 def finish(source: Path, target: Path) -> Path:
     """Copy the last stage into the final directory with chat-ready BOS (see `align_bos`)."""
     from videochat.model import load_model, save_model
@@ -345,6 +373,8 @@ def build(plan: BuildPlan) -> dict:
     model_dir = init_model(plan, train_dir)
     lap("init")
     for stage in STAGES:
+        if plan.late_stamps and stage in LATE_STAGES and plan.steps.get(stage, 0):
+            model_dir = stamp_rows(model_dir, plan.out / "stamped")
         model_dir = run_stage(plan, stage, model_dir, train_dir)
         lap(stage)
     final = finish(model_dir, plan.out / "model")

@@ -207,6 +207,7 @@ def render(
     command += _model_flags(build)
     secs = build["seconds"]
     total = sum(secs.values())
+    stamped = ", the frame stamps on" if build.get("late_stamps") else ""
     mc, desc = measure["multiple_choice"], measure["descriptions"]
     lines = [
         "# videochat embedded default model",
@@ -249,7 +250,7 @@ def render(
         f"| stage0 | LLM + llama_proj on the frozen vision side (ours) | {steps['stage0']} | "
         f"{secs.get('stage0', 0):.0f} |",
         *(
-            f"| {stage} | {base} again, after stage0 (ours) | {steps[stage]} | "
+            f"| {stage} | {base} again, after stage0{stamped} (ours) | {steps[stage]} | "
             f"{secs.get(stage, 0):.0f} |"
             for stage, base in LATE_STAGES.items()
         ),
