@@ -9,7 +9,7 @@ from them one at a time, `stage_recipe`), `drill` (ours; 0 steps skips it: the L
 llama_proj learn the multiple-choice questions about each object in a short layout,
 `embedded_drill.yaml`), `stage0` (ours: the LLM and llama_proj learn to answer from the frozen
 vision side, the project's training loop), the late stages `late_lookup`, `late_timing`,
-`late_drill` and `late_stage0` (ours; 0 steps skips each: those stages again, `LATE_STAGES`;
+`late_order`, `late_drill` and `late_stage0` (ours; 0 steps skips each: those stages again, `LATE_STAGES`;
 with `late_stamps` the frame stamps come on for them, `stamp_rows`), then the original's
 `stage1` (captions) and `stage2` (instructions) with the original's freezing.
 
@@ -51,7 +51,7 @@ log = logging.getLogger("videochat.embedded")
 # stages rerun after stage 0 (0 steps skips each), as the earlier stage named: the colour
 # questions alone, the event-time questions alone (session 32: on the 3,200-step vision side's
 # frame rows with their stamps, 300 steps of them after the finished model took event time from
-# 19% to 61%), then the balanced drill, then stage 0's conversations. Why: on LMHRA's rows the
+# 19% to 61%), the temporal-order questions alone, then the balanced drill, then stage 0's conversations. Why: on LMHRA's rows the
 # colour lookup never forms in the mixed stages, and 300 steps of colour alone after the finished
 # model form it (98.9%); the drill then brings the other tasks back (l1y: task mean 75.4%), but the
 # open-ended answers halve, which stage 0's conversations restore in part (r3, session 23: free
@@ -59,6 +59,7 @@ log = logging.getLogger("videochat.embedded")
 LATE_STAGES: dict[str, str] = {
     "late_lookup": "lookup",
     "late_timing": "timing",
+    "late_order": "order",
     "late_drill": "drill",
     "late_stage0": "stage0",
 }
@@ -80,6 +81,7 @@ SEED_OFFSET = {
     "late_drill": 11,
     "late_stage0": 12,
     "late_timing": 13,
+    "late_order": 14,
 }
 BENCH_SEED_OFFSET = 1000
 FACT_HEADS = "fact_heads.pt"  # under runs/vision/: the vision stage's read-out heads
