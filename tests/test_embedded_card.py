@@ -138,7 +138,7 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     late = {"late_lookup": 300, "late_timing": 200, "late_drill": 250, "late_stage0": 600}
     relearnt = render(build_record | {"steps": build_record["steps"] | late}, measure_record, {})
     assert (
-        "--late-lookup-steps 300 --late-timing-steps 200 --late-drill-steps 250"
+        "--late-lookup-steps 300 --late-timing-steps 200 --late-order-steps 0 --late-drill-steps 250"
         " --late-stage0-steps 600" in relearnt
     )
     assert "| late_lookup | lookup again, after stage0 (ours) | 300 |" in relearnt
