@@ -274,6 +274,38 @@ def test_late_stamps_is_refused_where_it_cannot_switch_the_stamps_on() -> None:
     assert BuildPlan(Path("b"), late_stamps=True).late_stamps
 
 
+def test_each_late_stage_starts_from_the_one_before_and_the_stamps_come_on_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from videochat.embedded import build as builder
+
+    started: dict[str, Path] = {}
+    stamped: list[Path] = []
+
+    def fake_stage(plan: BuildPlan, stage: str, model_dir: Path, data_dir: Path) -> Path:
+        started[stage] = model_dir
+        return plan.out / stage if plan.steps.get(stage, 0) else model_dir
+
+    def fake_stamp(source: Path, target: Path) -> Path:
+        stamped.append(source)
+        return target
+
+    monkeypatch.setattr(builder, "make_data", lambda plan, out, seed, videos: out)
+    monkeypatch.setattr(builder.data, "write_annotations", lambda *args: None)
+    monkeypatch.setattr(builder, "init_model", lambda plan, data_dir: plan.out / "init")
+    monkeypatch.setattr(builder, "run_stage", fake_stage)
+    monkeypatch.setattr(builder, "stamp_rows", fake_stamp)
+    monkeypatch.setattr(builder, "finish", lambda source, target: target)
+    steps = dict.fromkeys(STAGES, 0) | {"stage0": 5, "late_lookup": 1, "late_drill": 1}
+    steps |= {"late_stage0": 1, "stage1": 1}
+    builder.build(BuildPlan(tmp_path, steps=steps, late_stamps=True))
+    assert stamped == [tmp_path / "stage0"]  # once, from stage 0's export
+    assert started["late_lookup"] == tmp_path / "stamped"
+    assert started["late_timing"] == started["late_drill"] == tmp_path / "late_lookup"
+    assert started["late_stage0"] == tmp_path / "late_drill"
+    assert started["stage1"] == tmp_path / "late_stage0"
+
+
 def test_config_is_the_small_videochat_with_temporal_embedding() -> None:
     cfg = embedded_config(vocab_rows(700))
     assert cfg.llm.hf_config["vocab_size"] == 704

@@ -374,9 +374,10 @@ def build(plan: BuildPlan) -> dict:
     lap("data")
     model_dir = init_model(plan, train_dir)
     lap("init")
+    stamps_due = plan.late_stamps  # once, before the first late stage that runs
     for stage in STAGES:
-        if plan.late_stamps and stage in LATE_STAGES and plan.steps.get(stage, 0):
-            model_dir = stamp_rows(model_dir, plan.out / "stamped")
+        if stamps_due and stage in LATE_STAGES and plan.steps.get(stage, 0):
+            model_dir, stamps_due = stamp_rows(model_dir, plan.out / "stamped"), False
         model_dir = run_stage(plan, stage, model_dir, train_dir)
         lap(stage)
     final = finish(model_dir, plan.out / "model")
