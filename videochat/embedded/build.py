@@ -9,9 +9,9 @@ from them one at a time, `stage_recipe`), `drill` (ours; 0 steps skips it: the L
 llama_proj learn the multiple-choice questions about each object in a short layout,
 `embedded_drill.yaml`), `stage0` (ours: the LLM and llama_proj learn to answer from the frozen
 vision side, the project's training loop), the late stages `late_lookup`, `late_timing`,
-`late_order`, `late_drill` and `late_stage0` (ours; 0 steps skips each: those stages again, `LATE_STAGES`;
-with `late_stamps` the frame stamps come on for them, `stamp_rows`), then the original's
-`stage1` (captions) and `stage2` (instructions) with the original's freezing.
+`late_order`, `late_drill` and `late_stage0` (ours; 0 steps skips each: those stages again,
+`LATE_STAGES`; with `late_stamps` the frame stamps come on for them, `stamp_rows`), then the
+original's `stage1` (captions) and `stage2` (instructions) with the original's freezing.
 
 Every random choice derives from `--seed` (data seed S, benchmark seed S + 1000, never used for
 training), so the same command on the same software and thread count gives the same data and
@@ -51,11 +51,12 @@ log = logging.getLogger("videochat.embedded")
 # stages rerun after stage 0 (0 steps skips each), as the earlier stage named: the colour
 # questions alone, the event-time questions alone (session 32: on the 3,200-step vision side's
 # frame rows with their stamps, 300 steps of them after the finished model took event time from
-# 19% to 61%), the temporal-order questions alone, then the balanced drill, then stage 0's conversations. Why: on LMHRA's rows the
-# colour lookup never forms in the mixed stages, and 300 steps of colour alone after the finished
-# model form it (98.9%); the drill then brings the other tasks back (l1y: task mean 75.4%), but the
-# open-ended answers halve, which stage 0's conversations restore in part (r3, session 23: free
-# form 71.4% against b1's 64.5%, descriptions 0.47 against 0.79; docs/embedded-experiments.md)
+# 19% to 61%), the temporal-order questions alone, then the balanced drill, then stage 0's
+# conversations. Why: on LMHRA's rows (and on the 3,200-step vision side's: b33, 61%) the colour
+# lookup never forms in the mixed stages, and 300 steps of colour alone after the finished model
+# form it (98.9%; b36 98.9%); the drill then brings the other tasks back (l1y: task mean
+# 75.4%), but the open-ended answers halve, which stage 0's conversations restore in part (r3,
+# session 23: free form 71.4% against b1's 64.5%; b36 70.8%; docs/embedded-experiments.md)
 LATE_STAGES: dict[str, str] = {
     "late_lookup": "lookup",
     "late_timing": "timing",
@@ -320,8 +321,8 @@ def stamp_rows(source: Path, target: Path) -> Path:
     """`source` with `config.frame_stamps` on, saved as `target` (no weight changes: the stamps
     are token embeddings the LLM already has). Why late only: b32, with the stamps from the
     start, lost the colour lookup (65%) and its open answers ran on past the stamp's ".", while
-    the shipped LLM, trained without them, learnt event time from them in 300 steps (61%;
-    session 32, docs/embedded-experiments.md)."""
+    b1's LLM, trained without them, learnt event time from them in 300 steps (61%; session 32,
+    docs/embedded-experiments.md)."""
     from videochat.model import load_model, save_model
 
     if (target / "config.json").is_file():
