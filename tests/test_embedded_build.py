@@ -266,12 +266,20 @@ def test_recipes_load_with_the_original_freezing() -> None:
         assert not (frozen["mhra"] or frozen["llama_proj"] or frozen["extra_query_tokens"])
 
 
-def test_late_stamps_is_refused_where_it_cannot_switch_the_stamps_on() -> None:
+def test_late_stamps_is_refused_where_it_cannot_switch_the_stamps_on(capsys) -> None:
     with pytest.raises(ValueError, match="late_stamps switches the frame stamps on after stage 0"):
         BuildPlan(Path("b"), frame_stamps=True, late_stamps=True)  # on from the start already
     with pytest.raises(ValueError, match="it needs frame_rows"):
         BuildPlan(Path("b"), frame_rows=False, late_stamps=True)  # no frame rows to stamp
     assert BuildPlan(Path("b"), late_stamps=True).late_stamps
+    with pytest.raises(ValueError, match="late_stamps needs a late stage with steps"):
+        build(BuildPlan(Path("b"), late_stamps=True))  # every late stage at 0 steps: no stamps
+    from videochat.embedded.__main__ import main
+
+    for argv in (["--late-stamps"], ["--late-stamps", "--late-drill-steps", "1", "--frame-stamps"]):
+        assert main(["--out", "b", *argv]) == 2  # said on stderr, before anything is built
+    assert "without one the frame stamps never come on" in capsys.readouterr().err
+    assert not Path("b").exists()
 
 
 def test_each_late_stage_starts_from_the_one_before_and_the_stamps_come_on_once(

@@ -8,7 +8,14 @@ import logging
 import sys
 from pathlib import Path
 
-from videochat.embedded.build import STAGES, SWITCHES, BuildPlan, build, cli_flag
+from videochat.embedded.build import (
+    STAGES,
+    SWITCHES,
+    BuildPlan,
+    build,
+    check_steps,
+    cli_flag,
+)
 from videochat.embedded.pretrain import COMES_GOES_ROWS
 from videochat.errors import VideoChatError
 
@@ -113,9 +120,8 @@ def _positive(text: str) -> float:
     return value
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+def make_plan(args: argparse.Namespace) -> BuildPlan:
+    """The build plan the parsed options ask for; ValueError where they do not fit together."""
     plan = BuildPlan(
         args.out,
         args.seed,
@@ -136,6 +142,18 @@ def main(argv: list[str] | None = None) -> int:
         value = getattr(args, f"{stage}_steps")
         if value is not None:
             plan.steps[stage] = value
+    check_steps(plan)
+    return plan
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    try:
+        plan = make_plan(args)
+    except ValueError as exc:  # options that do not fit together: said, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         summary = build(plan)
         if args.measure:

@@ -356,8 +356,19 @@ def align_bos(model) -> None:
         table.weight[bos].fill_(float(bos))
 
 
+def check_steps(plan: BuildPlan) -> None:
+    """Refuse, before the data and hours of training, steps that leave an option without effect
+    (the CLI sets the steps after the plan is made, so `BuildPlan` cannot check them)."""
+    if plan.late_stamps and not any(plan.steps.get(stage, 0) for stage in LATE_STAGES):
+        raise ValueError(
+            "late_stamps needs a late stage with steps (e.g. --late-stage0-steps 600): "
+            "without one the frame stamps never come on"
+        )
+
+
 def build(plan: BuildPlan) -> dict:
     """Run every step (each is skipped when its output exists, so a stopped build resumes)."""
+    check_steps(plan)
     plan.out.mkdir(parents=True, exist_ok=True)
     times: dict[str, float] = {}
     clock = time.perf_counter()
