@@ -282,6 +282,58 @@ def test_late_stamps_is_refused_where_it_cannot_switch_the_stamps_on(capsys) -> 
     assert not Path("b").exists()
 
 
+def test_late_videos_is_refused_without_late_steps_or_below_zero(capsys) -> None:
+    with pytest.raises(ValueError, match="late_videos must be 0 or more, got -5"):
+        BuildPlan(Path("b"), late_videos=-5)
+    with pytest.raises(ValueError, match="late_videos needs a late stage with steps"):
+        build(BuildPlan(Path("b"), late_videos=100))  # nothing would train on them
+    from videochat.embedded.__main__ import main
+
+    assert main(["--out", "b", "--late-videos", "100"]) == 2
+    assert "no other stage trains on them" in capsys.readouterr().err
+    assert main(["--out", "b", "--late-videos", "-1", "--late-drill-steps", "1"]) == 2
+    assert "late_videos must be 0 or more, got -1" in capsys.readouterr().err
+    assert not Path("b").exists()
+
+
+def test_late_stages_train_on_their_own_fresh_videos(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from videochat.embedded import build as builder
+
+    made: dict[Path, tuple[int, int]] = {}
+    annotated: list[Path] = []
+    read: dict[str, Path] = {}
+
+    def fake_data(plan: BuildPlan, out: Path, seed: int, videos: int) -> Path:
+        made[out] = (seed, videos)
+        return out
+
+    def fake_stage(plan: BuildPlan, stage: str, model_dir: Path, data_dir: Path) -> Path:
+        read[stage] = data_dir
+        return model_dir
+
+    monkeypatch.setattr(builder, "make_data", fake_data)
+    monkeypatch.setattr(builder.data, "write_annotations", lambda out, *args: annotated.append(out))
+    monkeypatch.setattr(builder, "init_model", lambda plan, data_dir: plan.out / "init")
+    monkeypatch.setattr(builder, "run_stage", fake_stage)
+    monkeypatch.setattr(builder, "finish", lambda source, target: target)
+    steps = dict.fromkeys(STAGES, 1)
+    summary = builder.build(BuildPlan(tmp_path, seed=3, videos=50, steps=steps, late_videos=20))
+    train, late = tmp_path / "data", tmp_path / "late_data"
+    assert made == {train: (3, 50), late: (3 + builder.LATE_DATA_SEED_OFFSET, 20)}
+    assert builder.LATE_DATA_SEED_OFFSET != builder.BENCH_SEED_OFFSET  # never the benchmark's
+    assert annotated == [train, late]  # the late stages read the same annotation files there
+    assert {stage for stage, folder in read.items() if folder == late} == set(LATE_STAGES)
+    assert all(read[stage] == train for stage in STAGES if stage not in LATE_STAGES)
+    assert summary["late_videos"] == 20
+    made.clear()
+    builder.build(BuildPlan(tmp_path / "b", steps=steps))  # 0: the training videos throughout
+    assert list(made) == [tmp_path / "b" / "data"] and set(read.values()) == {
+        tmp_path / "b" / "data"
+    }
+
+
 def test_each_late_stage_starts_from_the_one_before_and_the_stamps_come_on_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -152,6 +152,16 @@ def test_model_card_reports_the_recorded_numbers() -> None:
         stamped
     )
     assert " --late-stamps" in stamped
+    assert "--videos 600 --late-videos 0 " in stamped  # a record from before the option: none
+    assert "late stages'" not in stamped
+    fresh = render(
+        build_record | {"steps": build_record["steps"] | late, "late_videos": 6000},
+        measure_record,
+        {},
+    )
+    assert "--seed 0 --videos 600 --late-videos 6000 --vision-steps 100" in fresh
+    assert "| late_drill | drill again, after stage0, on 6000 fresh videos (ours) | 250 |" in fresh
+    assert "(600 training videos, 112×112; the late stages' 6000 videos seed 2000)" in fresh
     assert "| object_colour | 9 / 10 | 90.0% |" in card and "--limit 10" in card
     assert "**0.75**" in card and "0.25" in card and "(11.4 min)" in card
     assert "| object_count | 40 | 85.0% |" in card

@@ -25,6 +25,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, required=True, help="work folder (data, runs, model)")
     p.add_argument("--seed", type=int, default=0, help="data/init seed (benchmark: seed+1000)")
     p.add_argument("--videos", type=int, default=BuildPlan.videos, help="training videos")
+    p.add_argument(
+        "--late-videos",
+        type=int,
+        default=BuildPlan.late_videos,
+        help="fresh videos (seed+2000) the late stages train on instead of the training videos, "
+        "whose answers stage 0 has fitted (0: the training videos)",
+    )
     p.add_argument("--bench-videos", type=int, default=BuildPlan.bench_videos)
     for stage in STAGES:
         p.add_argument(
@@ -137,6 +144,7 @@ def make_plan(args: argparse.Namespace) -> BuildPlan:
         precision=args.precision,
         **{name: getattr(args, name) for name in SWITCHES},
         workers=args.workers,
+        late_videos=args.late_videos,
     )
     for stage in STAGES:
         value = getattr(args, f"{stage}_steps")

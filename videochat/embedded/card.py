@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from videochat.embedded.build import LATE_STAGES, STAGES, SWITCHES, cli_flag
+from videochat.embedded.build import LATE_DATA_SEED_OFFSET, LATE_STAGES, STAGES, SWITCHES, cli_flag
 from videochat.embedded.config import shape_stretches
 from videochat.embedded.data import FOCUS_TASKS
 from videochat.model.config import VideoChatConfig, VisionConfig
@@ -14,6 +14,7 @@ from videochat.synth.vocab import SHAPES
 
 REBUILD = (
     "python -m videochat.embedded --out build --seed {seed} --videos {videos} "
+    "--late-videos {late_videos} "
     + " ".join(f"--{cli_flag(stage)}-steps {{{stage}}}" for stage in STAGES)
     + " --measure"
 )
@@ -203,11 +204,16 @@ def render(
     `describe_vision`'s and `describe_rows`' lines."""
     # records from before the drill or the focus stages: none
     steps = {**dict.fromkeys(STAGES, 0), **build["steps"]}
-    command = REBUILD.format(seed=build["seed"], videos=build["videos"], **steps)
+    late_videos = build.get("late_videos", 0)
+    command = REBUILD.format(
+        seed=build["seed"], videos=build["videos"], late_videos=late_videos, **steps
+    )
     command += _model_flags(build)
     secs = build["seconds"]
     total = sum(secs.values())
     stamped = ", the frame stamps on" if build.get("late_stamps") else ""
+    if late_videos:
+        stamped += f", on {late_videos} fresh videos"
     mc, desc = measure["multiple_choice"], measure["descriptions"]
     lines = [
         "# videochat embedded default model",
@@ -222,7 +228,13 @@ def render(
         f"    {command}",
         "",
         "then copy `build/model/*` here. Data seed "
-        f"{build['seed']} ({build['videos']} training videos, 112×112); the benchmark below uses "
+        f"{build['seed']} ({build['videos']} training videos, 112×112"
+        + (
+            f"; the late stages' {late_videos} videos seed {build['seed'] + LATE_DATA_SEED_OFFSET}"
+            if late_videos
+            else ""
+        )
+        + "); the benchmark below uses "
         f"seed {measure['bench_seed']}, never used in training.",
         "",
         "## Architecture",
