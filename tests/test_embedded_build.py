@@ -296,6 +296,22 @@ def test_late_videos_is_refused_without_late_steps_or_below_zero(capsys) -> None
     assert not Path("b").exists()
 
 
+def test_a_resumed_build_refuses_data_written_for_another_number_of_videos(
+    synth_dir: Path, tmp_path: Path
+) -> None:
+    from videochat.embedded.build import DataMismatchError, make_data
+
+    before = (synth_dir / "scenes.jsonl").read_bytes()
+    plan = BuildPlan(tmp_path)
+    assert make_data(plan, synth_dir, 7, 3) == synth_dir  # the same count: reused as it is
+    assert (synth_dir / "scenes.jsonl").read_bytes() == before
+    with pytest.raises(
+        DataMismatchError, match=r"holds 3 videos from an earlier build.*asks for 5"
+    ):
+        make_data(plan, synth_dir, 7, 5)  # e.g. --late-videos changed on a resumed --out
+    assert (synth_dir / "scenes.jsonl").read_bytes() == before
+
+
 def test_late_stages_train_on_their_own_fresh_videos(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -322,6 +338,7 @@ def test_late_stages_train_on_their_own_fresh_videos(
     summary = builder.build(BuildPlan(tmp_path, seed=3, videos=50, steps=steps, late_videos=20))
     train, late = tmp_path / "data", tmp_path / "late_data"
     assert made == {train: (3, 50), late: (3 + builder.LATE_DATA_SEED_OFFSET, 20)}
+    assert builder.late_data_seed(3) == 3 + builder.LATE_DATA_SEED_OFFSET
     assert builder.LATE_DATA_SEED_OFFSET != builder.BENCH_SEED_OFFSET  # never the benchmark's
     assert annotated == [train, late]  # the late stages read the same annotation files there
     assert {stage for stage, folder in read.items() if folder == late} == set(LATE_STAGES)

@@ -47,6 +47,8 @@ from videochat.embedded.config import (
 if TYPE_CHECKING:
     from videochat.train.recipe import Recipe
 
+from videochat.errors import VideoChatError
+
 log = logging.getLogger("videochat.embedded")
 # stages rerun after stage 0 (0 steps skips each), as the earlier stage named: the colour
 # questions alone, the event-time questions alone (session 32: on the 3,200-step vision side's
@@ -209,14 +211,33 @@ def stage_recipe(stage: str, overrides: list[str]) -> Recipe:
     return load_recipe(recipe_path(stage), overrides)
 
 
+class DataMismatchError(VideoChatError):
+    """A resumed build found a data folder written for another number of videos."""
+
+
 def make_data(plan: BuildPlan, out: Path, seed: int, videos: int) -> Path:
-    """Synthetic videos at the model's resolution (skipped when already written)."""
+    """Synthetic videos at the model's resolution (skipped when already written: a resumed
+    build; refused when the folder holds another number of videos than asked for)."""
     from videochat.synth.dataset import write_dataset
 
-    if not (out / "scenes.jsonl").is_file():
+    scenes = out / "scenes.jsonl"
+    if not scenes.is_file():
         size = (IMAGE_SIZE, IMAGE_SIZE)
         write_dataset(out, videos, 0, seed, size, workers=plan.workers)
+        return out
+    with scenes.open(encoding="utf-8") as lines:
+        found = sum(1 for line in lines if line.strip())
+    if found != videos:
+        raise DataMismatchError(
+            f"{out} holds {found} videos from an earlier build, but this one asks for {videos}: "
+            "give the build another --out (or the same --videos / --late-videos as before)"
+        )
     return out
+
+
+def late_data_seed(seed: int) -> int:
+    """The seed of the late stages' fresh videos for a build of data seed `seed`."""
+    return seed + LATE_DATA_SEED_OFFSET
 
 
 def annotated_data(plan: BuildPlan, out: Path, seed: int, videos: int) -> Path:
@@ -407,7 +428,7 @@ def build(plan: BuildPlan) -> dict:
     train_dir = annotated_data(plan, plan.out / "data", plan.seed, plan.videos)
     late_dir = train_dir
     if plan.late_videos:
-        late_seed = plan.seed + LATE_DATA_SEED_OFFSET
+        late_seed = late_data_seed(plan.seed)
         late_dir = annotated_data(plan, plan.out / "late_data", late_seed, plan.late_videos)
     lap("data")
     model_dir = init_model(plan, train_dir)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from videochat.embedded.build import LATE_DATA_SEED_OFFSET, LATE_STAGES, STAGES, SWITCHES, cli_flag
+from videochat.embedded.build import LATE_STAGES, STAGES, SWITCHES, cli_flag, late_data_seed
 from videochat.embedded.config import shape_stretches
 from videochat.embedded.data import FOCUS_TASKS
 from videochat.model.config import VideoChatConfig, VisionConfig
@@ -211,9 +211,9 @@ def render(
     command += _model_flags(build)
     secs = build["seconds"]
     total = sum(secs.values())
-    stamped = ", the frame stamps on" if build.get("late_stamps") else ""
+    late_how = ", the frame stamps on" if build.get("late_stamps") else ""
     if late_videos:
-        stamped += f", on {late_videos} fresh videos"
+        late_how += f", on {late_videos} fresh videos"
     mc, desc = measure["multiple_choice"], measure["descriptions"]
     lines = [
         "# videochat embedded default model",
@@ -230,7 +230,7 @@ def render(
         "then copy `build/model/*` here. Data seed "
         f"{build['seed']} ({build['videos']} training videos, 112×112"
         + (
-            f"; the late stages' {late_videos} videos seed {build['seed'] + LATE_DATA_SEED_OFFSET}"
+            f"; the late stages' {late_videos} videos seed {late_data_seed(build['seed'])}"
             if late_videos
             else ""
         )
@@ -262,7 +262,7 @@ def render(
         f"| stage0 | LLM + llama_proj on the frozen vision side (ours) | {steps['stage0']} | "
         f"{secs.get('stage0', 0):.0f} |",
         *(
-            f"| {stage} | {base} again, after stage0{stamped} (ours) | {steps[stage]} | "
+            f"| {stage} | {base} again, after stage0{late_how} (ours) | {steps[stage]} | "
             f"{secs.get(stage, 0):.0f} |"
             for stage, base in LATE_STAGES.items()
         ),
