@@ -274,6 +274,8 @@ def test_late_stamps_is_refused_where_it_cannot_switch_the_stamps_on(capsys) -> 
     assert BuildPlan(Path("b"), late_stamps=True).late_stamps
     with pytest.raises(ValueError, match="late_stamps needs a late stage with steps"):
         build(BuildPlan(Path("b"), late_stamps=True))  # every late stage at 0 steps: no stamps
+    with pytest.raises(ValueError, match="late_time_tokens needs a late stage with steps"):
+        build(BuildPlan(Path("b"), late_time_tokens=True))
     from videochat.embedded.__main__ import main
 
     for argv in (["--late-stamps"], ["--late-stamps", "--late-drill-steps", "1", "--frame-stamps"]):
@@ -358,6 +360,7 @@ def test_each_late_stage_starts_from_the_one_before_and_the_stamps_come_on_once(
 
     started: dict[str, Path] = {}
     stamped: list[Path] = []
+    timed: list[Path] = []
 
     def fake_stage(plan: BuildPlan, stage: str, model_dir: Path, data_dir: Path) -> Path:
         started[stage] = model_dir
@@ -372,12 +375,17 @@ def test_each_late_stage_starts_from_the_one_before_and_the_stamps_come_on_once(
     monkeypatch.setattr(builder, "init_model", lambda plan, data_dir: plan.out / "init")
     monkeypatch.setattr(builder, "run_stage", fake_stage)
     monkeypatch.setattr(builder, "stamp_rows", fake_stamp)
+    monkeypatch.setattr(builder, "time_token_rows", lambda s, t: timed.append(s) or t)
     monkeypatch.setattr(builder, "finish", lambda source, target: target)
     steps = dict.fromkeys(STAGES, 0) | {"stage0": 5, "late_lookup": 1, "late_drill": 1}
     steps |= {"late_stage0": 1, "stage1": 1}
     builder.build(BuildPlan(tmp_path, steps=steps, late_stamps=True))
-    assert stamped == [tmp_path / "stage0"]  # once, from stage 0's export
+    assert stamped == [tmp_path / "stage0"] and not timed  # once, from stage 0's export
     assert started["late_lookup"] == tmp_path / "stamped"
+    started.clear(), stamped.clear()
+    builder.build(BuildPlan(tmp_path, steps=steps, late_stamps=True, late_time_tokens=True))
+    assert stamped == [tmp_path / "stage0"] and timed == [tmp_path / "stamped"]
+    assert started["late_lookup"] == tmp_path / "timed"  # stamps, then the time tokens
     assert started["late_timing"] == started["late_drill"] == tmp_path / "late_lookup"
     assert started["late_stage0"] == tmp_path / "late_drill"
     assert started["stage1"] == tmp_path / "late_stage0"
@@ -429,9 +437,11 @@ def test_smoke_build_trains_every_stage_and_exports(synth_dir: Path, tmp_path: P
         comes_goes_weight=8.0,
         comes_goes_rows="frame",
         late_stamps=True,
+        late_time_tokens=True,
     )
     summary = build(plan)
     assert set(summary["seconds"]) >= set(STAGES) and summary["late_stamps"]
+    assert summary["late_time_tokens"]
     assert summary["every_object"] and summary["group_by_length"] and summary["frame_rows"]
     assert summary["row_names"] and summary["comes_goes_weight"] == 8.0
     assert summary["comes_goes_rows"] == "frame"
@@ -464,6 +474,12 @@ def test_smoke_build_trains_every_stage_and_exports(synth_dir: Path, tmp_path: P
     late_ones = llm_trained[-len(LATE_STAGES) :]
     assert not stage0.config.frame_stamps  # late_stamps: the stamps come on after stage 0
     assert all(model.config.frame_stamps for model in (*late_ones, final))
+
+    def time_ids(model) -> list[int]:
+        return model.tokenizer("at 3.5 seconds", add_special_tokens=False)["input_ids"]
+
+    assert len(time_ids(stage0)) > 1  # late_time_tokens: one token from the late stages on
+    assert all(len(time_ids(model)) == 1 for model in (*late_ones, final))
     words = [final.tokenizer.decode(ids).strip() for ids in final.config.row_tokens]
     assert words == ["circle", "square", "triangle", "star", "cross"]  # rows 0-4, by name
     last = llm_trained[-1]  # the last late stage

@@ -136,6 +136,7 @@ class BuildPlan:
     frame_stamps: bool = False  # each frame row's time as text before it (`embedded_config`)
     frame_pairs: bool = False  # frame rows also read the frame before (`embedded_config`)
     late_stamps: bool = False  # `frame_stamps` switched on for the late stages only (`stamp_rows`)
+    late_time_tokens: bool = False  # one token per option time, late stages (`time_token_rows`)
     # fresh videos for the late stages (0: the training set's). Why: after stage 0 the LLM has
     # fitted the training videos' answers (the late timing stage's loss ends at 0.004), so on
     # them it never needs the options; on held-out videos it then writes its own estimate ("at
@@ -180,6 +181,7 @@ SWITCHES: dict[str, str] = {
     "frame_stamps": "each frame row reaches the LLM after its frame's time as text (' 3.5')",
     "frame_pairs": "each frame row also reads the frame before its own (what changed since)",
     "late_stamps": "the frame stamps come on for the late stages only (stage 0 learns without)",
+    "late_time_tokens": "each option time ('at 3.5 seconds') is one token from the late stages on",
 }
 
 
@@ -373,6 +375,20 @@ def stamp_rows(source: Path, target: Path) -> Path:
     return target
 
 
+def time_token_rows(source: Path, target: Path) -> Path:
+    """`source` with `time_tokens.TIME_TOKENS` added (tokenizer and LLM rows), saved as `target`.
+    Late only, like the stamps: the new rows start from the trained pieces' (see the module)."""
+    from videochat.embedded.time_tokens import add_time_tokens
+    from videochat.model import load_model, save_model
+
+    if (target / "config.json").is_file():
+        return target
+    model = load_model(source, device="cpu", dtype="fp32")
+    add_time_tokens(model)
+    save_model(model, target)
+    return target
+
+
 def finish(source: Path, target: Path) -> Path:
     """Copy the last stage into the final directory with chat-ready BOS (see `align_bos`)."""
     from videochat.model import load_model, save_model
@@ -400,11 +416,12 @@ def check_steps(plan: BuildPlan) -> None:
     """Refuse, before the data and hours of training, steps that leave an option without effect
     (the CLI sets the steps after the plan is made, so `BuildPlan` cannot check them)."""
     late_steps = any(plan.steps.get(stage, 0) for stage in LATE_STAGES)
-    if plan.late_stamps and not late_steps:
-        raise ValueError(
-            "late_stamps needs a late stage with steps (e.g. --late-stage0-steps 600): "
-            "without one the frame stamps never come on"
-        )
+    for switch, what in (("late_stamps", "the frame stamps"), ("late_time_tokens", "the tokens")):
+        if getattr(plan, switch) and not late_steps:
+            raise ValueError(
+                f"{switch} needs a late stage with steps (e.g. --late-stage0-steps 600): "
+                f"without one {what} never come on"
+            )
     if plan.late_videos and not late_steps:
         raise ValueError(
             "late_videos needs a late stage with steps (e.g. --late-stage0-steps 600): "
@@ -433,10 +450,14 @@ def build(plan: BuildPlan) -> dict:
     lap("data")
     model_dir = init_model(plan, train_dir)
     lap("init")
-    stamps_due = plan.late_stamps  # once, before the first late stage that runs
+    late_due = True  # once, before the first late stage that runs
     for stage in STAGES:
-        if stamps_due and stage in LATE_STAGES and plan.steps.get(stage, 0):
-            model_dir, stamps_due = stamp_rows(model_dir, plan.out / "stamped"), False
+        if late_due and stage in LATE_STAGES and plan.steps.get(stage, 0):
+            late_due = False
+            if plan.late_stamps:
+                model_dir = stamp_rows(model_dir, plan.out / "stamped")
+            if plan.late_time_tokens:
+                model_dir = time_token_rows(model_dir, plan.out / "timed")
         model_dir = run_stage(
             plan, stage, model_dir, late_dir if stage in LATE_STAGES else train_dir
         )

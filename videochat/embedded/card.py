@@ -212,6 +212,8 @@ def render(
     secs = build["seconds"]
     total = sum(secs.values())
     late_how = ", the frame stamps on" if build.get("late_stamps") else ""
+    if build.get("late_time_tokens"):
+        late_how += ", each option time one token"
     if late_videos:
         late_how += f", on {late_videos} fresh videos"
     mc, desc = measure["multiple_choice"], measure["descriptions"]

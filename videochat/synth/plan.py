@@ -26,6 +26,7 @@ VIDEO_SIZES: tuple[tuple[int, int], ...] = ((224, 224), (256, 256), (320, 240), 
 VIDEO_FPS: tuple[int, ...] = (8, 10, 12, 15, 24, 25, 30)
 EVENT_GAP = 1.5  # seconds between any two scripted events
 TIME_GRID = 0.5  # scripted event times are multiples of this
+MAX_DURATION = 12.0  # seconds of the longest video
 
 
 def event_margin(duration: float) -> float:
@@ -59,7 +60,7 @@ def random_video_scene(
 ) -> Scene:
     """A random video scene with 1-5 objects and up to one event per object."""
     fps = int(rng.choice(VIDEO_FPS))
-    duration = float(rng.choice(np.arange(4.0, 12.01, 0.5)))
+    duration = float(rng.choice(np.arange(4.0, MAX_DURATION + 0.01, 0.5)))
     scene, spare = _new_scene(rng, scene_id, size, fps, int(round(duration * fps)))
     _assign_events(rng, scene, spare_colour=spare)
     for _ in range(8):
