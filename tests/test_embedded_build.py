@@ -386,6 +386,14 @@ def test_each_late_stage_starts_from_the_one_before_and_the_stamps_come_on_once(
     builder.build(BuildPlan(tmp_path, steps=steps, late_stamps=True, late_time_tokens=True))
     assert stamped == [tmp_path / "stage0"] and timed == [tmp_path / "stamped"]
     assert started["late_lookup"] == tmp_path / "timed"  # stamps, then the time tokens
+    started.clear(), stamped.clear(), timed.clear()
+    steps |= {"vision": 3, "drill": 2}
+    builder.build(BuildPlan(tmp_path, steps=steps, time_tokens=True))
+    assert timed == [tmp_path / "vision"] and not stamped  # once, before the first LLM stage
+    assert started["drill"] == tmp_path / "timed" and started["stage0"] == tmp_path / "drill"
+    assert started["late_lookup"] == tmp_path / "stage0"
+    with pytest.raises(ValueError, match="choose one"):
+        BuildPlan(tmp_path, time_tokens=True, late_time_tokens=True)
     assert started["late_timing"] == started["late_drill"] == tmp_path / "late_lookup"
     assert started["late_stage0"] == tmp_path / "late_drill"
     assert started["stage1"] == tmp_path / "late_stage0"
@@ -397,6 +405,11 @@ def test_config_is_the_small_videochat_with_temporal_embedding() -> None:
     assert cfg.vision.temporal_pos_embed and cfg.vision.image_size == 112
     assert (cfg.vision.image_size // cfg.vision.patch_size) ** 2 == 16
     assert cfg.qformer.num_query_tokens > 0 and cfg.qformer.num_extra_query_tokens > 0
+
+
+def time_ids(model) -> list[int]:
+    """The token ids of an event-time option, "at 3.5 seconds"."""
+    return model.tokenizer("at 3.5 seconds", add_special_tokens=False)["input_ids"]
 
 
 def _smoke_plan(
@@ -475,9 +488,6 @@ def test_smoke_build_trains_every_stage_and_exports(synth_dir: Path, tmp_path: P
     assert not stage0.config.frame_stamps  # late_stamps: the stamps come on after stage 0
     assert all(model.config.frame_stamps for model in (*late_ones, final))
 
-    def time_ids(model) -> list[int]:
-        return model.tokenizer("at 3.5 seconds", add_special_tokens=False)["input_ids"]
-
     assert len(time_ids(stage0)) > 1  # late_time_tokens: one token from the late stages on
     assert all(len(time_ids(model)) == 1 for model in (*late_ones, final))
     words = [final.tokenizer.decode(ids).strip() for ids in final.config.row_tokens]
@@ -509,10 +519,11 @@ def test_smoke_build_with_merged_named_timed_stamped_rows_in_bf16_trains_the_llm
         precision="bf16",
         frame_times=True,
         frame_stamps=True,
+        time_tokens=True,
     )
     summary = build(plan)
     assert summary["merge_stretches"] and summary["row_names"] and summary["precision"] == "bf16"
-    assert summary["frame_times"] and summary["frame_stamps"]
+    assert summary["frame_times"] and summary["frame_stamps"] and summary["time_tokens"]
     init, vision, drilled, final = (
         load_model(tmp_path / name, device="cpu", dtype="fp32")
         for name in ("init", "vision", "drill", "model")
@@ -520,6 +531,8 @@ def test_smoke_build_with_merged_named_timed_stamped_rows_in_bf16_trains_the_llm
     assert final.config.merge_stretch_rows and final.config.llm_rows == 16  # 5 + 8 + 3
     assert final.config.qformer.input_times  # every stage fed the frames' times (else: refused)
     assert torch.equal(init.stretch_proj_weight, vision.stretch_proj_weight)  # vision: untouched
+    for model, pieces in ((vision, 5), (drilled, 1), (final, 1)):  # time_tokens: from the drill
+        assert len(time_ids(model)) == pieces
     assert not torch.equal(vision.stretch_proj_weight, drilled.stretch_proj_weight)
     with torch.no_grad():
         rows = final.encode_video(torch.randn(1, 8, 3, 112, 112), torch.arange(8.0)[None])

@@ -136,7 +136,8 @@ class BuildPlan:
     frame_stamps: bool = False  # each frame row's time as text before it (`embedded_config`)
     frame_pairs: bool = False  # frame rows also read the frame before (`embedded_config`)
     late_stamps: bool = False  # `frame_stamps` switched on for the late stages only (`stamp_rows`)
-    late_time_tokens: bool = False  # one token per option time, late stages (`time_token_rows`)
+    time_tokens: bool = False  # one token per option time, LLM stages (`time_token_rows`)
+    late_time_tokens: bool = False  # the same from the late stages on
     # fresh videos for the late stages (0: the training set's). Why: after stage 0 the LLM has
     # fitted the training videos' answers (the late timing stage's loss ends at 0.004), so on
     # them it never needs the options; on held-out videos it then writes its own estimate ("at
@@ -158,6 +159,11 @@ class BuildPlan:
             raise ValueError(
                 "late_stamps switches the frame stamps on after stage 0: it needs frame_rows "
                 "and frame_stamps off (with frame_stamps the stamps are on from the start)"
+            )
+        if self.time_tokens and self.late_time_tokens:
+            raise ValueError(
+                "time_tokens adds the option-time tokens before the first LLM stage, "
+                "late_time_tokens before the late stages: choose one"
             )
         if self.late_videos < 0:
             raise ValueError(f"late_videos must be 0 or more, got {self.late_videos}")
@@ -181,6 +187,7 @@ SWITCHES: dict[str, str] = {
     "frame_stamps": "each frame row reaches the LLM after its frame's time as text (' 3.5')",
     "frame_pairs": "each frame row also reads the frame before its own (what changed since)",
     "late_stamps": "the frame stamps come on for the late stages only (stage 0 learns without)",
+    "time_tokens": "each option time ('at 3.5 seconds') is one token in every LLM stage",
     "late_time_tokens": "each option time ('at 3.5 seconds') is one token from the late stages on",
 }
 
@@ -451,7 +458,10 @@ def build(plan: BuildPlan) -> dict:
     model_dir = init_model(plan, train_dir)
     lap("init")
     late_due = True  # once, before the first late stage that runs
+    tokens_due = plan.time_tokens  # once, before the first LLM stage that runs
     for stage in STAGES:
+        if tokens_due and stage != "vision" and plan.steps.get(stage, 0):
+            model_dir, tokens_due = time_token_rows(model_dir, plan.out / "timed"), False
         if late_due and stage in LATE_STAGES and plan.steps.get(stage, 0):
             late_due = False
             if plan.late_stamps:
