@@ -1,15 +1,18 @@
 """Whole tokens for the event-time options ("at 3.5 seconds"), added to a trained model.
 
 Why: the BPE tokenizer spells a time "at", " 3", ".", "5", " seconds", so greedy decoding takes
-the decimal on its own, after the integer; b39 wrote "at 3.0 seconds" where only 3.5 was listed
-for 19 of its 32 event items ending in ".5" (13 right) against 9 of 35 ending in ".0", while
-scoring each option whole it chose the listed 3.5 for 26 of the 32 (session 35,
-docs/embedded-experiments.md). One token per listed time makes the answer one choice among the
-times, which the LLM can copy from the options it reads.
+the decimal on its own, after the integer; b39 got 13 of its 32 event items whose answer ends
+in ".5" right (15 of the 19 wrong ones the same integer with ".0": "at 3.0 seconds" where only
+3.5 was listed) against 26 of 35 ending in ".0", while scoring each option whole it chose the
+right one for 26 of the 32 (session 35, docs/embedded-experiments.md). One token per listed time makes the answer one choice among the
+times, which the LLM can copy from the options it reads. Measured (session 35): added before
+the late stages (b43) the copy stays weak and event time falls to 47.8%; added before the first
+LLM stage (b44) the LLM takes the time from the options (event time 64.2%, 65.8% on the seed-3000
+benchmark) but that draw lost the shape lookup (58.9%). Both off in the committed recipe.
 
 The new rows: input embedding = the mean of the old pieces' rows (the LLM reads the token as
 roughly what it read before), output row = the row of "at" (the time answers start as likely as
-the word that began them), so the trained model changes no answer before the next stage trains.
+the word that began them): greedy decoding keeps "at" (the lower id) until a stage trains them.
 """
 
 from __future__ import annotations
