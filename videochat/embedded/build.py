@@ -383,8 +383,8 @@ def stamp_rows(source: Path, target: Path) -> Path:
 
 
 def time_token_rows(source: Path, target: Path) -> Path:
-    """`source` with `time_tokens.TIME_TOKENS` added (tokenizer and LLM rows), saved as `target`.
-    Late only, like the stamps: the new rows start from the trained pieces' (see the module)."""
+    """`source` with `time_tokens.TIME_TOKENS` added (tokenizer and LLM rows), saved as `target`:
+    before the first LLM stage (`time_tokens`) or the first late stage (`late_time_tokens`)."""
     from videochat.embedded.time_tokens import add_time_tokens
     from videochat.model import load_model, save_model
 

@@ -4,11 +4,12 @@ Why: the BPE tokenizer spells a time "at", " 3", ".", "5", " seconds", so greedy
 the decimal on its own, after the integer; b39 got 13 of its 32 event items whose answer ends
 in ".5" right (15 of the 19 wrong ones the same integer with ".0": "at 3.0 seconds" where only
 3.5 was listed) against 26 of 35 ending in ".0", while scoring each option whole it chose the
-right one for 26 of the 32 (session 35, docs/embedded-experiments.md). One token per listed time makes the answer one choice among the
-times, which the LLM can copy from the options it reads. Measured (session 35): added before
-the late stages (b43) the copy stays weak and event time falls to 47.8%; added before the first
-LLM stage (b44) the LLM takes the time from the options (event time 64.2%, 65.8% on the seed-3000
-benchmark) but that draw lost the shape lookup (58.9%). Both off in the committed recipe.
+right one for 26 of the 32 (session 35, docs/embedded-experiments.md). One token per listed
+time makes the answer one choice among the times, which the LLM can copy from the options it
+reads. Measured (session 35): added before the late stages (b43) the copy stays weak and event
+time falls to 47.8%; added before the first LLM stage (b44) the LLM takes the time from the
+options (event time 64.2%, 65.8% on the seed-3000 benchmark) but that draw lost the shape
+lookup (58.9%). Both off in the committed recipe.
 
 The new rows: input embedding = the mean of the old pieces' rows (the LLM reads the token as
 roughly what it read before), output row = the row of "at" (the time answers start as likely as
@@ -17,6 +18,8 @@ the word that began them): greedy decoding keeps "at" (the lower id) until a sta
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
@@ -24,19 +27,22 @@ from videochat.embedded.config import vocab_rows
 from videochat.synth.plan import MAX_DURATION, TIME_GRID
 from videochat.synth.questions import time_text
 
+if TYPE_CHECKING:
+    from videochat.model.videochat import VideoChat
+
 # every time an option can name: the event grid across the longest video
 TIME_TOKENS: tuple[str, ...] = tuple(
     time_text(t) for t in np.arange(0.0, MAX_DURATION + TIME_GRID / 2, TIME_GRID)
 )
 
 
-def add_time_tokens(model) -> int:
+def add_time_tokens(model: VideoChat) -> int:
     """Add `TIME_TOKENS` to `model`'s tokenizer and LLM (see the module note); returns how
     many were new (0 when the model has them already)."""
     tok = model.tokenizer
     pieces = {text: tok(text, add_special_tokens=False)["input_ids"] for text in TIME_TOKENS}
-    added = tok.add_tokens([text for text in TIME_TOKENS if len(pieces[text]) > 1])
-    if not added:
+    pieces = {text: ids for text, ids in pieces.items() if len(ids) > 1}  # not yet whole
+    if not tok.add_tokens(list(pieces)):
         return 0
     llm = model.llm
     llm.resize_token_embeddings(vocab_rows(len(tok)), mean_resizing=False)
@@ -45,6 +51,6 @@ def add_time_tokens(model) -> int:
     with torch.no_grad():
         for text, ids in pieces.items():
             (new,) = tok(text, add_special_tokens=False)["input_ids"]
-            embed[new] = embed[ids].mean(dim=0)
-            head[new] = head[start].mean(dim=0)
-    return added
+            embed[new] = embed[ids].mean(dim=0)  # (D,)
+            head[new] = head[start].mean(dim=0)  # (D,): "at"'s row
+    return len(pieces)
