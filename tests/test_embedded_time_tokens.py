@@ -30,8 +30,9 @@ def ids(model, text: str) -> list[int]:
 
 
 def test_every_option_time_becomes_one_token_and_reads_back_as_written(model) -> None:
-    before = {text: ids(model, text) for text in TIME_TOKENS}
-    assert all(len(pieces) > 1 for pieces in before.values())  # "at", " 3", ".", "5", ...
+    untouched = ("at about 3.5 seconds", "At 3.5 seconds", " 3.5")
+    before = {text: ids(model, text) for text in (*TIME_TOKENS, *untouched)}
+    assert all(len(before[text]) > 1 for text in TIME_TOKENS)  # "at", " 3", ".", "5", ...
     assert add_time_tokens(model) == len(TIME_TOKENS) == 25  # 0.0, 0.5, ..., 12.0
     assert add_time_tokens(model) == 0  # a second call finds them all
     prompt = "(A) at 3.5 seconds\n(B) at 12.0 seconds\nBest option:(at 3.5 seconds)"
@@ -39,8 +40,8 @@ def test_every_option_time_becomes_one_token_and_reads_back_as_written(model) ->
     assert tokens.count("at 3.5 seconds") == 2 and "at 12.0 seconds" in tokens
     assert model.tokenizer.decode(ids(model, prompt)) == prompt.replace("\n", " ")
     # "at about", "At" and the frame stamps keep their pieces
-    for text in ("at about 3.5 seconds", "At 3.5 seconds", " 3.5"):
-        assert ids(model, text) == model.tokenizer(text, add_special_tokens=False)["input_ids"]
+    for text in untouched:
+        assert ids(model, text) == before[text]
         assert not set(model.tokenizer.convert_ids_to_tokens(ids(model, text))) & set(TIME_TOKENS)
     assert model.llm.get_input_embeddings().weight.shape[0] == vocab_rows(len(model.tokenizer))
 

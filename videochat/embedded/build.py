@@ -45,6 +45,9 @@ from videochat.embedded.config import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from videochat.model.videochat import VideoChat
     from videochat.train.recipe import Recipe
 
 from videochat.errors import VideoChatError
@@ -366,34 +369,34 @@ def run_vision(plan: BuildPlan, model_dir: Path, data_dir: Path, export: Path) -
     return export
 
 
+def _altered(source: Path, target: Path, alter: Callable[[VideoChat], object]) -> Path:
+    """`source` changed by `alter` between stages, saved as `target` (kept when it exists:
+    a resumed build)."""
+    from videochat.model import load_model, save_model
+
+    if (target / "config.json").is_file():
+        return target
+    model = load_model(source, device="cpu", dtype="fp32")
+    alter(model)
+    save_model(model, target)
+    return target
+
+
 def stamp_rows(source: Path, target: Path) -> Path:
     """`source` with `config.frame_stamps` on, saved as `target` (no weight changes: the stamps
     are token embeddings the LLM already has). Why late only: b32, with the stamps from the
     start, lost the colour lookup (65%) and its open answers ran on past the stamp's ".", while
     b1's LLM, trained without them, learnt event time from them in 300 steps (61%; session 32,
     docs/embedded-experiments.md)."""
-    from videochat.model import load_model, save_model
-
-    if (target / "config.json").is_file():
-        return target
-    model = load_model(source, device="cpu", dtype="fp32")
-    model.config.frame_stamps = True
-    save_model(model, target)
-    return target
+    return _altered(source, target, lambda model: setattr(model.config, "frame_stamps", True))
 
 
 def time_token_rows(source: Path, target: Path) -> Path:
     """`source` with `time_tokens.TIME_TOKENS` added (tokenizer and LLM rows), saved as `target`:
     before the first LLM stage (`time_tokens`) or the first late stage (`late_time_tokens`)."""
     from videochat.embedded.time_tokens import add_time_tokens
-    from videochat.model import load_model, save_model
 
-    if (target / "config.json").is_file():
-        return target
-    model = load_model(source, device="cpu", dtype="fp32")
-    add_time_tokens(model)
-    save_model(model, target)
-    return target
+    return _altered(source, target, add_time_tokens)
 
 
 def finish(source: Path, target: Path) -> Path:
