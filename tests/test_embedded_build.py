@@ -194,6 +194,46 @@ def test_each_focus_stage_asks_the_drills_questions_of_its_task_alone(
         assert asked and all("Options:" in q for q in asked)
 
 
+def _seconds(option: str) -> float:
+    return float(option.removeprefix("at ").removesuffix(" seconds"))
+
+
+def test_nearest_times_list_the_right_time_a_step_off_and_answer_with_it(
+    synth_dir: Path, tmp_path: Path
+) -> None:
+    items = data.drill_items(synth_dir)
+    moved = data.nearest_time_items(items)
+    assert [video for video, _ in moved] == [video for video, _ in items]
+    timed = 0
+    for (_, item), (_, after) in zip(items, moved, strict=True):
+        if item["task"] != "event_localisation":
+            assert after == item
+            continue
+        timed += 1
+        slot = item["candidates"].index(item["answer"])
+        assert after["candidates"].index(after["answer"]) == slot  # same letter
+        assert abs(_seconds(after["answer"]) - _seconds(item["answer"])) in (0.0, 0.5)
+        others = [c for j, c in enumerate(after["candidates"]) if j != slot]
+        assert others == [c for j, c in enumerate(item["candidates"]) if j != slot]
+        # still the one option nearest the truth: the others are >= 1.5 s from it
+        assert all(abs(_seconds(c) - _seconds(after["answer"])) >= 1.0 for c in others)
+    assert timed
+    # every step is drawn: early, on time, late
+    video, item = next(pair for pair in items if pair[1]["task"] == "event_localisation")
+    many = data.nearest_time_items([(f"{video}-{k}", item) for k in range(60)])
+    steps = {_seconds(after["answer"]) - _seconds(item["answer"]) for _, after in many}
+    assert steps == {-0.5, 0.0, 0.5}
+    # written for the timing stages alone
+    work = tmp_path / "data"
+    shutil.copytree(synth_dir, work)
+    data.write_annotations(work, nearest_times=True)
+    timing = json.loads((work / data.focus_file("timing")).read_text())
+    expected = data.drill_entries(work, tasks=("event_localisation",), items=moved)
+    assert timing == expected != json.loads((synth_dir / data.focus_file("timing")).read_text())
+    for name in (data.DRILL_FILE, data.TRAIN_FILE, data.focus_file("order")):
+        assert (work / name).read_text() == (synth_dir / name).read_text()
+
+
 def test_tokenizer_keeps_separators_whole_and_newlines_as_spaces(synth_dir: Path) -> None:
     tok = train_tokenizer(data.corpus(synth_dir), 1024)
     tok.pad_token = tok.eos_token

@@ -102,7 +102,7 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     old_flags += " --no-lmhra --no-frame-rows --no-row-names --no-every-object --no-group-by-length"
     old_flags += " --no-visual-positions --no-balanced-drill --no-bare-drill --no-merge-stretches"
     old_flags += " --no-bare-lookup --no-frame-times --no-frame-row-times --no-frame-stamps"
-    old_flags += " --no-frame-pairs --no-late-stamps --no-time-tokens --no-late-time-tokens"
+    old_flags += " --no-frame-pairs --no-late-stamps --no-time-tokens --no-late-time-tokens --no-nearest-times"
     assert f"--measure {old_flags}\n" in card
     stemmed = build_record | {"vision_image_steps": 700, "vision_shape_steps": 500}
     options = {"conv_stem": [32, 64], "row_embed": True, "lmhra": True, "every_object": True}
@@ -121,7 +121,7 @@ def test_model_card_reports_the_recorded_numbers() -> None:
         " --frame-rows --row-names --every-object --group-by-length"
         " --visual-positions --balanced-drill --bare-drill --merge-stretches --bare-lookup"
         " --frame-times --frame-row-times --frame-stamps --frame-pairs --no-late-stamps"
-        " --no-time-tokens --no-late-time-tokens"
+        " --no-time-tokens --no-late-time-tokens --no-nearest-times"
     )
     assert f"--measure {flags}\n" in card
     assert "## Training (2-core CPU, bf16 autocast, fp32 weights)" in card
@@ -161,6 +161,19 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     row = "| late_drill | drill again, after stage0, each option time one token (ours) | 250 |"
     assert row in timed
     assert " --late-time-tokens" in timed
+    near = render(
+        build_record | {"steps": build_record["steps"] | late, "nearest_times": True},
+        measure_record,
+        {},
+    )
+    assert (
+        "| late_timing | timing again, after stage0, the right time listed up to 0.5 s off (ours) |"
+        in near
+    )
+    assert (
+        "| late_drill | drill again, after stage0 (ours) |" in near and " --nearest-times" in near
+    )
+    assert "up to 0.5 s off" not in timed and " --no-nearest-times" in timed
     assert "--videos 600 --late-videos 0 " in stamped  # a record from before the option: none
     assert "late stages'" not in stamped
     fresh = render(

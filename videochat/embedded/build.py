@@ -141,6 +141,7 @@ class BuildPlan:
     late_stamps: bool = False  # `frame_stamps` switched on for the late stages only (`stamp_rows`)
     time_tokens: bool = False  # one token per option time, LLM stages (`time_token_rows`)
     late_time_tokens: bool = False  # the same from the late stages on
+    nearest_times: bool = False  # timing stages: right option listed near the truth (`data`)
     # fresh videos for the late stages (0: the training set's). Why: after stage 0 the LLM has
     # fitted the training videos' answers (the late timing stage's loss ends at 0.004), so on
     # them it never needs the options; on held-out videos it then writes its own estimate ("at
@@ -192,6 +193,8 @@ SWITCHES: dict[str, str] = {
     "late_stamps": "the frame stamps come on for the late stages only (stage 0 learns without)",
     "time_tokens": "each option time ('at 3.5 seconds') is one token in every LLM stage",
     "late_time_tokens": "each option time ('at 3.5 seconds') is one token from the late stages on",
+    "nearest_times": "the timing stages list the right time up to 0.5 s off: the answer is the "
+    "option nearest the truth",
 }
 
 
@@ -256,7 +259,12 @@ def annotated_data(plan: BuildPlan, out: Path, seed: int, videos: int) -> Path:
     """`make_data`, then the training annotations the plan's data options ask for."""
     data_dir = make_data(plan, out, seed, videos)
     data.write_annotations(
-        data_dir, plan.every_object, plan.balanced_drill, not plan.bare_drill, plan.bare_lookup
+        data_dir,
+        plan.every_object,
+        plan.balanced_drill,
+        not plan.bare_drill,
+        plan.bare_lookup,
+        plan.nearest_times,
     )
     return data_dir
 
