@@ -223,15 +223,34 @@ def test_nearest_times_list_the_right_time_a_step_off_and_answer_with_it(
     many = data.nearest_time_items([(f"{video}-{k}", item) for k in range(60)])
     steps = {_seconds(after["answer"]) - _seconds(item["answer"]) for _, after in many}
     assert steps == {-0.5, 0.0, 0.5}
-    # written for the timing stages alone
+    # written into every file that asks event times: the timing stage's, the drill's, stage 0's
     work = tmp_path / "data"
     shutil.copytree(synth_dir, work)
     data.write_annotations(work, nearest_times=True)
-    timing = json.loads((work / data.focus_file("timing")).read_text())
-    expected = data.drill_entries(work, tasks=("event_localisation",), items=moved)
-    assert timing == expected != json.loads((synth_dir / data.focus_file("timing")).read_text())
-    for name in (data.DRILL_FILE, data.TRAIN_FILE, data.focus_file("order")):
-        assert (work / name).read_text() == (synth_dir / name).read_text()
+
+    def written(name: str) -> list[dict]:
+        return json.loads((work / name).read_text())
+
+    timing = data.drill_entries(work, tasks=("event_localisation",), items=moved)
+    assert written(data.focus_file("timing")) == timing
+    assert timing != json.loads((synth_dir / data.focus_file("timing")).read_text())
+    assert written(data.DRILL_FILE) == data.drill_entries(work, items=moved)
+    assert (work / data.focus_file("order")).read_text() == (
+        synth_dir / data.focus_file("order")
+    ).read_text()
+    before = json.loads((synth_dir / data.TRAIN_FILE).read_text())
+    changed = 0
+    for old, new in zip(before, written(data.TRAIN_FILE), strict=True):
+        for asked, turn in zip(old["QA"], new["QA"], strict=True):
+            if "Question: When " not in asked["q"]:
+                assert turn == asked
+                continue
+            answer = turn["a"].removeprefix(VIDEOCHAT2.answer_prefix).removesuffix(")")
+            assert f") {answer}\n" in turn["q"]  # an option, one step from the truth at most
+            truth = asked["a"].removeprefix(VIDEOCHAT2.answer_prefix).removesuffix(")")
+            assert abs(_seconds(answer) - _seconds(truth)) in (0.0, 0.5)
+            changed += turn != asked
+    assert changed
 
 
 def test_tokenizer_keeps_separators_whole_and_newlines_as_spaces(synth_dir: Path) -> None:
@@ -335,6 +354,14 @@ def test_late_videos_is_refused_without_late_steps_or_below_zero(capsys) -> None
     assert "no other stage trains on them" in capsys.readouterr().err
     assert main(["--out", "b", "--late-videos", "-1", "--late-drill-steps", "1"]) == 2
     assert "late_videos must be 0 or more, got -1" in capsys.readouterr().err
+    assert not Path("b").exists()
+
+
+def test_nearest_times_is_refused_without_the_late_stages_own_videos(capsys) -> None:
+    from videochat.embedded.__main__ import main
+
+    assert main(["--out", "b", "--nearest-times", "--late-drill-steps", "1"]) == 2
+    assert "it needs late_videos (e.g. --late-videos 6000)" in capsys.readouterr().err
     assert not Path("b").exists()
 
 

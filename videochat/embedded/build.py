@@ -141,7 +141,7 @@ class BuildPlan:
     late_stamps: bool = False  # `frame_stamps` switched on for the late stages only (`stamp_rows`)
     time_tokens: bool = False  # one token per option time, LLM stages (`time_token_rows`)
     late_time_tokens: bool = False  # the same from the late stages on
-    nearest_times: bool = False  # timing stages: right option listed near the truth (`data`)
+    nearest_times: bool = False  # late stages: right time listed near the truth (`data`)
     # fresh videos for the late stages (0: the training set's). Why: after stage 0 the LLM has
     # fitted the training videos' answers (the late timing stage's loss ends at 0.004), so on
     # them it never needs the options; on held-out videos it then writes its own estimate ("at
@@ -193,8 +193,8 @@ SWITCHES: dict[str, str] = {
     "late_stamps": "the frame stamps come on for the late stages only (stage 0 learns without)",
     "time_tokens": "each option time ('at 3.5 seconds') is one token in every LLM stage",
     "late_time_tokens": "each option time ('at 3.5 seconds') is one token from the late stages on",
-    "nearest_times": "the timing stages list the right time up to 0.5 s off: the answer is the "
-    "option nearest the truth",
+    "nearest_times": "the late stages' event-time questions list the right time up to 0.5 s off: "
+    "the answer is the option nearest the truth",
 }
 
 
@@ -255,8 +255,9 @@ def late_data_seed(seed: int) -> int:
     return seed + LATE_DATA_SEED_OFFSET
 
 
-def annotated_data(plan: BuildPlan, out: Path, seed: int, videos: int) -> Path:
-    """`make_data`, then the training annotations the plan's data options ask for."""
+def annotated_data(plan: BuildPlan, out: Path, seed: int, videos: int, late: bool = False) -> Path:
+    """`make_data`, then the training annotations the plan's data options ask for (`late`: the
+    late stages' own videos, the only ones `nearest_times` reaches)."""
     data_dir = make_data(plan, out, seed, videos)
     data.write_annotations(
         data_dir,
@@ -264,7 +265,7 @@ def annotated_data(plan: BuildPlan, out: Path, seed: int, videos: int) -> Path:
         plan.balanced_drill,
         not plan.bare_drill,
         plan.bare_lookup,
-        plan.nearest_times,
+        plan.nearest_times and late,
     )
     return data_dir
 
@@ -440,6 +441,11 @@ def check_steps(plan: BuildPlan) -> None:
                 f"{switch} needs a late stage with steps (e.g. --late-stage0-steps 600): "
                 f"without one {what} never come on"
             )
+    if plan.nearest_times and not plan.late_videos:
+        raise ValueError(
+            "nearest_times changes the late stages' own videos' questions: it needs "
+            "late_videos (e.g. --late-videos 6000)"
+        )
     if plan.late_videos and not late_steps:
         raise ValueError(
             "late_videos needs a late stage with steps (e.g. --late-stage0-steps 600): "
@@ -464,7 +470,9 @@ def build(plan: BuildPlan) -> dict:
     late_dir = train_dir
     if plan.late_videos:
         late_seed = late_data_seed(plan.seed)
-        late_dir = annotated_data(plan, plan.out / "late_data", late_seed, plan.late_videos)
+        late_dir = annotated_data(
+            plan, plan.out / "late_data", late_seed, plan.late_videos, late=True
+        )
     lap("data")
     model_dir = init_model(plan, train_dir)
     lap("init")

@@ -216,11 +216,8 @@ def render(
         late_how += ", each option time one token"
     if late_videos:
         late_how += f", on {late_videos} fresh videos"
-
-    def timing_how(stage: str) -> str:  # `data.nearest_time_items`
-        near = build.get("nearest_times") and stage == "timing"
-        return ", the right time listed up to 0.5 s off" if near else ""
-
+    if build.get("nearest_times"):  # `data.nearest_time_items`
+        late_how += ", their right event times listed up to 0.5 s off"
     mc, desc = measure["multiple_choice"], measure["descriptions"]
     lines = [
         "# videochat embedded default model",
@@ -260,8 +257,8 @@ def render(
         f"| vision | ViT + Q-Former learn the scene facts (ours) | {steps['vision']} | "
         f"{secs.get('vision', 0):.0f} |",
         *(
-            f"| {stage} | LLM + llama_proj on the drill's {' and '.join(tasks)} questions alone"
-            f"{timing_how(stage)} (ours) | {steps[stage]} | {secs.get(stage, 0):.0f} |"
+            f"| {stage} | LLM + llama_proj on the drill's {' and '.join(tasks)} questions alone "
+            f"(ours) | {steps[stage]} | {secs.get(stage, 0):.0f} |"
             for stage, tasks in FOCUS_TASKS.items()
         ),
         f"| drill | LLM + llama_proj on the multiple-choice questions, short layout (ours) | "
@@ -269,8 +266,7 @@ def render(
         f"| stage0 | LLM + llama_proj on the frozen vision side (ours) | {steps['stage0']} | "
         f"{secs.get('stage0', 0):.0f} |",
         *(
-            f"| {stage} | {base} again, after stage0{late_how}{timing_how(base)} (ours) | "
-            f"{steps[stage]} | "
+            f"| {stage} | {base} again, after stage0{late_how} (ours) | {steps[stage]} | "
             f"{secs.get(stage, 0):.0f} |"
             for stage, base in LATE_STAGES.items()
         ),

@@ -91,11 +91,16 @@ def mcq_items(data_dir: Path, every_object: bool = False) -> dict[str, list[dict
     return per_video
 
 
-def mcq_turns(data_dir: Path, every_object: bool = False) -> dict[str, list[dict]]:
+def mcq_turns(
+    data_dir: Path, every_object: bool = False, nearest_times: bool = False
+) -> dict[str, list[dict]]:
     """`mcq_items` in protocol form; one of each video's items (drawn per video) carries the
-    protocol's system text exactly as the evaluation asks, the others go without."""
+    protocol's system text exactly as the evaluation asks, the others go without.
+    `nearest_times`: see `nearest_time_items`."""
     out = {}
     for video, items in mcq_items(data_dir, every_object).items():
+        if nearest_times:
+            items = [item for _, item in nearest_time_items([(video, i) for i in items])]
         keep = random.Random(video).randrange(len(items))
         out[video] = [protocol_turn(item, with_system=j == keep) for j, item in enumerate(items)]
     return out
@@ -216,12 +221,15 @@ def open_turns(entry: dict, caption: str, index: int) -> list[dict]:
     return [*free, *described, {"q": prompt, "a": caption}]
 
 
-def train_entries(data_dir: Path, every_object: bool = False) -> list[dict]:
+def train_entries(
+    data_dir: Path, every_object: bool = False, nearest_times: bool = False
+) -> list[dict]:
     """Short conversations (`TURNS_PER_CONVERSATION` turns, shuffled) per video: in a long one
-    the 16 visual rows are a sliver of the context and the first run learned to ignore them."""
+    the 16 visual rows are a sliver of the context and the first run learned to ignore them.
+    `nearest_times`: see `nearest_time_items`."""
     captions = json.loads((data_dir / "captions_video.json").read_text())
     instructions = json.loads((data_dir / "instructions_video.json").read_text())
-    mcq = mcq_turns(data_dir, every_object)
+    mcq = mcq_turns(data_dir, every_object, nearest_times)
     entries = []
     for i, (entry, cap) in enumerate(zip(instructions, captions, strict=True)):
         turns = mcq.get(entry["video"], []) + open_turns(entry, cap["caption"], i)
@@ -243,18 +251,19 @@ def write_annotations(
 ) -> int:
     """Write the instruction and drill files next to the synthetic data; return the instruction
     file's entry count. `bare_lookup`: the lookup stage's colour questions go without their
-    options (`drill_turn`), whatever the drill's `drill_options`; `nearest_times`: the timing
-    stage's right options are listed near the truth (`nearest_time_items`)."""
+    options (`drill_turn`), whatever the drill's `drill_options`; `nearest_times`: every
+    event-time question lists its right time near the truth (`nearest_time_items`)."""
     data_dir = Path(data_dir)
-    entries = train_entries(data_dir, every_object)
+    entries = train_entries(data_dir, every_object, nearest_times)
     (data_dir / TRAIN_FILE).write_text(json.dumps(entries, indent=1) + "\n")
     items = drill_items(data_dir)  # derived once: each focus file is a subset
+    if nearest_times:
+        items = nearest_time_items(items)
     drill = drill_entries(data_dir, balanced_drill, drill_options, items=items)
     (data_dir / DRILL_FILE).write_text(json.dumps(drill, indent=1) + "\n")
     for stage, tasks in FOCUS_TASKS.items():
         options = drill_options and not (bare_lookup and stage == "lookup")
-        asked = nearest_time_items(items) if nearest_times and stage == "timing" else items
-        focus = drill_entries(data_dir, with_options=options, tasks=tasks, items=asked)
+        focus = drill_entries(data_dir, with_options=options, tasks=tasks, items=items)
         (data_dir / focus_file(stage)).write_text(json.dumps(focus, indent=1) + "\n")
     return len(entries)
 
