@@ -170,7 +170,10 @@ def nearest_time_items(items: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
     (the others are >= 1.5 s from the truth). Why: on the benchmark's items (right option = truth)
     the LLM can be right by writing its own estimate from the frames, and it does, off by one
     step for a third of them (b39, session 35); here only the option it reads from the question
-    is right. 300 such steps at the end of b39's chain: event time 58.2% → 71.6% (session 36)."""
+    is right. In the committed recipe's late stages (b46, session 36): temporal order 69.4 →
+    75.0%, event time 58.2 → 59.7% (seed-3000 benchmark: 67.0 → 81.4%, 51.5 → 54.6%); most
+    wrong event times are still the right second with the wrong decimal
+    (docs/embedded-experiments.md, "Session 36")."""
     out = []
     for video, item in items:
         if item["task"] == "event_localisation":
