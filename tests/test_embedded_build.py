@@ -24,6 +24,7 @@ from videochat.embedded.tokenizer import train_tokenizer
 from videochat.eval.parse import LETTERS
 from videochat.eval.protocols import VIDEOCHAT2
 from videochat.synth.dataset import write_dataset
+from videochat.synth.questions import time_value
 from videochat.train.labels import IGNORE_INDEX, conversation_sample, conversation_text
 from videochat.train.recipe import load_recipe
 
@@ -194,10 +195,6 @@ def test_each_focus_stage_asks_the_drills_questions_of_its_task_alone(
         assert asked and all("Options:" in q for q in asked)
 
 
-def _seconds(option: str) -> float:
-    return float(option.removeprefix("at ").removesuffix(" seconds"))
-
-
 def test_nearest_times_list_the_right_time_a_step_off_and_answer_with_it(
     synth_dir: Path, tmp_path: Path
 ) -> None:
@@ -212,16 +209,16 @@ def test_nearest_times_list_the_right_time_a_step_off_and_answer_with_it(
         timed += 1
         slot = item["candidates"].index(item["answer"])
         assert after["candidates"].index(after["answer"]) == slot  # same letter
-        assert abs(_seconds(after["answer"]) - _seconds(item["answer"])) in (0.0, 0.5)
+        assert abs(time_value(after["answer"]) - time_value(item["answer"])) in (0.0, 0.5)
         others = [c for j, c in enumerate(after["candidates"]) if j != slot]
         assert others == [c for j, c in enumerate(item["candidates"]) if j != slot]
         # still the one option nearest the truth: the others are >= 1.5 s from it
-        assert all(abs(_seconds(c) - _seconds(after["answer"])) >= 1.0 for c in others)
+        assert all(abs(time_value(c) - time_value(after["answer"])) >= 1.0 for c in others)
     assert timed
     # every step is drawn: early, on time, late
     video, item = next(pair for pair in items if pair[1]["task"] == "event_localisation")
     many = data.nearest_time_items([(f"{video}-{k}", item) for k in range(60)])
-    steps = {_seconds(after["answer"]) - _seconds(item["answer"]) for _, after in many}
+    steps = {time_value(after["answer"]) - time_value(item["answer"]) for _, after in many}
     assert steps == {-0.5, 0.0, 0.5}
     # written into every file that asks event times: the timing stage's, the drill's, stage 0's
     work = tmp_path / "data"
@@ -248,7 +245,7 @@ def test_nearest_times_list_the_right_time_a_step_off_and_answer_with_it(
             answer = turn["a"].removeprefix(VIDEOCHAT2.answer_prefix).removesuffix(")")
             assert f") {answer}\n" in turn["q"]  # an option, one step from the truth at most
             truth = asked["a"].removeprefix(VIDEOCHAT2.answer_prefix).removesuffix(")")
-            assert abs(_seconds(answer) - _seconds(truth)) in (0.0, 0.5)
+            assert abs(time_value(answer) - time_value(truth)) in (0.0, 0.5)
             changed += turn != asked
     assert changed
 

@@ -8,7 +8,7 @@ import pytest
 
 from videochat.synth.baseline import text_only_accuracy
 from videochat.synth.plan import random_video_scene
-from videochat.synth.questions import TASKS, timed_events, video_questions
+from videochat.synth.questions import TASKS, time_text, time_value, timed_events, video_questions
 from videochat.synth.vocab import COLOUR_NAMES, SHAPES
 from videochat.synth.world import event_frame, simulate
 
@@ -78,7 +78,7 @@ def _check(scene, tl, q):
         pick = min if "first" in text else max
         assert pick(frames, key=frames.get) == ans
     elif q.task == "event_localisation":
-        t = float(ans.split()[1])
+        t = time_value(ans)
         assert _event_frame_from_tracks(scene, tl, text) == event_frame(t, scene.fps)
     elif q.task == "state_change":
         o = _obj(scene, _shapes_in(text)[0])
@@ -180,3 +180,11 @@ def test_text_only_baselines_stay_near_chance():
         acc = text_only_accuracy(items[:half], items[half:])
         for name, value in acc.items():
             assert value <= acc["chance"] + 0.1, (task, name, acc)
+
+
+def test_time_value_reads_back_what_time_text_wrote() -> None:
+    for seconds in (0.0, 3.5, 12.0):
+        assert time_value(time_text(seconds)) == seconds
+    for text in ("at about 3.5 seconds", "at 3.50 seconds", "3.5"):
+        with pytest.raises(ValueError, match="not an event-time option"):
+            time_value(text)

@@ -18,14 +18,14 @@ from videochat.eval.bench import load_benchmark
 from videochat.eval.protocols import VIDEOCHAT2
 from videochat.eval.runner import add_clip, open_session
 from videochat.model import load_model
-from videochat.synth.questions import time_text
+from videochat.synth.questions import time_text, time_value
 
 
 def main(model_dir: str, bench_dir: str) -> None:
     session = open_session(load_model(model_dir, device="cpu", dtype="fp32"), VIDEOCHAT2)
     gaps: dict[str, list[tuple[float, float]]] = {".5": [], ".0": []}
     for item in load_benchmark(bench_dir, ["event_localisation"]):
-        truth = float(item.answer.split()[1])
+        truth = time_value(item.answer)
         neighbour = time_text(truth - 0.5 if truth % 1 else truth + 0.5)
         if neighbour in item.candidates:
             continue

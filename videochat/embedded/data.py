@@ -32,7 +32,13 @@ import numpy as np
 
 from videochat.eval.protocols import VIDEOCHAT2
 from videochat.synth.plan import TIME_GRID
-from videochat.synth.questions import PER_OBJECT, TASKS, per_object_questions, time_text
+from videochat.synth.questions import (
+    PER_OBJECT,
+    TASKS,
+    per_object_questions,
+    time_text,
+    time_value,
+)
 
 TRAIN_FILE = "train_video.json"
 DRILL_FILE = "drill_video.json"
@@ -178,10 +184,8 @@ def nearest_time_items(items: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
     for video, item in items:
         if item["task"] == "event_localisation":
             truth = item["answer"]
-            seconds = float(truth.removeprefix("at ").removesuffix(" seconds"))
-            assert time_text(seconds) == truth, truth
             step = random.Random(f"{video}-{item['question']}").choice((-1, 0, 1))
-            listed = time_text(seconds + step * TIME_GRID)
+            listed = time_text(time_value(truth) + step * TIME_GRID)
             candidates = [listed if c == truth else c for c in item["candidates"]]
             item = {**item, "candidates": candidates, "answer": listed}
         out.append((video, item))

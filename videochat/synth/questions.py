@@ -184,6 +184,17 @@ def time_text(t: float) -> str:
     return f"at {t:.1f} seconds"
 
 
+def time_value(text: str) -> float:
+    """The seconds of an option `time_text` wrote ("at 3.5 seconds" → 3.5)."""
+    try:
+        seconds = float(text.removeprefix("at ").removesuffix(" seconds"))
+    except ValueError:
+        seconds = None
+    if seconds is None or time_text(seconds) != text:
+        raise ValueError(f"not an event-time option: {text!r}")
+    return seconds
+
+
 def _time_distractors(rng: np.random.Generator, scene: Scene, answer: float) -> list[float] | None:
     """2-3 times on the event grid and range, >= EVENT_GAP from the answer and from each other."""
     margin = event_margin(scene.duration)
