@@ -216,8 +216,12 @@ def render(
         late_how += ", each option time one token"
     if late_videos:
         late_how += f", on {late_videos} fresh videos"
-    # `data.nearest_time_items`: the stages whose questions include event times
     nearest = ", the right event times listed up to 0.5 s off" if build.get("nearest_times") else ""
+
+    def late_row_how(base: str) -> str:  # `nearest` only where event times are asked
+        asks_times = "event_localisation" in FOCUS_TASKS.get(base, ("event_localisation",))
+        return late_how + (nearest if asks_times else "")
+
     mc, desc = measure["multiple_choice"], measure["descriptions"]
     lines = [
         "# videochat embedded default model",
@@ -266,8 +270,7 @@ def render(
         f"| stage0 | LLM + llama_proj on the frozen vision side (ours) | {steps['stage0']} | "
         f"{secs.get('stage0', 0):.0f} |",
         *(
-            f"| {stage} | {base} again, after stage0{late_how}"
-            f"{nearest if base in ('timing', 'drill', 'stage0') else ''} (ours) | {steps[stage]} | "
+            f"| {stage} | {base} again, after stage0{late_row_how(base)} (ours) | {steps[stage]} | "
             f"{secs.get(stage, 0):.0f} |"
             for stage, base in LATE_STAGES.items()
         ),
