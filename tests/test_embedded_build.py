@@ -463,6 +463,38 @@ def test_each_late_stage_starts_from_the_one_before_and_the_stamps_come_on_once(
     assert started["stage1"] == tmp_path / "late_stage0"
 
 
+def test_llm_seed_draws_the_llm_stages_again_on_the_same_data_and_vision(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from videochat.embedded import build as builder
+    from videochat.embedded.__main__ import make_plan, parse
+    from videochat.train import loop
+
+    seeds: dict[tuple[str, str], int] = {}
+
+    def fake_train(recipe):
+        export = Path(recipe.export)
+        seeds[export.parent.name, export.name] = recipe.seed
+        return loop.TrainResult(1, export, 0.5, 0)
+
+    monkeypatch.setattr(loop, "train", fake_train)
+    for llm_seed in (None, 50):
+        plan = BuildPlan(tmp_path / str(llm_seed), seed=3, llm_seed=llm_seed)
+        plan.steps |= {"drill": 1, "late_timing": 1}
+        for stage in ("drill", "late_timing"):
+            builder.run_stage(plan, stage, tmp_path / "init", tmp_path / "data")
+    offset = builder.SEED_OFFSET
+    assert seeds == {
+        ("None", "drill"): 3 + offset["drill"],
+        ("None", "late_timing"): 3 + offset["late_timing"],
+        ("50", "drill"): 50 + offset["drill"],
+        ("50", "late_timing"): 50 + offset["late_timing"],
+    }
+    assert builder.stage_seed(BuildPlan(tmp_path, seed=3), "drill") == 3 + offset["drill"]
+    plan = make_plan(parse(["--out", str(tmp_path), "--seed", "3", "--llm-seed", "50"]))
+    assert (plan.seed, plan.llm_seed) == (3, 50)  # data, init and vision keep --seed
+
+
 def test_config_is_the_small_videochat_with_temporal_embedding() -> None:
     cfg = embedded_config(vocab_rows(700))
     assert cfg.llm.hf_config["vocab_size"] == 704

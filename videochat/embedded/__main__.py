@@ -24,6 +24,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m videochat.embedded", description=__doc__)
     p.add_argument("--out", type=Path, required=True, help="work folder (data, runs, model)")
     p.add_argument("--seed", type=int, default=0, help="data/init seed (benchmark: seed+1000)")
+    p.add_argument(
+        "--llm-seed",
+        type=int,
+        default=None,
+        help="seed of the LLM stages' runs (batch order, dropout) instead of --seed: another "
+        "draw of them on the same data and vision stage",
+    )
     p.add_argument("--videos", type=int, default=BuildPlan.videos, help="training videos")
     p.add_argument(
         "--late-videos",
@@ -132,8 +139,9 @@ def make_plan(args: argparse.Namespace) -> BuildPlan:
     plan = BuildPlan(
         args.out,
         args.seed,
-        args.videos,
-        args.bench_videos,
+        llm_seed=args.llm_seed,
+        videos=args.videos,
+        bench_videos=args.bench_videos,
         vision_image_steps=args.vision_image_steps,
         vision_shape_steps=args.vision_shape_steps,
         comes_goes_weight=args.comes_goes_weight,

@@ -100,6 +100,9 @@ class BuildPlan:
 
     out: Path
     seed: int = 0
+    # the LLM stages' seeds (batch order, dropout) instead of `seed`'s: another draw of their
+    # trajectory on the same data and vision stage (None: `seed`)
+    llm_seed: int | None = None
     videos: int = 3000
     bench_videos: int = 100
     vocab: int = 1024
@@ -315,6 +318,12 @@ def rescale_cross_attention(model, seed: int) -> None:
             param.copy_(torch.randn(param.shape, generator=gen) * param.shape[1] ** -0.5)
 
 
+def stage_seed(plan: BuildPlan, stage: str) -> int:
+    """The seed of an LLM stage's run: `llm_seed` (else the data seed) + the stage's offset."""
+    base = plan.seed if plan.llm_seed is None else plan.llm_seed
+    return base + SEED_OFFSET[stage]
+
+
 def run_stage(plan: BuildPlan, stage: str, model_dir: Path, data_dir: Path) -> Path:
     """Train one stage from `model_dir` with its packaged recipe; export and return the result
     (`model_dir` itself for a stage of 0 steps)."""
@@ -333,7 +342,7 @@ def run_stage(plan: BuildPlan, stage: str, model_dir: Path, data_dir: Path) -> P
         f"output_dir={plan.out / 'runs' / stage}",
         f"export={export}",
         f"max_steps={plan.steps[stage]}",
-        f"seed={plan.seed + SEED_OFFSET[stage]}",
+        f"seed={stage_seed(plan, stage)}",
         f"precision={plan.precision}",
         *(["group_by_length=true"] if plan.group_by_length else []),
         *plan.overrides.get(stage, []),
@@ -440,6 +449,7 @@ def build(plan: BuildPlan) -> dict:
     lap("export")
     summary = {
         "seed": plan.seed,
+        "llm_seed": plan.llm_seed,
         "videos": plan.videos,
         "late_videos": plan.late_videos,
         "steps": plan.steps,

@@ -208,6 +208,8 @@ def render(
     command = REBUILD.format(
         seed=build["seed"], videos=build["videos"], late_videos=late_videos, **steps
     )
+    if build.get("llm_seed") is not None:  # another draw of the LLM stages
+        command += f" --llm-seed {build['llm_seed']}"
     command += _model_flags(build)
     secs = build["seconds"]
     total = sum(secs.values())
