@@ -182,7 +182,7 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     assert "--seed 0 --videos 600 --late-videos 6000 --vision-steps 100" in fresh
     assert "--llm-seed" not in fresh  # a record from before the option, or None: --seed's draw
     redrawn = render(build_record | {"llm_seed": 7}, measure_record, {})
-    assert " --stage2-steps 30 --llm-seed 7 --vision-image-steps" in redrawn
+    assert " --stage2-steps 30 --measure --llm-seed 7 --vision-image-steps" in redrawn
     assert "| late_drill | drill again, after stage0, on 6000 fresh videos (ours) | 250 |" in fresh
     assert "(600 training videos, 112×112; the late stages' 6000 videos seed 2000)" in fresh
     assert "| object_colour | 9 / 10 | 90.0% |" in card and "--limit 10" in card
