@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections import Counter
 from itertools import pairwise
 from pathlib import Path
 
@@ -195,6 +196,28 @@ def test_each_focus_stage_asks_the_drills_questions_of_its_task_alone(
         assert asked and all("Options:" in q for q in asked)
 
 
+def test_the_timing_mix_asks_each_event_time_twice_among_as_many_drill_questions(
+    synth_dir: Path, tmp_path: Path
+) -> None:
+    work = tmp_path / "data"
+    shutil.copytree(synth_dir, work)
+    data.write_annotations(work, balanced_drill=True, nearest_times=True)
+
+    def read(name: str) -> list[str]:
+        return [json.dumps(entry) for entry in json.loads((work / name).read_text())]
+
+    timing, drill = read(data.focus_file("timing")), read(data.DRILL_FILE)
+    mix = read(data.focus_file(data.TIMING_MIX))
+    assert data.TIMING_MIX_REPEATS == 2 and timing
+    repeats = Counter(mix)
+    assert all(repeats[entry] >= 2 for entry in timing)  # each twice (once more if also drawn)
+    others = Counter(mix) - Counter(timing * 2)
+    assert sum(others.values()) == len(timing) * 2 and not others - Counter(drill)
+    assert mix != sorted(mix, key=timing.__contains__)  # shuffled, not in blocks
+    # a drill shorter than the repeats: all of it, once
+    assert len(data.timing_mix_entries([{"a": 1}] * 3, [{"b": 2}])) == 7
+
+
 def test_nearest_times_list_the_right_time_a_step_off_and_answer_with_it(
     synth_dir: Path, tmp_path: Path
 ) -> None:
@@ -308,7 +331,7 @@ def test_recipes_load_with_the_original_freezing() -> None:
     drill = stage_recipe("drill", ["data_dir=d"])
     assert drill.prompt.layout == "rows_first"
     assert [spec.file for spec in drill.data] == [f"d/{data.DRILL_FILE}"]
-    for stage in data.FOCUS_TASKS:
+    for stage in (*data.FOCUS_TASKS, data.TIMING_MIX):
         focus = stage_recipe(stage, ["data_dir=d"])
         assert [spec.file for spec in focus.data] == [f"d/{data.focus_file(stage)}"]
         assert {**vars(focus), "data": None} == {**vars(drill), "data": None}  # else the same
@@ -461,6 +484,10 @@ def test_each_late_stage_starts_from_the_one_before_and_the_stamps_come_on_once(
     assert started["late_timing"] == started["late_drill"] == tmp_path / "late_lookup"
     assert started["late_stage0"] == tmp_path / "late_drill"
     assert started["stage1"] == tmp_path / "late_stage0"
+    started.clear()
+    builder.build(BuildPlan(tmp_path, steps=steps | {"late_timing_mix": 1}))
+    assert started["late_timing_mix"] == tmp_path / "late_stage0"  # the last late stage
+    assert started["stage1"] == tmp_path / "late_timing_mix"
 
 
 def test_llm_seed_draws_the_llm_stages_again_on_the_same_data_and_vision(

@@ -171,6 +171,10 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     assert f"| late_timing | timing {how} (ours) |" in near and " --nearest-times" in near
     assert f"| late_drill | drill {how} (ours) |" in near
     assert "| late_lookup | lookup again, after stage0, on 600 fresh videos (ours) |" in near
+    mix = "event-time questions x2 among as many drill questions, after stage0, on 600 fresh videos"
+    assert (
+        f"| late_timing_mix | {mix}, the right event times listed up to 0.5 s off (ours) |" in near
+    )
     assert "listed up to 0.5 s off" not in timed and " --no-nearest-times" in timed
     assert "--videos 600 --late-videos 0 " in stamped  # a record from before the option: none
     assert "late stages'" not in stamped

@@ -59,13 +59,15 @@ log = logging.getLogger("videochat.embedded")
 # lookup never forms in the mixed stages, and 300 steps of colour alone after the finished model
 # form it (98.9%; b36 98.9%); the drill then brings the other tasks back (l1y: task mean
 # 75.4%), but the open-ended answers halve, which stage 0's conversations restore in part (r3,
-# session 23: free form 71.4% against b1's 64.5%; b36 70.8%; docs/embedded-experiments.md)
+# session 23: free form 71.4% against b1's 64.5%; b36 70.8%; docs/embedded-experiments.md);
+# last, the event-time questions among as many drill questions (`data.timing_mix_entries`)
 LATE_STAGES: dict[str, str] = {
     "late_lookup": "lookup",
     "late_timing": "timing",
     "late_order": "order",
     "late_drill": "drill",
     "late_stage0": "stage0",
+    "late_timing_mix": data.TIMING_MIX,
 }
 STAGES = ("vision", *data.FOCUS_TASKS, "drill", "stage0", *LATE_STAGES, "stage1", "stage2")
 # each stage's training seed is the build's seed + this (fixed when the drill came in, so the
@@ -86,6 +88,7 @@ SEED_OFFSET = {
     "late_stage0": 12,
     "late_timing": 13,
     "late_order": 14,
+    "late_timing_mix": 15,
 }
 BENCH_SEED_OFFSET = 1000
 # the late stages' fresh videos (`BuildPlan.late_videos`): a seed neither the training set nor the
@@ -216,12 +219,13 @@ def stage_recipe(stage: str, overrides: list[str]) -> Recipe:
     rows of a vision side with position codes (batch 64, no options), 300 steps of colour
     questions alone and then the mixed questions reached 100% on colour by step 600, where the
     mixed questions from the start stayed at 55-62% (session 15); direction formed alone and not
-    in the mix (session 16; docs/embedded-experiments.md). A late stage (`LATE_STAGES`) is the
-    recipe of the stage it repeats."""
+    in the mix (session 16; docs/embedded-experiments.md). The timing mix (`data.TIMING_MIX`)
+    is the drill's recipe on its own file. A late stage (`LATE_STAGES`) is the recipe of the
+    stage it repeats."""
     from videochat.train.recipe import load_recipe
 
     stage = LATE_STAGES.get(stage, stage)
-    if stage in data.FOCUS_TASKS:
+    if stage in data.FOCUS_TASKS or stage == data.TIMING_MIX:
         data_file = f"data.0.file=${{data_dir}}/{data.focus_file(stage)}"
         return load_recipe(recipe_path("drill"), [data_file, *overrides])
     return load_recipe(recipe_path(stage), overrides)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from videochat.embedded.build import LATE_STAGES, STAGES, SWITCHES, cli_flag, late_data_seed
 from videochat.embedded.config import shape_stretches
-from videochat.embedded.data import FOCUS_TASKS
+from videochat.embedded.data import FOCUS_TASKS, TIMING_MIX, TIMING_MIX_REPEATS
 from videochat.model.config import VideoChatConfig, VisionConfig
 from videochat.synth.vocab import SHAPES
 
@@ -116,6 +116,13 @@ _BEFORE_OPTIONS = {
 
 
 _PRECISION_TEXT = {"fp32": "fp32", "bf16": "bf16 autocast, fp32 weights"}
+
+
+def _late_what(base: str) -> str:
+    """What a late stage trains on: a stage again, or the timing mix (which has no early run)."""
+    if base == TIMING_MIX:
+        return f"event-time questions x{TIMING_MIX_REPEATS} among as many drill questions"
+    return f"{base} again"
 
 
 def _model_flags(build: dict) -> str:
@@ -272,7 +279,8 @@ def render(
         f"| stage0 | LLM + llama_proj on the frozen vision side (ours) | {steps['stage0']} | "
         f"{secs.get('stage0', 0):.0f} |",
         *(
-            f"| {stage} | {base} again, after stage0{late_row_how(base)} (ours) | {steps[stage]} | "
+            f"| {stage} | {_late_what(base)}, after stage0{late_row_how(base)} (ours) | "
+            f"{steps[stage]} | "
             f"{secs.get(stage, 0):.0f} |"
             for stage, base in LATE_STAGES.items()
         ),
