@@ -77,9 +77,11 @@ def timing_mix_entries(timing: list[dict], drill: list[dict]) -> list[dict]:
     """Every event-time entry `TIMING_MIX_REPEATS` times among as many drill entries (drawn once,
     with a fixed seed), shuffled: half the questions (more with the drill's own) ask event times.
     Why: 300 steps of event times alone after the late stages lift them (b39: 58.2 → 71.6%) but
-    undo the colour and shape lookups (67, 57%: x1); mixed half and half with the drill they
-    lift them less and keep the rest (b46 + 300 steps: event 59.7 → 64.2%, temporal order 75.0
-    → 88.9%, state change 89.1 → 78.3%, the others within 2 points; session 37, x6)."""
+    undo the colour and shape lookups (67, 57%: x1). Mixed half and half with the drill (session
+    37, after b46's late stages) temporal order rises in every draw (75.0 → 86-89%) and the
+    lookups stay, but event time moves by the draw (50.7-64.2%), and as the last stage it halves
+    the open-ended answers (b49: free form 73.3 → 50.8%); before the late stage 0 both gains
+    fade (x9). Off in the committed recipe."""
     timed = timing * TIMING_MIX_REPEATS
     rng = random.Random(0)
     entries = timed + rng.sample(drill, min(len(drill), len(timed)))
