@@ -28,8 +28,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--llm-seed",
         type=int,
         default=None,
-        help="seed of the LLM stages' runs (batch order, dropout) instead of --seed: another "
-        "draw of them on the same data and vision stage",
+        help="seed of every stage after the vision stage (batch order, the runs' random draws) "
+        "instead of --seed: another draw of them on the same data and vision stage",
     )
     p.add_argument("--videos", type=int, default=BuildPlan.videos, help="training videos")
     p.add_argument(

@@ -10,12 +10,13 @@ llama_proj learn the multiple-choice questions about each object in a short layo
 `embedded_drill.yaml`), `stage0` (ours: the LLM and llama_proj learn to answer from the frozen
 vision side, the project's training loop), the late stages `late_lookup`, `late_timing`,
 `late_order`, `late_drill` and `late_stage0` (ours; 0 steps skips each: those stages again,
-`LATE_STAGES`; with `late_stamps` the frame stamps come on for them, `stamp_rows`), then the
-original's `stage1` (captions) and `stage2` (instructions) with the original's freezing.
+then `late_timing_mix`, the event-time questions among the drill's; `LATE_STAGES`; with
+`late_stamps` the frame stamps come on for them, `stamp_rows`), then the original's `stage1`
+(captions) and `stage2` (instructions) with the original's freezing.
 
 Every random choice derives from `--seed` (data seed S, benchmark seed S + 1000, never used for
-training), so the same command on the same software and thread count gives the same data and
-weights, byte for byte, in any folder (measured on a 200-video build of every stage); stages
+training; `--llm-seed` redraws the stages after the vision stage), so the same command on the
+same software and thread count gives the same data and weights, byte for byte, in any folder (measured on a 200-video build of every stage); stages
 1-2 may differ within a step (GMHRA's depthwise Conv3d gradient is not bit-reproducible on a
 multi-threaded CPU: it was in a 2-frame smoke build). The
 committed model was built before session 25 removed two sources of difference (the videos'
@@ -103,8 +104,8 @@ class BuildPlan:
 
     out: Path
     seed: int = 0
-    # the LLM stages' seeds (batch order, dropout) instead of `seed`'s: another draw of their
-    # trajectory on the same data and vision stage (None: `seed`)
+    # the seeds of every stage after the vision stage (batch order, the runs' random draws)
+    # instead of `seed`'s: another draw of them on the same data and vision stage (None: `seed`)
     llm_seed: int | None = None
     videos: int = 3000
     bench_videos: int = 100
