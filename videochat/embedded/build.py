@@ -16,10 +16,10 @@ then `late_timing_mix`, the event-time questions among the drill's; `LATE_STAGES
 
 Every random choice derives from `--seed` (data seed S, benchmark seed S + 1000, never used for
 training; `--llm-seed` redraws the stages after the vision stage), so the same command on the
-same software and thread count gives the same data and weights, byte for byte, in any folder (measured on a 200-video build of every stage); stages
-1-2 may differ within a step (GMHRA's depthwise Conv3d gradient is not bit-reproducible on a
-multi-threaded CPU: it was in a 2-frame smoke build). The
-committed model was built before session 25 removed two sources of difference (the videos'
+same software and thread count gives the same data and weights, byte for byte, in any folder
+(measured on a 200-video build of every stage); stages 1-2 may differ within a step (GMHRA's
+depthwise Conv3d gradient is not bit-reproducible on a multi-threaded CPU: it was in a 2-frame
+smoke build). The committed model was built before session 25 removed two sources of difference (the videos'
 x264 mbtree pass, the visual cache's path-drawn frames), so its command now builds a sibling of
 it (earlier reruns: task mean 71.5% and 71.8% against 73.9%; docs/embedded-experiments.md).
 """
