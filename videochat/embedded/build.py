@@ -19,10 +19,10 @@ training; `--llm-seed` redraws the stages after the vision stage), so the same c
 same software and thread count gives the same data and weights, byte for byte, in any folder
 (measured on a 200-video build of every stage); stages 1-2 may differ within a step (GMHRA's
 depthwise Conv3d gradient is not bit-reproducible on a multi-threaded CPU: it was in a 2-frame
-smoke build). The committed model was built before session 25 removed two sources of difference (the videos'
-x264 mbtree pass, the visual cache's path-drawn frames), so its command now builds a sibling of
-it (earlier reruns: task mean 71.5% and 71.8% against 73.9%; docs/embedded-experiments.md).
-"""
+smoke build). b1, an earlier committed model, was built before session 25 removed two sources
+of difference (the videos' x264 mbtree pass, the visual cache's path-drawn frames): reruns of
+its command built siblings (task mean 71.5% and 71.8% against 73.9%;
+docs/embedded-experiments.md)."""
 
 from __future__ import annotations
 
