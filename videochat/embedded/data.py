@@ -80,8 +80,8 @@ def timing_mix_entries(timing: list[dict], drill: list[dict]) -> list[dict]:
     undo the colour and shape lookups (67, 57%: x1). Mixed half and half with the drill (session
     37, after b46's late stages) temporal order rises in every draw (75.0 → 86-89%) and the
     lookups stay, but event time moves by the draw (50.7-64.2%), and as the last stage it halves
-    the open-ended answers (b49: free form 73.3 → 50.8%); before the late stage 0 both gains
-    fade (x9). Off in the committed recipe."""
+    the open-ended answers (b49: free form 73.3 → 50.8%); before the late stage 0 or the late
+    drill its gains fade (x9, x10). Off in the committed recipe."""
     timed = timing * TIMING_MIX_REPEATS
     rng = random.Random(0)
     entries = timed + rng.sample(drill, min(len(drill), len(timed)))
