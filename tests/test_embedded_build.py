@@ -440,6 +440,31 @@ def test_late_stages_train_on_their_own_fresh_videos(
     }
 
 
+def test_nearest_times_reach_the_late_videos_and_early_nearest_times_the_training_videos(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from videochat.embedded import build as builder
+
+    nearest: dict[tuple[bool, bool, bool], bool] = {}
+
+    def fake_annotations(out: Path, *args) -> None:
+        nearest[key + (out.name == "late_data",)] = args[-1]
+
+    monkeypatch.setattr(builder, "make_data", lambda plan, out, seed, videos: out)
+    monkeypatch.setattr(builder.data, "write_annotations", fake_annotations)
+    for key in [(late, early) for late in (False, True) for early in (False, True)]:
+        plan = BuildPlan(tmp_path, nearest_times=key[0], early_nearest_times=key[1])
+        builder.annotated_data(plan, tmp_path / "data", 0, 10)
+        builder.annotated_data(plan, tmp_path / "late_data", 2000, 10, late=True)
+    # (nearest_times, early_nearest_times, the late stages' videos) → what the files get
+    assert nearest == {
+        (late, early, late_videos): late if late_videos else early
+        for late in (False, True)
+        for early in (False, True)
+        for late_videos in (False, True)
+    }
+
+
 def test_each_late_stage_starts_from_the_one_before_and_the_stamps_come_on_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -103,6 +103,7 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     old_flags += " --no-visual-positions --no-balanced-drill --no-bare-drill --no-merge-stretches"
     old_flags += " --no-bare-lookup --no-frame-times --no-frame-row-times --no-frame-stamps"
     old_flags += " --no-frame-pairs --no-late-stamps --no-time-tokens --no-late-time-tokens --no-nearest-times"
+    old_flags += " --no-early-nearest-times"
     assert f"--measure {old_flags}\n" in card
     stemmed = build_record | {"vision_image_steps": 700, "vision_shape_steps": 500}
     options = {"conv_stem": [32, 64], "row_embed": True, "lmhra": True, "every_object": True}
@@ -122,6 +123,7 @@ def test_model_card_reports_the_recorded_numbers() -> None:
         " --visual-positions --balanced-drill --bare-drill --merge-stretches --bare-lookup"
         " --frame-times --frame-row-times --frame-stamps --frame-pairs --no-late-stamps"
         " --no-time-tokens --no-late-time-tokens --no-nearest-times"
+        " --no-early-nearest-times"
     )
     assert f"--measure {flags}\n" in card
     assert "## Training (2-core CPU, bf16 autocast, fp32 weights)" in card
@@ -176,6 +178,16 @@ def test_model_card_reports_the_recorded_numbers() -> None:
         f"| late_timing_mix | {mix}, the right event times listed up to 0.5 s off (ours) |" in near
     )
     assert "listed up to 0.5 s off" not in timed and " --no-nearest-times" in timed
+    early = render(build_record | {"early_nearest_times": True}, measure_record, {})
+    off = ", the right event times listed up to 0.5 s off (ours) |"
+    assert (
+        f"| drill | LLM + llama_proj on the multiple-choice questions, short layout{off}" in early
+    )
+    assert f"| stage0 | LLM + llama_proj on the frozen vision side{off}" in early
+    assert f"event_localisation questions alone{off}" in early
+    assert f"object_colour questions alone{off}" not in early  # asks no event times
+    assert off not in near.split("| late_lookup")[0]  # the late option alone: late rows only
+    assert " --early-nearest-times" in early and " --no-early-nearest-times" in near
     assert "--videos 600 --late-videos 0 " in stamped  # a record from before the option: none
     assert "late stages'" not in stamped
     fresh = render(

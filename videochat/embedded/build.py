@@ -147,6 +147,10 @@ class BuildPlan:
     time_tokens: bool = False  # one token per option time, LLM stages (`time_token_rows`)
     late_time_tokens: bool = False  # the same from the late stages on
     nearest_times: bool = False  # late stages: right time listed near the truth (`data`)
+    # the same in the stages before them (focus stages, drill, stage 0): there the LLM first
+    # learns to answer event times, and with the truth listed its own estimate is as right as
+    # the option (session 38)
+    early_nearest_times: bool = False
     # fresh videos for the late stages (0: the training set's). Why: after stage 0 the LLM has
     # fitted the training videos' answers (the late timing stage's loss ends at 0.004), so on
     # them it never needs the options; on held-out videos it then writes its own estimate ("at
@@ -200,6 +204,7 @@ SWITCHES: dict[str, str] = {
     "late_time_tokens": "each option time ('at 3.5 seconds') is one token from the late stages on",
     "nearest_times": "the late stages' event-time questions list the right time up to 0.5 s off: "
     "the answer is the option nearest the truth",
+    "early_nearest_times": "the same in the focus stages, the drill and stage 0",
 }
 
 
@@ -263,7 +268,7 @@ def late_data_seed(seed: int) -> int:
 
 def annotated_data(plan: BuildPlan, out: Path, seed: int, videos: int, late: bool = False) -> Path:
     """`make_data`, then the training annotations the plan's data options ask for (`late`: the
-    late stages' own videos, the only ones `nearest_times` reaches)."""
+    late stages' own videos, which `nearest_times` reaches; the others `early_nearest_times`)."""
     data_dir = make_data(plan, out, seed, videos)
     data.write_annotations(
         data_dir,
@@ -271,7 +276,7 @@ def annotated_data(plan: BuildPlan, out: Path, seed: int, videos: int, late: boo
         plan.balanced_drill,
         not plan.bare_drill,
         plan.bare_lookup,
-        plan.nearest_times and late,
+        plan.nearest_times if late else plan.early_nearest_times,
     )
     return data_dir
 

@@ -225,11 +225,15 @@ def render(
         late_how += ", each option time one token"
     if late_videos:
         late_how += f", on {late_videos} fresh videos"
-    nearest = ", the right event times listed up to 0.5 s off" if build.get("nearest_times") else ""
+    near = ", the right event times listed up to 0.5 s off"
 
-    def late_row_how(base: str) -> str:  # `nearest` only where event times are asked
+    def nearest(base: str, late: bool) -> str:  # only where `base` asks event times
         asks_times = "event_localisation" in FOCUS_TASKS.get(base, ("event_localisation",))
-        return late_how + (nearest if asks_times else "")
+        on = build.get("nearest_times" if late else "early_nearest_times")
+        return near if on and asks_times else ""
+
+    def late_row_how(base: str) -> str:
+        return late_how + nearest(base, late=True)
 
     mc, desc = measure["multiple_choice"], measure["descriptions"]
     lines = [
@@ -270,14 +274,14 @@ def render(
         f"| vision | ViT + Q-Former learn the scene facts (ours) | {steps['vision']} | "
         f"{secs.get('vision', 0):.0f} |",
         *(
-            f"| {stage} | LLM + llama_proj on the drill's {' and '.join(tasks)} questions alone "
-            f"(ours) | {steps[stage]} | {secs.get(stage, 0):.0f} |"
+            f"| {stage} | LLM + llama_proj on the drill's {' and '.join(tasks)} questions alone"
+            f"{nearest(stage, late=False)} (ours) | {steps[stage]} | {secs.get(stage, 0):.0f} |"
             for stage, tasks in FOCUS_TASKS.items()
         ),
-        f"| drill | LLM + llama_proj on the multiple-choice questions, short layout (ours) | "
-        f"{steps['drill']} | {secs.get('drill', 0):.0f} |",
-        f"| stage0 | LLM + llama_proj on the frozen vision side (ours) | {steps['stage0']} | "
-        f"{secs.get('stage0', 0):.0f} |",
+        f"| drill | LLM + llama_proj on the multiple-choice questions, short layout"
+        f"{nearest('drill', late=False)} (ours) | {steps['drill']} | {secs.get('drill', 0):.0f} |",
+        f"| stage0 | LLM + llama_proj on the frozen vision side{nearest('stage0', late=False)} "
+        f"(ours) | {steps['stage0']} | {secs.get('stage0', 0):.0f} |",
         *(
             f"| {stage} | {_late_what(base)}, after stage0{late_row_how(base)} (ours) | "
             f"{steps[stage]} | "
