@@ -547,6 +547,40 @@ def test_llm_seed_draws_the_llm_stages_again_on_the_same_data_and_vision(
     assert (plan.seed, plan.llm_seed) == (3, 50)  # data, init and vision keep --seed
 
 
+def test_a_shared_visual_cache_gives_every_llm_stage_one_draw_kept_in_the_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from videochat.embedded import build as builder
+    from videochat.train import loop
+
+    asked: dict[tuple[str, str, str], tuple] = {}
+
+    def fake_train(recipe):
+        export = Path(recipe.export)  # out/<own|one>/<llm seed>/<stage>
+        key = (export.parent.parent.name, export.parent.name, export.name)
+        asked[key] = (recipe.seed, recipe.visual_cache_seed, recipe.visual_cache_dir)
+        return loop.TrainResult(1, export, 0.5, 0)
+
+    monkeypatch.setattr(loop, "train", fake_train)
+    stages = ("drill", "stage0", "late_timing")
+    for name, shared in (("own", False), ("one", True)):
+        for llm_seed in (None, 50):
+            out = tmp_path / name / str(llm_seed)
+            plan = BuildPlan(out, seed=3, llm_seed=llm_seed, shared_visual_cache=shared)
+            plan.steps |= dict.fromkeys(stages, 1)
+            for stage in stages:
+                builder.run_stage(plan, stage, tmp_path / "init", tmp_path / "data")
+    assert len(asked) == 12
+    for (name, llm_seed, stage), (seed, cache_seed, cache_dir) in asked.items():
+        base = 50 if llm_seed == "50" else 3
+        assert seed == base + builder.SEED_OFFSET[stage]  # the stages' own draws stay
+        if name == "one":  # one frame draw (the LLM stages' base seed), kept in the build
+            kept = tmp_path / name / llm_seed / "visual_cache"
+            assert (cache_seed, cache_dir) == (base, str(kept))
+        else:  # each stage draws its frames with its own seed, nothing kept
+            assert (cache_seed, cache_dir) == (None, None)
+
+
 def test_config_is_the_small_videochat_with_temporal_embedding() -> None:
     cfg = embedded_config(vocab_rows(700))
     assert cfg.llm.hf_config["vocab_size"] == 704

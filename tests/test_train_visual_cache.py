@@ -133,3 +133,44 @@ def test_the_same_data_in_another_folder_trains_the_same_weights(tmp_path):
     ]
     a, b = (run.trainable for run in runs)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_kept_cache_serves_the_next_run_with_the_same_draws(tmp_path, monkeypatch):
+    from videochat.train import loop
+
+    data = make_data(tmp_path / "data", videos=3, images=1)
+    # one saved vision side (the tiny preset draws its weights from the training seed)
+    shared = ["visual_cache=2", "sampling=rand", "visual_cache_seed=5"]
+    shared += _with_live_gmhra(tmp_path, data)
+    kept = [*shared, f"visual_cache_dir={tmp_path / 'kept'}"]
+    train(_recipe(tmp_path, data, "first", *kept, "seed=1"))
+    (written,) = (tmp_path / "kept").glob("*.pt")
+    encoded: list[list[str]] = []
+    real = loop.build_visual_cache
+
+    def counted(model, media, *args, **kwargs):
+        encoded.append(sorted(media))
+        return real(model, media, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "build_visual_cache", counted)
+    # another training seed, the same cache seed: loaded, nothing encoded
+    second = train(_recipe(tmp_path, data, "second", *kept, "seed=2")).trainable
+    assert encoded == []
+    fresh = train(_recipe(tmp_path, data, "fresh", *shared, "seed=2")).trainable
+    assert len(encoded) == 1 and len(encoded[0]) == 4  # 3 videos + 1 image, without the folder
+    assert second.keys() == fresh.keys() and all(torch.equal(second[k], fresh[k]) for k in fresh)
+    # a file the kept cache lacks is encoded alone and added; the rest is loaded
+    record = torch.load(written, weights_only=True)
+    dropped = sorted(record["clips"])[0]
+    del record["clips"][dropped]
+    torch.save(record, written)
+    third = train(_recipe(tmp_path, data, "third", *kept, "seed=2")).trainable
+    assert len(encoded[-1]) == 1 and encoded[-1][0].endswith(dropped)
+    assert all(torch.equal(third[k], fresh[k]) for k in fresh)
+    assert dropped in torch.load(written, weights_only=True)["clips"]
+    # another cache seed or another vision side: another cache
+    train(_recipe(tmp_path, data, "seed6", *kept, "visual_cache_seed=6"))
+    other = build_for_recipe(_recipe(tmp_path, data, "init", "seed=9"))
+    save_model(other, tmp_path / "other")
+    train(_recipe(tmp_path, data, "other", *kept, f"model.path={tmp_path / 'other'}"))
+    assert len(list((tmp_path / "kept").glob("*.pt"))) == 3 and len(encoded[-1]) == 4

@@ -151,6 +151,10 @@ class BuildPlan:
     # learns to answer event times, and with the truth listed its own estimate is as right as
     # the option (session 38)
     early_nearest_times: bool = False
+    # the LLM stages draw their visual caches' frames with the build's seed, not each stage's
+    # own, and keep them in out/visual_cache: a stage on videos an earlier stage encoded loads
+    # their rows instead of encoding them again (each late stage spent about 2 minutes on it)
+    shared_visual_cache: bool = False
     # fresh videos for the late stages (0: the training set's). Why: after stage 0 the LLM has
     # fitted the training videos' answers (the late timing stage's loss ends at 0.004), so on
     # them it never needs the options; on held-out videos it then writes its own estimate ("at
@@ -205,6 +209,7 @@ SWITCHES: dict[str, str] = {
     "nearest_times": "the late stages' event-time questions list the right time up to 0.5 s off: "
     "the answer is the option nearest the truth",
     "early_nearest_times": "the same in the focus stages, the drill and stage 0",
+    "shared_visual_cache": "the LLM stages share one frame draw per video, encoded once",
 }
 
 
@@ -328,10 +333,14 @@ def rescale_cross_attention(model, seed: int) -> None:
             param.copy_(torch.randn(param.shape, generator=gen) * param.shape[1] ** -0.5)
 
 
+def llm_base_seed(plan: BuildPlan) -> int:
+    """The LLM stages' base seed: `llm_seed`, else the data seed."""
+    return plan.seed if plan.llm_seed is None else plan.llm_seed
+
+
 def stage_seed(plan: BuildPlan, stage: str) -> int:
-    """The seed of an LLM stage's run: `llm_seed` (else the data seed) + the stage's offset."""
-    base = plan.seed if plan.llm_seed is None else plan.llm_seed
-    return base + SEED_OFFSET[stage]
+    """The seed of an LLM stage's run: the base seed (`llm_seed`) + the stage's offset."""
+    return llm_base_seed(plan) + SEED_OFFSET[stage]
 
 
 def run_stage(plan: BuildPlan, stage: str, model_dir: Path, data_dir: Path) -> Path:
@@ -355,6 +364,7 @@ def run_stage(plan: BuildPlan, stage: str, model_dir: Path, data_dir: Path) -> P
         f"seed={stage_seed(plan, stage)}",
         f"precision={plan.precision}",
         *(["group_by_length=true"] if plan.group_by_length else []),
+        *(shared_cache(plan) if plan.shared_visual_cache else []),
         *plan.overrides.get(stage, []),
     ]
     recipe = stage_recipe(stage, overrides)
@@ -368,6 +378,15 @@ def run_stage(plan: BuildPlan, stage: str, model_dir: Path, data_dir: Path) -> P
         time.perf_counter() - start,
     )
     return export
+
+
+def shared_cache(plan: BuildPlan) -> list[str]:
+    """Recipe overrides for `shared_visual_cache`: one cache seed for every LLM stage (the
+    LLM stages' base seed), the caches kept in the build folder."""
+    return [
+        f"visual_cache_seed={llm_base_seed(plan)}",
+        f"visual_cache_dir={plan.out / 'visual_cache'}",
+    ]
 
 
 def run_vision(plan: BuildPlan, model_dir: Path, data_dir: Path, export: Path) -> Path:

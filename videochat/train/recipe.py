@@ -125,6 +125,12 @@ class Recipe:
     # >0: encode each video this many times (random samplings) before training and reuse the
     # Q-Former rows (`visual_cache`); needs the whole vision side frozen
     visual_cache: int = 0
+    # the seed the cache's samplings are drawn with (None: `seed`); runs that share it, the data
+    # and the frozen vision side ask for the same cache
+    visual_cache_seed: int | None = None
+    # keep each built cache in this folder and load it when a run asks for the same one
+    # (`visual_cache.cache_key`) instead of encoding again
+    visual_cache_dir: str | None = None
     # batches of entries with similar text length (less padding; `sampler.group_by_length`)
     group_by_length: bool = False
     # "token": the loss is the mean over every answer token of the batch (the original);

@@ -6,11 +6,17 @@ encoding every clip again each epoch only costs time: in the embedded build's st
 of a step (`benchmarks/visual_cache.py`: 1.12 s a step against 0.45 s cached). ``visual_cache:
 K`` in a recipe decodes and encodes K random samplings of every video (one of every image) before
 the first step, and each training sample takes one of them at random; only `llama_proj` and the
-LLM run per step.
+LLM run per step. With ``visual_cache_dir`` a built cache is kept on disk under a digest of
+everything its rows depend on (`cache_key`), and a later run that asks for the same one (same
+files, samplings, seed, frames, precision and vision side: e.g. the next stage of a build with
+``visual_cache_seed`` fixed) loads it instead of encoding again.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import random
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -20,6 +26,16 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from videochat.errors import MEDIA_LOAD_ERRORS, VideoChatError
+
+# the weights the cached rows are a function of (`VideoChat.encode_video_steps`)
+VISION_SIDE = (
+    "visual_encoder.",
+    "ln_vision.",
+    "qformer.",
+    "visual_positions.",
+    "query_tokens",
+    "extra_query_tokens",
+)
 
 
 class CachedMediaError(VideoChatError):
@@ -134,4 +150,45 @@ def build_visual_cache(
             f"none of the {len(media)} media files could be decoded for the visual cache "
             f"(first error: {next(iter(failed.values()), 'none')})"
         )
+    return VisualCache(clips, failed)
+
+
+def cache_key(model, samplings: int, seed: int, setting: str) -> str:
+    """A digest of everything a cache's rows depend on but the files: the samplings, the seed
+    they are drawn with, the loader's `setting` (data folders, frames, sampling, size,
+    precision) and the vision side's config and weights. The file keeps each file's rows by
+    name, so runs on different files of one dataset add to one cache."""
+    digest = hashlib.sha256()
+    head = [samplings, seed, setting, repr(model.config.vision), repr(model.config.qformer)]
+    digest.update(json.dumps(head).encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        if name.startswith(VISION_SIDE):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().float().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:20]
+
+
+def save_visual_cache(cache: VisualCache, path, names: dict[str, str]) -> None:
+    """Write `cache` keyed by each file's name (`names`: {path: name}), atomically."""
+    record = {
+        "clips": {
+            names.get(p, p): [(c.rows, c.msg, c.times) for c in clips]
+            for p, clips in cache.clips.items()
+        },
+        "failed": {names.get(p, p): reason for p, reason in cache.failed.items()},
+    }
+    tmp = f"{path}.tmp-{os.getpid()}"
+    torch.save(record, tmp)
+    os.replace(tmp, path)
+
+
+def load_visual_cache(path, names: dict[str, str]) -> VisualCache:
+    """A cache `save_visual_cache` wrote, keyed again by this run's paths (`names`: {path: name})."""
+    record = torch.load(path, weights_only=True)
+    path_of = {name: p for p, name in names.items()}
+    clips = {
+        path_of.get(name, name): [CachedClip(rows, msg, times) for rows, msg, times in saved]
+        for name, saved in record["clips"].items()
+    }
+    failed = {path_of.get(name, name): reason for name, reason in record["failed"].items()}
     return VisualCache(clips, failed)
