@@ -547,20 +547,18 @@ def test_llm_seed_draws_the_llm_stages_again_on_the_same_data_and_vision(
     assert (plan.seed, plan.llm_seed) == (3, 50)  # data, init and vision keep --seed
 
 
-def test_a_shared_visual_cache_and_length_chunks_reach_every_llm_stage(
+def test_a_shared_visual_cache_gives_every_llm_stage_one_draw_kept_in_the_build(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from videochat.embedded import build as builder
     from videochat.train import loop
 
     asked: dict[tuple[str, str, str], tuple] = {}
-    chunks: dict[tuple[str, str, str], int] = {}
 
     def fake_train(recipe):
         export = Path(recipe.export)  # out/<own|one>/<llm seed>/<stage>
         key = (export.parent.parent.name, export.parent.name, export.name)
         asked[key] = (recipe.seed, recipe.visual_cache_seed, recipe.visual_cache_dir)
-        chunks[key] = recipe.length_chunks
         return loop.TrainResult(1, export, 0.5, 0)
 
     monkeypatch.setattr(loop, "train", fake_train)
@@ -568,9 +566,7 @@ def test_a_shared_visual_cache_and_length_chunks_reach_every_llm_stage(
     for name, shared in (("own", False), ("one", True)):
         for llm_seed in (None, 50):
             out = tmp_path / name / str(llm_seed)
-            plan = BuildPlan(
-                out, seed=3, llm_seed=llm_seed, shared_visual_cache=shared, length_chunks=1 + shared
-            )
+            plan = BuildPlan(out, seed=3, llm_seed=llm_seed, shared_visual_cache=shared)
             plan.steps |= dict.fromkeys(stages, 1)
             for stage in stages:
                 builder.run_stage(plan, stage, tmp_path / "init", tmp_path / "data")
@@ -583,9 +579,6 @@ def test_a_shared_visual_cache_and_length_chunks_reach_every_llm_stage(
             assert (cache_seed, cache_dir) == (base, str(kept))
         else:  # each stage draws its frames with its own seed, nothing kept
             assert (cache_seed, cache_dir) == (None, None)
-        assert chunks[name, llm_seed, stage] == (2 if name == "one" else 1)
-    with pytest.raises(ValueError, match="length_chunks must be 1 or more, got 0"):
-        BuildPlan(tmp_path, length_chunks=0)
 
 
 def test_config_is_the_small_videochat_with_temporal_embedding() -> None:

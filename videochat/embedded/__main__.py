@@ -105,13 +105,6 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "bf16 dot products (weights stay fp32), 9.5x where it has not (AVX2: use fp32; the "
         "build warns)",
     )
-    p.add_argument(
-        "--length-chunks",
-        type=int,
-        default=BuildPlan.length_chunks,
-        help="the LLM stages run each batch as N parts of alike text length, each padded only "
-        "to its own longest (the same samples and loss; 1: one batch)",
-    )
     p.add_argument("--workers", type=int, default=2, help="processes for data generation")
     p.add_argument("--measure", action="store_true", help="evaluate the result on a fresh seed")
     return p.parse_args(argv)
@@ -157,7 +150,6 @@ def make_plan(args: argparse.Namespace) -> BuildPlan:
         shape_stretches=args.shape_stretches,
         row_name_scale=args.row_name_scale,
         precision=args.precision,
-        length_chunks=args.length_chunks,
         **{name: getattr(args, name) for name in SWITCHES},
         workers=args.workers,
         late_videos=args.late_videos,

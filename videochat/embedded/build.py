@@ -161,9 +161,6 @@ class BuildPlan:
     # 4.5 seconds" where 4.0 is listed) instead of choosing the option nearest to it
     late_videos: int = 0
     vision_batch: int = 16  # clips per vision step
-    # the LLM stages run each batch as this many parts of alike text length (`length_chunks`
-    # in a recipe): the same samples and loss, less padding
-    length_chunks: int = 1
     # every stage's matmuls: "fp32", or "bf16" (CPU autocast; weights stay fp32), which on a
     # CPU with bf16 dot products runs a step in 0.6-0.7× the time (benchmarks/cpu_bf16.py)
     precision: str = "fp32"
@@ -185,8 +182,6 @@ class BuildPlan:
                 "time_tokens adds the option-time tokens before the first LLM stage, "
                 "late_time_tokens before the late stages: choose one"
             )
-        if self.length_chunks < 1:
-            raise ValueError(f"length_chunks must be 1 or more, got {self.length_chunks}")
         if self.late_videos < 0:
             raise ValueError(f"late_videos must be 0 or more, got {self.late_videos}")
 
@@ -369,7 +364,6 @@ def run_stage(plan: BuildPlan, stage: str, model_dir: Path, data_dir: Path) -> P
         f"seed={stage_seed(plan, stage)}",
         f"precision={plan.precision}",
         *(["group_by_length=true"] if plan.group_by_length else []),
-        *([f"length_chunks={plan.length_chunks}"] if plan.length_chunks > 1 else []),
         *(shared_cache(plan) if plan.shared_visual_cache else []),
         *plan.overrides.get(stage, []),
     ]
@@ -496,7 +490,6 @@ def build(plan: BuildPlan) -> dict:
         "shape_stretches": plan.shape_stretches,
         "row_name_scale": plan.row_name_scale,
         "precision": plan.precision,
-        "length_chunks": plan.length_chunks,
         **{name: getattr(plan, name) for name in SWITCHES},
         "seconds": times,
     }
