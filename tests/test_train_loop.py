@@ -139,56 +139,6 @@ def test_gradient_checkpointing_gives_the_same_loss_and_gradients(tmp_path):
     assert plain[1].abs().sum() > 0 and plain[2].abs().sum() > 0
 
 
-def test_length_chunks_give_the_batch_loss_and_gradients_with_less_padding(tmp_path):
-    from videochat.train.data import TrainDataset, collate, read_all
-    from videochat.train.labels import LabelledText
-    from videochat.train.loop import TrainStep
-
-    recipe = load_recipe("tiny", make_data(tmp_path, videos=2, images=0))
-    model = build_for_recipe(recipe)
-    apply_freeze(model, recipe.freeze)
-    dataset = TrainDataset(read_all(recipe), recipe, model.tokenizer, model.image_size)
-    batch = collate([dataset[(0, i % 2)] for i in range(4)])
-    # four answers of different lengths after the same kind of prompt: 1, 5, 9 and 13 tokens
-    answers = [[3 + (7 * j) % 50 for j in range(1 + 4 * i)] for i in range(4)]
-    texts = [
-        LabelledText(t.before_ids, t.after_ids + a, [IGNORE_INDEX] * len(t.after_ids) + a)
-        for t, a in zip(batch.texts, answers, strict=True)
-    ]
-    lengths: list[int] = []
-    model.llm.register_forward_pre_hook(
-        lambda module, args, kwargs: lengths.append(kwargs["inputs_embeds"].shape[:2].numel()),
-        with_kwargs=True,
-    )
-    for average in ("token", "sample"):
-        runs = []
-        for chunks in (1, 3):
-            chunked = load_recipe(
-                "tiny",
-                [
-                    *make_data(tmp_path, videos=2, images=0),
-                    f"loss_average={average}",
-                    f"length_chunks={chunks}",
-                    "max_txt_len=512",  # every answer whole
-                ],
-            )
-            model.zero_grad()
-            torch.manual_seed(7)  # the same dropout draws in the vision side
-            loss = TrainStep(model, chunked).train()(batch.pixels, texts)
-            loss.backward()
-            runs.append((loss.detach(), model.llama_proj.weight.grad.clone()))
-        (loss_one, grad_one), (loss_parts, grad_parts) = runs
-        torch.testing.assert_close(loss_parts, loss_one)
-        torch.testing.assert_close(grad_parts, grad_one)
-        assert grad_one.abs().sum() > 0
-    # the first runs: one batch of 4 rows padded to the longest, then 2 parts of ceil(4 / 3) = 2
-    # rows, the shorter answers padded only to theirs
-    one, *parts = lengths[:3]
-    assert sum(parts) == one - 2 * 8  # the short part's rows are 8 tokens shorter
-    with pytest.raises(RecipeError, match="length_chunks must be >= 1"):
-        load_recipe("tiny", ["data=[{file: x.json}]", "length_chunks=0"])
-
-
 def test_sample_mean_loss_weighs_each_answer_equally():
     logits = torch.randn(2, 6, 9)  # (B, L, V)
     labels = torch.full((2, 6), IGNORE_INDEX)

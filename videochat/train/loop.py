@@ -54,7 +54,6 @@ class TrainStep(nn.Module):
         self.max_txt_len = recipe.max_txt_len
         self.cached = recipe.visual_cache > 0
         self.per_sample = recipe.loss_average == "sample"
-        self.length_chunks = recipe.length_chunks
 
     def forward(
         self, pixels: torch.Tensor, texts: list[LabelledText], times: torch.Tensor | None = None
@@ -65,19 +64,8 @@ class TrainStep(nn.Module):
             visual = self.model.project_rows(pixels, times)  # (B, Q, D), + 3 a frame row stamped
         else:
             visual = self.model.encode_video(pixels, times)  # (B, Q, D)
-        if self.length_chunks > 1:
-            return self._chunked_loss(visual, texts)
-        inputs = self._inputs(visual, texts)
-        out = self.model.llm(
-            inputs_embeds=inputs.inputs_embeds,
-            attention_mask=inputs.attention_mask,
-            labels=None if self.per_sample else inputs.labels,
-        )
-        return sample_mean_loss(out.logits, inputs.labels) if self.per_sample else out.loss
-
-    def _inputs(self, visual: torch.Tensor, texts: list[LabelledText]):
         tok = self.model.tokenizer
-        return assemble(
+        inputs = assemble(
             visual,
             texts,
             self.model.llm.get_input_embeddings(),
@@ -86,32 +74,17 @@ class TrainStep(nn.Module):
             bos_mode="embed" if self.stage == 1 else "constant",
             max_len=None if self.stage == 1 else self.max_txt_len + visual.shape[1],
         )
-
-    def _chunked_loss(self, visual: torch.Tensor, texts: list[LabelledText]) -> torch.Tensor:
-        """The batch run as `length_chunks` parts of alike text length, each padded only to its
-        own longest: the loss of the whole batch (its token or sample mean), less padding."""
-        by_length = sorted(
-            range(len(texts)), key=lambda i: len(texts[i].before_ids) + len(texts[i].after_ids)
+        out = self.model.llm(
+            inputs_embeds=inputs.inputs_embeds,
+            attention_mask=inputs.attention_mask,
+            labels=None if self.per_sample else inputs.labels,
         )
-        size = math.ceil(len(texts) / self.length_chunks)
-        total, weight, logits = None, 0, None
-        for start in range(0, len(texts), size):
-            part = by_length[start : start + size]
-            inputs = self._inputs(visual[part], [texts[i] for i in part])
-            logits = self.model.llm(
-                inputs_embeds=inputs.inputs_embeds, attention_mask=inputs.attention_mask
-            ).logits  # (b, L, V)
-            summed, count = loss_sum(logits, inputs.labels, self.per_sample)
-            total = summed if total is None else total + summed
-            weight += count
-        if weight == 0:  # every answer cut off by max_txt_len: no signal, zero gradient
-            return logits.sum() * 0.0
-        return total / weight
+        return sample_mean_loss(out.logits, inputs.labels) if self.per_sample else out.loss
 
 
-def _token_losses(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Next-token cross-entropy per position (B, L-1) and where a target is (B, L-1) bool.
-    logits: (B, L, V); labels: (B, L), IGNORE_INDEX where no loss."""
+def sample_mean_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Next-token cross-entropy averaged within each sample, then over the samples that have
+    target tokens. logits: (B, L, V); labels: (B, L), IGNORE_INDEX where no loss."""
     targets = labels[:, 1:]  # (B, L-1): token t is predicted at position t-1
     per_token = F.cross_entropy(
         logits[:, :-1].flatten(0, 1).float(),
@@ -119,30 +92,12 @@ def _token_losses(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Ten
         ignore_index=IGNORE_INDEX,
         reduction="none",
     ).view_as(targets)  # (B, L-1)
-    return per_token, targets != IGNORE_INDEX
-
-
-def loss_sum(
-    logits: torch.Tensor, labels: torch.Tensor, per_sample: bool
-) -> tuple[torch.Tensor, int]:
-    """(sum, count) whose ratio over several parts of a batch is the batch's loss: the summed
-    token losses and the number of targets, or (`per_sample`) the summed sample means and the
-    number of samples with targets."""
-    per_token, has_target = _token_losses(logits, labels)
-    if not per_sample:
-        return per_token.sum(), int(has_target.sum())
-    counts = has_target.sum(dim=1)  # (B,)
-    kept = counts > 0
-    return (per_token.sum(dim=1)[kept] / counts[kept]).sum(), int(kept.sum())
-
-
-def sample_mean_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Next-token cross-entropy averaged within each sample, then over the samples that have
-    target tokens. logits: (B, L, V); labels: (B, L), IGNORE_INDEX where no loss."""
-    summed, samples = loss_sum(logits, labels, per_sample=True)
-    if not samples:  # every answer cut off by max_txt_len: no signal, zero gradient
+    counts = (targets != IGNORE_INDEX).sum(dim=1)  # (B,)
+    has_targets = counts > 0
+    if not has_targets.any():  # every answer cut off by max_txt_len: no signal, zero gradient
         return logits.sum() * 0.0
-    return summed / samples
+    per_sample = per_token.sum(dim=1)[has_targets] / counts[has_targets]
+    return per_sample.mean()
 
 
 @dataclass

@@ -137,9 +137,6 @@ class Recipe:
     # "sample": the mean of each sample's own token mean, so a one-word answer weighs as much as
     # a paragraph
     loss_average: str = "token"
-    # >1: each batch runs as this many parts of alike text length, each padded only to its own
-    # longest; the loss is the whole batch's (the same samples, the same mean), less padding
-    length_chunks: int = 1
 
     def validate(self) -> None:
         checks = [
@@ -151,7 +148,6 @@ class Recipe:
             (self.num_frames >= 1 and self.epochs >= 1, "num_frames and epochs must be >= 1"),
             (0.0 <= self.max_bad_fraction <= 1.0, "max_bad_fraction must be in [0, 1]"),
             (self.loss_average in ("token", "sample"), "loss_average must be token or sample"),
-            (self.length_chunks >= 1, "length_chunks must be >= 1"),
             (
                 self.prompt.layout in ("conversation", "rows_first"),
                 "prompt.layout must be conversation or rows_first",
