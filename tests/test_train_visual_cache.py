@@ -136,7 +136,7 @@ def test_the_same_data_in_another_folder_trains_the_same_weights(tmp_path):
 
 
 def test_a_kept_cache_serves_the_next_run_with_the_same_draws(tmp_path, monkeypatch):
-    from videochat.train import loop
+    from videochat.train import visual_cache
 
     data = make_data(tmp_path / "data", videos=3, images=1)
     # one saved vision side (the tiny preset draws its weights from the training seed)
@@ -146,13 +146,13 @@ def test_a_kept_cache_serves_the_next_run_with_the_same_draws(tmp_path, monkeypa
     train(_recipe(tmp_path, data, "first", *kept, "seed=1"))
     (written,) = (tmp_path / "kept").glob("*.pt")
     encoded: list[list[str]] = []
-    real = loop.build_visual_cache
+    real = visual_cache.build_visual_cache
 
     def counted(model, media, *args, **kwargs):
         encoded.append(sorted(media))
         return real(model, media, *args, **kwargs)
 
-    monkeypatch.setattr(loop, "build_visual_cache", counted)
+    monkeypatch.setattr(visual_cache, "build_visual_cache", counted)
     # another training seed, the same cache seed: loaded, nothing encoded
     second = train(_recipe(tmp_path, data, "second", *kept, "seed=2")).trainable
     assert encoded == []

@@ -29,13 +29,7 @@ from videochat.train.labels import IGNORE_INDEX, LabelledText, assemble
 from videochat.train.recipe import Recipe
 from videochat.train.sampler import PlanSampler, plan_epoch
 from videochat.train.state import RunState, capture_rng, restore_rng
-from videochat.train.visual_cache import (
-    VisualCache,
-    build_visual_cache,
-    cache_key,
-    load_visual_cache,
-    save_visual_cache,
-)
+from videochat.train.visual_cache import VisualCache, cache_key, kept_visual_cache
 
 log = logging.getLogger("videochat.train")
 
@@ -157,40 +151,32 @@ class _Run:
         r = self.recipe
         start = time.perf_counter()
         seed = r.seed if r.visual_cache_seed is None else r.visual_cache_seed
-        names = {e.path: e.name for e in entries}
-        media = {e.path: e.media for e in entries}
-        cache, kept = VisualCache({}, {}), None
+        kept = None
         if r.visual_cache_dir:
             # the folders the names are in: two datasets may both have a "video_00000.mp4"
             roots = sorted({e.path.removesuffix(e.name) for e in entries})
             setting = f"{roots} {r.num_frames} {r.sampling} {self.dataset.image_size}"
             key = cache_key(self.model, r.visual_cache, seed, f"{setting} {self.precision}")
             kept = Path(r.visual_cache_dir) / f"{key}.pt"
-            if kept.is_file():
-                cache = load_visual_cache(kept, names)
-        # each file's samplings are drawn by its own name: the missing ones alone give the same
-        missing = {p: m for p, m in media.items() if p not in cache.clips and p not in cache.failed}
-        if missing:
-            built = build_visual_cache(
-                self.model,
-                missing,
-                self.dataset.load_media,
-                r.visual_cache,
-                seed=seed,
-                batch=r.batch_size,
-                workers=r.num_workers,
-                autocast=self.precision.autocast,
-                names=names,
-            )
-            cache = VisualCache(cache.clips | built.clips, cache.failed | built.failed)
-            if kept is not None and self.ctx.rank == 0:
-                kept.parent.mkdir(parents=True, exist_ok=True)
-                save_visual_cache(cache, kept, names)
+        media = {e.path: e.media for e in entries}
+        cache, encoded = kept_visual_cache(
+            kept,
+            self.model,
+            media,
+            self.dataset.load_media,
+            r.visual_cache,
+            seed=seed,
+            names={e.path: e.name for e in entries},
+            save=self.ctx.rank == 0,
+            batch=r.batch_size,
+            workers=r.num_workers,
+            autocast=self.precision.autocast,
+        )
         took = time.perf_counter() - start
         log.info(
             "visual cache: %d files encoded, %d loaded from %s, in %.0f s",
-            len(missing),
-            len(media) - len(missing),
+            encoded,
+            len(media) - encoded,
             kept or "nowhere",
             took,
         )

@@ -7,9 +7,10 @@ of a step (`benchmarks/visual_cache.py`: 1.12 s a step against 0.45 s cached). `
 K`` in a recipe decodes and encodes K random samplings of every video (one of every image) before
 the first step, and each training sample takes one of them at random; only `llama_proj` and the
 LLM run per step. With ``visual_cache_dir`` a built cache is kept on disk under a digest of
-everything its rows depend on (`cache_key`), and a later run that asks for the same one (same
-files, samplings, seed, frames, precision and vision side: e.g. the next stage of a build with
-``visual_cache_seed`` fixed) loads it instead of encoding again.
+everything its rows depend on but the files (`cache_key`: data folders, samplings, seed, frames,
+precision, vision side), each file's rows under its name; a later run with the same digest (e.g.
+the next stage of a build with ``visual_cache_seed`` fixed) loads the files it holds and
+encodes only the others (`kept_visual_cache`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import random
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -192,3 +194,33 @@ def load_visual_cache(path, names: dict[str, str]) -> VisualCache:
     }
     failed = {path_of.get(name, name): reason for name, reason in record["failed"].items()}
     return VisualCache(clips, failed)
+
+
+def kept_visual_cache(
+    kept: Path | None,
+    model,
+    media: dict[str, str],
+    load,
+    samplings: int,
+    *,
+    seed: int,
+    names: dict[str, str],
+    save: bool = True,
+    **encoding,
+) -> tuple[VisualCache, int]:
+    """`build_visual_cache` for the files the cache file `kept` (None: none) does not hold yet,
+    merged with those it does, written back (`save`) when anything was added; also returns how
+    many files were encoded. Each file's samplings are drawn by its own name, so encoding the
+    missing ones alone gives the rows a whole build would. `encoding`: `build_visual_cache`'s
+    batch, workers and autocast."""
+    cache = load_visual_cache(kept, names) if kept is not None and kept.is_file() else None
+    cache = cache or VisualCache({}, {})
+    missing = {p: m for p, m in media.items() if p not in cache.clips and p not in cache.failed}
+    if not missing:
+        return cache, 0
+    built = build_visual_cache(model, missing, load, samplings, seed=seed, names=names, **encoding)
+    cache = VisualCache(cache.clips | built.clips, cache.failed | built.failed)
+    if kept is not None and save:
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        save_visual_cache(cache, kept, names)
+    return cache, len(missing)
