@@ -146,13 +146,13 @@ def test_a_kept_cache_serves_the_next_run_with_the_same_draws(tmp_path, monkeypa
     train(_recipe(tmp_path, data, "first", *kept, "seed=1"))
     (written,) = (tmp_path / "kept").glob("*.pt")
     encoded: list[list[str]] = []
-    real = visual_cache.build_visual_cache
+    real = visual_cache._encode
 
     def counted(model, media, *args, **kwargs):
         encoded.append(sorted(media))
         return real(model, media, *args, **kwargs)
 
-    monkeypatch.setattr(visual_cache, "build_visual_cache", counted)
+    monkeypatch.setattr(visual_cache, "_encode", counted)
     # another training seed, the same cache seed: loaded, nothing encoded
     second = train(_recipe(tmp_path, data, "second", *kept, "seed=2")).trainable
     assert encoded == []
@@ -174,3 +174,18 @@ def test_a_kept_cache_serves_the_next_run_with_the_same_draws(tmp_path, monkeypa
     save_model(other, tmp_path / "other")
     train(_recipe(tmp_path, data, "other", *kept, f"model.path={tmp_path / 'other'}"))
     assert len(list((tmp_path / "kept").glob("*.pt"))) == 3 and len(encoded[-1]) == 4
+
+
+def test_a_file_missing_from_a_kept_cache_that_fails_to_decode_is_a_bad_sample(tmp_path):
+    # encoded alone it gives no rows, but the kept files still train (not "none decodable")
+    data = make_data(tmp_path / "data", videos=3, images=0, missing=1)
+    kept = [f"visual_cache_dir={tmp_path / 'kept'}", "visual_cache=2", "batch_size=1"]
+    kept.append("max_bad_fraction=0.5")
+    assert train(_recipe(tmp_path, data, "first", *kept)).bad_samples == 1
+    (written,) = (tmp_path / "kept").glob("*.pt")
+    record = torch.load(written, weights_only=True)
+    assert list(record["failed"]) == ["gone0.mp4"] and len(record["clips"]) == 3
+    record["failed"].clear()  # as if the kept cache had never seen it
+    torch.save(record, written)
+    result = train(_recipe(tmp_path, data, "again", *kept))
+    assert result.bad_samples == 1 and result.steps == 3

@@ -112,6 +112,25 @@ def build_visual_cache(
     rebuilds the same cache. `names` ({path: name}): what each file's samplings are drawn by
     instead of its path, so the same data in another folder gives the same cache. A file that
     fails to decode is kept as failed (its samples become bad samples, counted by the loop)."""
+    clips, failed = _encode(
+        model,
+        media,
+        load,
+        samplings,
+        seed=seed,
+        batch=batch,
+        workers=workers,
+        autocast=autocast,
+        names=names,
+    )
+    return _checked(clips, failed, media)
+
+
+@torch.no_grad()
+def _encode(
+    model, media, load, samplings, *, seed, batch, workers, autocast, names
+) -> tuple[dict[str, list[CachedClip]], dict[str, str]]:
+    """`build_visual_cache`'s work: ({path: clips}, {path: error}) for the files of `media`."""
     from tqdm import tqdm
 
     jobs = [
@@ -147,7 +166,14 @@ def build_visual_cache(
         model.train(was_training)
     for path in failed:
         clips.pop(path, None)
-    if not clips:
+    return clips, failed
+
+
+def _checked(
+    clips: dict[str, list[CachedClip]], failed: dict[str, str], media: dict[str, str]
+) -> VisualCache:
+    """The cache, unless not one file of `media` could be decoded (nothing to train on)."""
+    if not any(path in clips for path in media):
         raise CachedMediaError(
             f"none of the {len(media)} media files could be decoded for the visual cache "
             f"(first error: {next(iter(failed.values()), 'none')})"
@@ -205,21 +231,33 @@ def kept_visual_cache(
     *,
     seed: int,
     names: dict[str, str],
+    batch: int,
+    workers: int,
+    autocast: Callable[[], AbstractContextManager],
     save: bool = True,
-    **encoding,
 ) -> tuple[VisualCache, int]:
     """`build_visual_cache` for the files the cache file `kept` (None: none) does not hold yet,
     merged with those it does, written back (`save`) when anything was added; also returns how
     many files were encoded. Each file's samplings are drawn by its own name, so encoding the
-    missing ones alone gives the rows a whole build would. `encoding`: `build_visual_cache`'s
-    batch, workers and autocast."""
-    cache = load_visual_cache(kept, names) if kept is not None and kept.is_file() else None
-    cache = cache or VisualCache({}, {})
+    missing ones alone gives the rows a whole build would."""
+    found = kept is not None and kept.is_file()
+    cache = load_visual_cache(kept, names) if found else VisualCache({}, {})
     missing = {p: m for p, m in media.items() if p not in cache.clips and p not in cache.failed}
     if not missing:
-        return cache, 0
-    built = build_visual_cache(model, missing, load, samplings, seed=seed, names=names, **encoding)
-    cache = VisualCache(cache.clips | built.clips, cache.failed | built.failed)
+        return _checked(cache.clips, cache.failed, media), 0
+    clips, failed = _encode(
+        model,
+        missing,
+        load,
+        samplings,
+        seed=seed,
+        batch=batch,
+        workers=workers,
+        autocast=autocast,
+        names=names,
+    )
+    # a file that fails here fails alone: the kept ones still count
+    cache = _checked(cache.clips | clips, cache.failed | failed, media)
     if kept is not None and save:
         kept.parent.mkdir(parents=True, exist_ok=True)
         save_visual_cache(cache, kept, names)
