@@ -355,6 +355,8 @@ def test_late_stamps_is_refused_where_it_cannot_switch_the_stamps_on(capsys) -> 
         build(BuildPlan(Path("b"), late_stamps=True))  # every late stage at 0 steps: no stamps
     with pytest.raises(ValueError, match="late_time_tokens needs a late stage with steps"):
         build(BuildPlan(Path("b"), late_time_tokens=True))
+    with pytest.raises(ValueError, match="late_decimal_tokens needs a late stage with steps"):
+        build(BuildPlan(Path("b"), late_decimal_tokens=True))
     from videochat.embedded.__main__ import main
 
     for argv in (["--late-stamps"], ["--late-stamps", "--late-drill-steps", "1", "--frame-stamps"]):
@@ -473,6 +475,7 @@ def test_each_late_stage_starts_from_the_one_before_and_the_stamps_come_on_once(
     started: dict[str, Path] = {}
     stamped: list[Path] = []
     timed: list[Path] = []
+    decimals: list[Path] = []
 
     def fake_stage(plan: BuildPlan, stage: str, model_dir: Path, data_dir: Path) -> Path:
         started[stage] = model_dir
@@ -488,6 +491,7 @@ def test_each_late_stage_starts_from_the_one_before_and_the_stamps_come_on_once(
     monkeypatch.setattr(builder, "run_stage", fake_stage)
     monkeypatch.setattr(builder, "stamp_rows", fake_stamp)
     monkeypatch.setattr(builder, "time_token_rows", lambda s, t: timed.append(s) or t)
+    monkeypatch.setattr(builder, "decimal_token_rows", lambda s, t: decimals.append(s) or t)
     monkeypatch.setattr(builder, "finish", lambda source, target: target)
     steps = dict.fromkeys(STAGES, 0) | {"stage0": 5, "late_lookup": 1, "late_drill": 1}
     steps |= {"late_stage0": 1, "stage1": 1}
@@ -498,7 +502,13 @@ def test_each_late_stage_starts_from_the_one_before_and_the_stamps_come_on_once(
     builder.build(BuildPlan(tmp_path, steps=steps, late_stamps=True, late_time_tokens=True))
     assert stamped == [tmp_path / "stage0"] and timed == [tmp_path / "stamped"]
     assert started["late_lookup"] == tmp_path / "timed"  # stamps, then the time tokens
+    assert not decimals
     started.clear(), stamped.clear(), timed.clear()
+    builder.build(BuildPlan(tmp_path, steps=steps, late_stamps=True, late_decimal_tokens=True))
+    assert stamped == [tmp_path / "stage0"] and decimals == [tmp_path / "stamped"]
+    assert started["late_lookup"] == tmp_path / "decimals" and not timed  # once, before them
+    assert started["late_drill"] == tmp_path / "late_lookup"
+    started.clear(), stamped.clear(), decimals.clear()
     steps |= {"vision": 3, "drill": 2}
     builder.build(BuildPlan(tmp_path, steps=steps, time_tokens=True))
     assert timed == [tmp_path / "vision"] and not stamped  # once, before the first LLM stage

@@ -102,7 +102,8 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     old_flags += " --no-lmhra --no-frame-rows --no-row-names --no-every-object --no-group-by-length"
     old_flags += " --no-visual-positions --no-balanced-drill --no-bare-drill --no-merge-stretches"
     old_flags += " --no-bare-lookup --no-frame-times --no-frame-row-times --no-frame-stamps"
-    old_flags += " --no-frame-pairs --no-late-stamps --no-time-tokens --no-late-time-tokens --no-nearest-times"
+    old_flags += " --no-frame-pairs --no-late-stamps --no-time-tokens --no-late-time-tokens"
+    old_flags += " --no-late-decimal-tokens --no-nearest-times"
     old_flags += " --no-early-nearest-times --no-shared-visual-cache"
     assert f"--measure {old_flags}\n" in card
     stemmed = build_record | {"vision_image_steps": 700, "vision_shape_steps": 500}
@@ -122,7 +123,7 @@ def test_model_card_reports_the_recorded_numbers() -> None:
         " --frame-rows --row-names --every-object --group-by-length"
         " --visual-positions --balanced-drill --bare-drill --merge-stretches --bare-lookup"
         " --frame-times --frame-row-times --frame-stamps --frame-pairs --no-late-stamps"
-        " --no-time-tokens --no-late-time-tokens --no-nearest-times"
+        " --no-time-tokens --no-late-time-tokens --no-late-decimal-tokens --no-nearest-times"
         " --no-early-nearest-times --no-shared-visual-cache"
     )
     assert f"--measure {flags}\n" in card
@@ -162,7 +163,14 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     )
     row = "| late_drill | drill again, after stage0, each option time one token (ours) | 250 |"
     assert row in timed
-    assert " --late-time-tokens" in timed
+    assert " --late-time-tokens" in timed and " --no-late-decimal-tokens" in timed
+    decimal = render(
+        build_record | {"steps": build_record["steps"] | late, "late_decimal_tokens": True},
+        measure_record,
+        {},
+    )
+    row = "| late_drill | drill again, after stage0, each decimal one token ('.5') (ours) | 250 |"
+    assert row in decimal and " --late-decimal-tokens" in decimal
     near = render(
         build_record
         | {"steps": build_record["steps"] | late, "late_videos": 600, "nearest_times": True},

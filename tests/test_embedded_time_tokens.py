@@ -8,7 +8,12 @@ import pytest
 import torch
 
 from videochat.embedded.config import embedded_config, vocab_rows
-from videochat.embedded.time_tokens import TIME_TOKENS, add_time_tokens
+from videochat.embedded.time_tokens import (
+    DECIMAL_TOKENS,
+    TIME_TOKENS,
+    add_decimal_tokens,
+    add_time_tokens,
+)
 from videochat.embedded.tokenizer import train_tokenizer
 from videochat.model import build_model, load_model, save_model
 
@@ -66,10 +71,39 @@ def test_new_rows_start_from_the_pieces_and_old_answers_do_not_move(model) -> No
 
 def test_the_tokens_survive_a_save_and_load(model, tmp_path: Path) -> None:
     add_time_tokens(model)
+    add_decimal_tokens(model)  # both: the longer time token wins where it matches
     save_model(model, tmp_path / "timed")
     loaded = load_model(tmp_path / "timed", device="cpu", dtype="fp32")
     assert len(ids(loaded, "at 9.5 seconds")) == 1
+    assert loaded.tokenizer.convert_ids_to_tokens(ids(loaded, "about 9.5"))[-2:] == ["9", ".5"]
     assert loaded.llm.config.vocab_size == vocab_rows(len(loaded.tokenizer))
     torch.testing.assert_close(
         loaded.llm.get_input_embeddings().weight, model.llm.get_input_embeddings().weight
     )
+
+
+def test_decimal_tokens_join_the_point_to_its_digit_and_keep_the_integer(model) -> None:
+    prompt = "(A) at 3.5 seconds\n(B) at 12.0 seconds sampled at 0.6, 1.9\nBest option:(at 3.5"
+    before = model.tokenizer.convert_ids_to_tokens(ids(model, prompt))
+    assert before.count(".") == 5 and not set(before) & set(DECIMAL_TOKENS)
+    assert add_decimal_tokens(model) == len(DECIMAL_TOKENS) == 10  # .0 ... .9
+    assert add_decimal_tokens(model) == 0
+    tokens = model.tokenizer.convert_ids_to_tokens(ids(model, prompt))
+    assert tokens.count(".5") == 2 and {".0", ".6", ".9"} <= set(tokens) and "." not in tokens
+    # the integers keep their own tokens: the answer's " 3" is the option's " 3"
+    integers = ["Ġ3", "Ġ12", "Ġ0", "Ġ1", "Ġ3"]
+    assert [t for t in before if t.startswith("Ġ") and t[1:].isdigit()] == integers
+    assert [t for t in tokens if t.startswith("Ġ") and t[1:].isdigit()] == integers
+    assert tokens[tokens.index("Ġ12") + 1] == ".0" and tokens[-2:] == ["Ġ3", ".5"]
+    assert model.tokenizer.decode(ids(model, prompt)) == prompt.replace("\n", " ")
+
+
+def test_decimal_rows_start_from_the_point_and_its_digit(model) -> None:
+    (point,), (five,) = ids(model, "."), ids(model, "5")
+    embed = model.llm.get_input_embeddings().weight
+    old = (embed[point] + embed[five]).clone() / 2
+    old_head = model.llm.get_output_embeddings().weight[point].clone()
+    add_decimal_tokens(model)
+    (new,) = ids(model, ".5")
+    torch.testing.assert_close(model.llm.get_input_embeddings().weight[new], old)
+    torch.testing.assert_close(model.llm.get_output_embeddings().weight[new], old_head)

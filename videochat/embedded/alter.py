@@ -1,7 +1,8 @@
 """Changes a build makes to a saved model between its training stages, and the final export.
 
 Each reads one stage's export and writes a new folder, so a stopped build resumes from it:
-the frame stamps switched on (`stamp_rows`), the option-time tokens added (`time_token_rows`),
+the frame stamps switched on (`stamp_rows`), the option-time or decimal tokens added
+(`time_token_rows`, `decimal_token_rows`),
 the chat-ready copy at the end (`finish`).
 """
 
@@ -48,6 +49,14 @@ def time_token_rows(source: Path, target: Path) -> Path:
     from videochat.embedded.time_tokens import add_time_tokens
 
     return _altered(source, target, add_time_tokens)
+
+
+def decimal_token_rows(source: Path, target: Path) -> Path:
+    """`source` with `time_tokens.DECIMAL_TOKENS` added, saved as `target`: before the first
+    late stage (`late_decimal_tokens`)."""
+    from videochat.embedded.time_tokens import add_decimal_tokens
+
+    return _altered(source, target, add_decimal_tokens)
 
 
 def finish(source: Path, target: Path) -> Path:

@@ -11,7 +11,8 @@ llama_proj learn the multiple-choice questions about each object in a short layo
 vision side, the project's training loop), the late stages `late_lookup`, `late_timing`,
 `late_order`, `late_drill` and `late_stage0` (ours; 0 steps skips each: those stages again,
 then `late_timing_mix`, the event-time questions among the drill's; `LATE_STAGES`; with
-`late_stamps` the frame stamps come on for them, `stamp_rows`), then the original's `stage1`
+`late_stamps` the frame stamps come on for them, `stamp_rows`; with `late_decimal_tokens` a
+time's decimal becomes one token, `decimal_token_rows`), then the original's `stage1`
 (captions) and `stage2` (instructions) with the original's freezing.
 
 Every random choice derives from `--seed` (data seed S, benchmark seed S + 1000, never used for
@@ -37,7 +38,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from videochat.embedded import data
-from videochat.embedded.alter import finish, stamp_rows, time_token_rows
+from videochat.embedded.alter import decimal_token_rows, finish, stamp_rows, time_token_rows
 from videochat.embedded.config import (
     IMAGE_SIZE,
     NUM_FRAMES,
@@ -146,6 +147,8 @@ class BuildPlan:
     late_stamps: bool = False  # `frame_stamps` switched on for the late stages only (`stamp_rows`)
     time_tokens: bool = False  # one token per option time, LLM stages (`time_token_rows`)
     late_time_tokens: bool = False  # the same from the late stages on
+    # the late stages spell a time's decimal as one token (" 3", ".5"; `decimal_token_rows`)
+    late_decimal_tokens: bool = False
     nearest_times: bool = False  # late stages: right time listed near the truth (`data`)
     # the same in the stages before them (focus stages, drill, stage 0): there the LLM first
     # learns to answer event times, and with the truth listed its own estimate is as right as
@@ -206,6 +209,7 @@ SWITCHES: dict[str, str] = {
     "late_stamps": "the frame stamps come on for the late stages only (stage 0 learns without)",
     "time_tokens": "each option time ('at 3.5 seconds') is one token in every LLM stage",
     "late_time_tokens": "each option time ('at 3.5 seconds') is one token from the late stages on",
+    "late_decimal_tokens": "from the late stages on a time's decimal is one token (' 3', '.5')",
     "nearest_times": "the late stages' event-time questions list the right time up to 0.5 s off: "
     "the answer is the option nearest the truth",
     "early_nearest_times": "the same in the focus stages, the drill and stage 0",
@@ -418,7 +422,11 @@ def check_steps(plan: BuildPlan) -> None:
     """Refuse, before the data and hours of training, steps that leave an option without effect
     (the CLI sets the steps after the plan is made, so `BuildPlan` cannot check them)."""
     late_steps = any(plan.steps.get(stage, 0) for stage in LATE_STAGES)
-    for switch, what in (("late_stamps", "the frame stamps"), ("late_time_tokens", "the tokens")):
+    for switch, what in (
+        ("late_stamps", "the frame stamps"),
+        ("late_time_tokens", "the tokens"),
+        ("late_decimal_tokens", "the tokens"),
+    ):
         if getattr(plan, switch) and not late_steps:
             raise ValueError(
                 f"{switch} needs a late stage with steps (e.g. --late-stage0-steps 600): "
@@ -470,6 +478,8 @@ def build(plan: BuildPlan) -> dict:
                 model_dir = stamp_rows(model_dir, plan.out / "stamped")
             if plan.late_time_tokens:
                 model_dir = time_token_rows(model_dir, plan.out / "timed")
+            if plan.late_decimal_tokens:
+                model_dir = decimal_token_rows(model_dir, plan.out / "decimals")
         model_dir = run_stage(
             plan, stage, model_dir, late_dir if stage in LATE_STAGES else train_dir
         )

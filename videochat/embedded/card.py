@@ -223,6 +223,8 @@ def render(
     late_how = ", the frame stamps on" if build.get("late_stamps") else ""
     if build.get("late_time_tokens"):
         late_how += ", each option time one token"
+    if build.get("late_decimal_tokens"):
+        late_how += ", each decimal one token ('.5')"
     if late_videos:
         late_how += f", on {late_videos} fresh videos"
     near = ", the right event times listed up to 0.5 s off"
