@@ -338,6 +338,7 @@ def test_recipes_load_with_the_original_freezing() -> None:
     for late, base in LATE_STAGES.items():  # the recipe of the stage it repeats, unchanged
         assert vars(stage_recipe(late, ["data_dir=d"])) == vars(stage_recipe(base, ["data_dir=d"]))
     assert stage_recipe("late_lookup", ["data_dir=d"]).data[0].file == "d/lookup_video.json"
+    assert stage_recipe("late_reverse", ["data_dir=d"]).data[0].file == "d/reverse_video.json"
     for stage in ("stage1", "stage2"):
         recipe = load_recipe(recipe_path(stage), ["model.path=x", "data_dir=d"])
         frozen = vars(recipe.freeze)
@@ -523,6 +524,10 @@ def test_each_late_stage_starts_from_the_one_before_and_the_stamps_come_on_once(
     builder.build(BuildPlan(tmp_path, steps=steps | {"late_timing_mix": 1}))
     assert started["late_timing_mix"] == tmp_path / "late_stage0"  # the last late stage
     assert started["stage1"] == tmp_path / "late_timing_mix"
+    started.clear()
+    builder.build(BuildPlan(tmp_path, steps=steps | {"late_reverse": 1}))
+    assert started["late_reverse"] == tmp_path / "late_lookup"  # shapes after the colours
+    assert started["late_timing"] == started["late_drill"] == tmp_path / "late_reverse"
 
 
 def test_llm_seed_draws_the_llm_stages_again_on_the_same_data_and_vision(

@@ -135,14 +135,12 @@ def test_model_card_reports_the_recorded_numbers() -> None:
         build_record | {"steps": build_record["steps"] | {"drill": 900}}, measure_record, {}
     )
     assert "--drill-steps 900 --stage0-steps 1200" in drilled and "| 900 |" in drilled
-    late_off = (
-        "--late-lookup-steps 0 --late-timing-steps 0 --late-order-steps 0 --late-drill-steps 0"
-    )
+    late_off = "--late-lookup-steps 0 --late-reverse-steps 0 --late-timing-steps 0 --late-order-steps 0 --late-drill-steps 0"
     assert f"--stage0-steps 1200 {late_off}" in drilled  # a record from before late_timing
     late = {"late_lookup": 300, "late_timing": 200, "late_drill": 250, "late_stage0": 600}
     relearnt = render(build_record | {"steps": build_record["steps"] | late}, measure_record, {})
     assert (
-        "--late-lookup-steps 300 --late-timing-steps 200 --late-order-steps 0 --late-drill-steps 250"
+        "--late-lookup-steps 300 --late-reverse-steps 0 --late-timing-steps 200 --late-order-steps 0 --late-drill-steps 250"
         " --late-stage0-steps 600" in relearnt
     )
     assert "| late_lookup | lookup again, after stage0 (ours) | 300 |" in relearnt

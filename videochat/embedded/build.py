@@ -8,7 +8,7 @@ alone, so the LLM learns to find the rows of the object a question names and to 
 from them one at a time, `stage_recipe`), `drill` (ours; 0 steps skips it: the LLM and
 llama_proj learn the multiple-choice questions about each object in a short layout,
 `embedded_drill.yaml`), `stage0` (ours: the LLM and llama_proj learn to answer from the frozen
-vision side, the project's training loop), the late stages `late_lookup`, `late_timing`,
+vision side, the project's training loop), the late stages `late_lookup`, `late_reverse`, `late_timing`,
 `late_order`, `late_drill` and `late_stage0` (ours; 0 steps skips each: those stages again,
 then `late_timing_mix`, the event-time questions among the drill's; `LATE_STAGES`; with
 `late_stamps` the frame stamps come on for them, `stamp_rows`; with `late_decimal_tokens` a
@@ -62,9 +62,12 @@ log = logging.getLogger("videochat.embedded")
 # form it (98.9%; b36 98.9%); the drill then brings the other tasks back (l1y: task mean
 # 75.4%), but the open-ended answers halve, which stage 0's conversations restore in part (r3,
 # session 23: free form 71.4% against b1's 64.5%; b36 70.8%; docs/embedded-experiments.md);
-# last, the event-time questions among as many drill questions (`data.timing_mix_entries`)
+# last, the event-time questions among as many drill questions (`data.timing_mix_entries`).
+# The shape questions alone ("What shape is the orange object?") after the colour ones: the
+# shape lookup forms in stage 0 in some draws and not in others (session 39)
 LATE_STAGES: dict[str, str] = {
     "late_lookup": "lookup",
+    "late_reverse": "reverse",
     "late_timing": "timing",
     "late_order": "order",
     "late_drill": "drill",
@@ -91,6 +94,7 @@ SEED_OFFSET = {
     "late_timing": 13,
     "late_order": 14,
     "late_timing_mix": 15,
+    "late_reverse": 16,
 }
 BENCH_SEED_OFFSET = 1000
 # the late stages' fresh videos (`BuildPlan.late_videos`): a seed neither the training set nor the
