@@ -108,6 +108,33 @@ def _rank_main(argv: list[str]) -> None:
     save_file(result.trainable, str(Path(recipe.output_dir) / f"rank{rank}.safetensors"))
 
 
+def loss_and_grads(recipe, checkpointing: bool = False, samples: int = 2):
+    """One TrainStep on the recipe's first `samples` entries: (loss, llama_proj's gradient,
+    extra_query_tokens' gradient), with fixed dropout draws."""
+    import torch
+
+    from videochat.train.data import TrainDataset, collate, read_all
+    from videochat.train.loop import TrainStep
+    from videochat.train.setup import apply_freeze, build_model, enable_gradient_checkpointing
+
+    model = build_model(recipe)
+    apply_freeze(model, recipe.freeze)
+    if checkpointing:
+        enable_gradient_checkpointing(model)
+        assert model.llm.is_activation_checkpointing and model.visual_encoder.gradient_checkpointing
+    dataset = TrainDataset(read_all(recipe), recipe, model.tokenizer, model.image_size)
+    batch = collate([dataset[(0, i)] for i in range(samples)])
+    step = TrainStep(model, recipe).train()
+    torch.manual_seed(7)  # same dropout draws in both runs
+    loss = step(batch.pixels, batch.texts)
+    loss.backward()
+    return (
+        loss.detach(),
+        model.llama_proj.weight.grad.clone(),
+        model.extra_query_tokens.grad.clone(),
+    )
+
+
 if __name__ == "__main__":
     import sys
 

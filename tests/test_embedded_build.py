@@ -596,6 +596,32 @@ def test_a_shared_visual_cache_gives_every_llm_stage_one_draw_kept_in_the_build(
             assert (cache_seed, cache_dir) == (None, None)
 
 
+def test_stage_0_packs_its_batches_and_every_stage_takes_the_math_attention(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from videochat.embedded import build as builder
+    from videochat.train import loop
+
+    asked: dict[tuple[bool, str], tuple[bool, str]] = {}
+
+    def fake_train(recipe):
+        export = Path(recipe.export)
+        asked[(export.parent.name == "on", export.name)] = (recipe.pack_batches, recipe.attention)
+        return loop.TrainResult(1, export, 0.5, 0)
+
+    monkeypatch.setattr(loop, "train", fake_train)
+    stages = ("motion", "drill", "stage0", "late_drill", "late_stage0", "stage2")
+    for name, on in (("off", False), ("on", True)):
+        plan = BuildPlan(tmp_path / name, pack_batches=on, math_attention=on)
+        plan.steps |= dict.fromkeys(stages, 1)
+        for stage in stages:
+            builder.run_stage(plan, stage, tmp_path / "init", tmp_path / "data")
+    for (on, stage), (packed, attention) in asked.items():
+        assert packed == (on and stage in ("stage0", "late_stage0"))  # the drill's: slower
+        assert attention == ("math" if on else "auto")
+    assert len(asked) == 12
+
+
 def test_config_is_the_small_videochat_with_temporal_embedding() -> None:
     cfg = embedded_config(vocab_rows(700))
     assert cfg.llm.hf_config["vocab_size"] == 704
@@ -717,9 +743,12 @@ def test_smoke_build_with_merged_named_timed_stamped_rows_in_bf16_trains_the_llm
         frame_times=True,
         frame_stamps=True,
         time_tokens=True,
+        pack_batches=True,
+        math_attention=True,
     )
     summary = build(plan)
     assert summary["merge_stretches"] and summary["row_names"] and summary["precision"] == "bf16"
+    assert summary["pack_batches"] and summary["math_attention"]
     assert summary["frame_times"] and summary["frame_stamps"] and summary["time_tokens"]
     init, vision, drilled, final = (
         load_model(tmp_path / name, device="cpu", dtype="fp32")

@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from tests._train_helpers import make_data
+from tests._train_helpers import loss_and_grads, make_data
 from videochat.model import load_model
 from videochat.train import checkpoint as ckpt
 from videochat.train.labels import IGNORE_INDEX
@@ -107,33 +107,10 @@ def test_cli_reports_malformed_annotation_with_file_and_index(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
-def _loss_and_grad(recipe, checkpointing: bool):
-    from videochat.train.data import TrainDataset, collate, read_all
-    from videochat.train.loop import TrainStep
-    from videochat.train.setup import enable_gradient_checkpointing
-
-    model = build_for_recipe(recipe)
-    apply_freeze(model, recipe.freeze)
-    if checkpointing:
-        enable_gradient_checkpointing(model)
-        assert model.llm.is_activation_checkpointing and model.visual_encoder.gradient_checkpointing
-    dataset = TrainDataset(read_all(recipe), recipe, model.tokenizer, model.image_size)
-    batch = collate([dataset[(0, 0)], dataset[(0, 1)]])
-    step = TrainStep(model, recipe).train()
-    torch.manual_seed(7)  # same dropout draws in both runs
-    loss = step(batch.pixels, batch.texts)
-    loss.backward()
-    return (
-        loss.detach(),
-        model.llama_proj.weight.grad.clone(),
-        model.extra_query_tokens.grad.clone(),
-    )
-
-
 def test_gradient_checkpointing_gives_the_same_loss_and_gradients(tmp_path):
     recipe = load_recipe("tiny", make_data(tmp_path, videos=2, images=0))
-    plain = _loss_and_grad(recipe, checkpointing=False)
-    recomputed = _loss_and_grad(recipe, checkpointing=True)
+    plain = loss_and_grads(recipe)
+    recomputed = loss_and_grads(recipe, checkpointing=True)
     for a, b in zip(plain, recomputed, strict=True):
         torch.testing.assert_close(a, b)
     assert plain[1].abs().sum() > 0 and plain[2].abs().sum() > 0

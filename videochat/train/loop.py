@@ -26,6 +26,7 @@ from videochat.train import distributed as D
 from videochat.train import setup as S
 from videochat.train.data import Batch, TrainDataset, collate, read_all, text_length
 from videochat.train.labels import IGNORE_INDEX, LabelledText, assemble
+from videochat.train.packing import pack
 from videochat.train.recipe import Recipe
 from videochat.train.sampler import PlanSampler, plan_epoch
 from videochat.train.state import RunState, capture_rng, restore_rng
@@ -48,6 +49,7 @@ class TrainStep(nn.Module):
         self.max_txt_len = recipe.max_txt_len
         self.cached = recipe.visual_cache > 0
         self.per_sample = recipe.loss_average == "sample"
+        self.packed = recipe.pack_batches
 
     def forward(
         self, pixels: torch.Tensor, texts: list[LabelledText], times: torch.Tensor | None = None
@@ -68,30 +70,44 @@ class TrainStep(nn.Module):
             bos_mode="embed" if self.stage == 1 else "constant",
             max_len=None if self.stage == 1 else self.max_txt_len + visual.shape[1],
         )
-        out = self.model.llm(
-            inputs_embeds=inputs.inputs_embeds,
-            attention_mask=inputs.attention_mask,
-            labels=None if self.per_sample else inputs.labels,
-        )
-        return sample_mean_loss(out.logits, inputs.labels) if self.per_sample else out.loss
+        labels, segments = inputs.labels, None
+        feed = {"inputs_embeds": inputs.inputs_embeds, "attention_mask": inputs.attention_mask}
+        if self.packed:
+            packed = pack(inputs)
+            labels, segments = packed.labels, packed.segments
+            feed = {
+                "inputs_embeds": packed.inputs_embeds,  # (R, L', D), R <= B rows
+                "attention_mask": packed.attention_mask,  # (R, 1, L', L')
+                "position_ids": packed.position_ids,
+            }
+        out = self.model.llm(**feed, labels=None if self.per_sample else labels)
+        return sample_mean_loss(out.logits, labels, segments) if self.per_sample else out.loss
 
 
-def sample_mean_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def sample_mean_loss(
+    logits: torch.Tensor, labels: torch.Tensor, segments: torch.Tensor | None = None
+) -> torch.Tensor:
     """Next-token cross-entropy averaged within each sample, then over the samples that have
-    target tokens. logits: (B, L, V); labels: (B, L), IGNORE_INDEX where no loss."""
+    target tokens. logits: (B, L, V); labels: (B, L), IGNORE_INDEX where no loss; segments:
+    (B, L) the sample of each position in a packed batch (`packing.pack`), else each row's."""
     targets = labels[:, 1:]  # (B, L-1): token t is predicted at position t-1
     per_token = F.cross_entropy(
         logits[:, :-1].flatten(0, 1).float(),
         targets.flatten(),
         ignore_index=IGNORE_INDEX,
         reduction="none",
-    ).view_as(targets)  # (B, L-1)
-    counts = (targets != IGNORE_INDEX).sum(dim=1)  # (B,)
-    has_targets = counts > 0
-    if not has_targets.any():  # every answer cut off by max_txt_len: no signal, zero gradient
+    )  # (B * (L-1),)
+    if segments is None:
+        segments = torch.arange(labels.shape[0], device=labels.device)[:, None].expand_as(labels)
+    counted = targets.flatten() != IGNORE_INDEX
+    if not counted.any():  # every answer cut off by max_txt_len: no signal, zero gradient
         return logits.sum() * 0.0
-    per_sample = per_token.sum(dim=1)[has_targets] / counts[has_targets]
-    return per_sample.mean()
+    owner = segments[:, 1:].flatten()[counted]  # the sample of each counted target
+    samples = int(owner.max()) + 1
+    sums = per_token.new_zeros(samples).index_add_(0, owner, per_token[counted])
+    counts = per_token.new_zeros(samples).index_add_(0, owner, torch.ones_like(sums[owner]))
+    has_targets = counts > 0
+    return (sums[has_targets] / counts[has_targets]).mean()
 
 
 @dataclass
@@ -108,7 +124,8 @@ def train(recipe: Recipe) -> TrainResult:
     """Run (or resume) a recipe to its last step; return what a caller or test needs."""
     ctx = D.setup(recipe.device)
     try:
-        return _Run(recipe, ctx).run()
+        with S.attention_kernel(recipe.attention):
+            return _Run(recipe, ctx).run()
     finally:
         D.teardown(ctx)
 
@@ -156,6 +173,8 @@ class _Run:
             # the folders the names are in: two datasets may both have a "video_00000.mp4"
             roots = sorted({e.path.removesuffix(e.name) for e in entries})
             setting = f"{roots} {r.num_frames} {r.sampling} {self.dataset.image_size}"
+            if r.attention != "auto":  # another kernel rounds the rows differently
+                setting += f" {r.attention}"
             key = cache_key(self.model, r.visual_cache, seed, f"{setting} {self.precision}")
             kept = Path(r.visual_cache_dir) / f"{key}.pt"
         media = {e.path: e.media for e in entries}

@@ -110,6 +110,8 @@ class Recipe:
     # auto (GPU: bf16 if supported, else fp16; CPU: fp32) | fp32 | bf16 | fp16; on CPU only a
     # named bf16 autocasts (`setup.pick_precision`), anything else runs fp32
     precision: str = "auto"
+    # the scaled-dot-product attention kernel: auto (PyTorch's pick) or math (`setup.attention_kernel`)
+    attention: str = "auto"
     gradient_checkpointing: bool = False
     strategy: str = "ddp"  # ddp | fsdp (shards the LLM's decoder layers)
     device: str = "auto"
@@ -137,12 +139,16 @@ class Recipe:
     # "sample": the mean of each sample's own token mean, so a one-word answer weighs as much as
     # a paragraph
     loss_average: str = "token"
+    # lay each batch's samples end to end in fewer rows, their common start (system text, video
+    # marker) computed once a row (`packing.pack`): the same loss with fewer positions computed
+    pack_batches: bool = False
 
     def validate(self) -> None:
         checks = [
             (self.stage in (1, 2), "stage must be 1 or 2"),
             (self.sampling in ("rand", "middle"), "sampling must be 'rand' or 'middle'"),
             (self.precision in ("auto", "fp32", "bf16", "fp16"), "precision: auto|fp32|bf16|fp16"),
+            (self.attention in ("auto", "math"), "attention must be auto or math"),
             (self.strategy in ("ddp", "fsdp"), "strategy must be 'ddp' or 'fsdp'"),
             (self.batch_size >= 1 and self.grad_accum_steps >= 1, "batch sizes must be >= 1"),
             (self.num_frames >= 1 and self.epochs >= 1, "num_frames and epochs must be >= 1"),

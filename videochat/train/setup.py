@@ -179,6 +179,21 @@ def pick_precision(requested: str, device: torch.device) -> Precision:
     return Precision(torch.bfloat16 if requested == "bf16" else torch.float16, device.type)
 
 
+def attention_kernel(name: str) -> AbstractContextManager:
+    """A context in which scaled-dot-product attention runs on `name`'s kernel: "auto"
+    (PyTorch's pick) or "math" (plain matmuls and a softmax). Why math: for the embedded
+    model's tiny heads (32 channels) on the 2-core CPU, PyTorch's pick (flash attention) spent
+    19% of a vision-stage step in its backward; on math the step took 0.83x the time
+    (`benchmarks/attention_kernel.py`)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    if name == "auto":
+        return nullcontext()
+    if name == "math":
+        return sdpa_kernel(SDPBackend.MATH)
+    raise ValueError(f"attention must be auto or math, not {name!r}")
+
+
 def cpu_has_bf16() -> bool:
     """Whether oneDNN has bf16 kernels for this CPU (it needs AVX-512 or AMX; AVX2: no)."""
     return bool(
