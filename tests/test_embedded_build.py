@@ -12,15 +12,10 @@ import pytest
 import torch
 
 from videochat.embedded import data
-from videochat.embedded.build import (
-    LATE_STAGES,
-    STAGES,
-    BuildPlan,
-    build,
-    recipe_path,
-    stage_recipe,
-)
+from videochat.embedded import plan as plans
+from videochat.embedded.build import build, recipe_path, stage_recipe
 from videochat.embedded.config import embedded_config, vocab_rows
+from videochat.embedded.plan import LATE_STAGES, STAGES, BuildPlan
 from videochat.embedded.tokenizer import train_tokenizer
 from videochat.eval.parse import LETTERS
 from videochat.eval.protocols import VIDEOCHAT2
@@ -429,9 +424,9 @@ def test_late_stages_train_on_their_own_fresh_videos(
     steps = dict.fromkeys(STAGES, 1)
     summary = builder.build(BuildPlan(tmp_path, seed=3, videos=50, steps=steps, late_videos=20))
     train, late = tmp_path / "data", tmp_path / "late_data"
-    assert made == {train: (3, 50), late: (3 + builder.LATE_DATA_SEED_OFFSET, 20)}
-    assert builder.late_data_seed(3) == 3 + builder.LATE_DATA_SEED_OFFSET
-    assert builder.LATE_DATA_SEED_OFFSET != builder.BENCH_SEED_OFFSET  # never the benchmark's
+    assert made == {train: (3, 50), late: (3 + plans.LATE_DATA_SEED_OFFSET, 20)}
+    assert plans.late_data_seed(3) == 3 + plans.LATE_DATA_SEED_OFFSET
+    assert plans.LATE_DATA_SEED_OFFSET != plans.BENCH_SEED_OFFSET  # never the benchmark's
     assert annotated == [train, late]  # the late stages read the same annotation files there
     assert {stage for stage, folder in read.items() if folder == late} == set(LATE_STAGES)
     assert all(read[stage] == train for stage in STAGES if stage not in LATE_STAGES)
@@ -550,14 +545,14 @@ def test_llm_seed_draws_the_llm_stages_again_on_the_same_data_and_vision(
         plan.steps |= {"drill": 1, "late_timing": 1}
         for stage in ("drill", "late_timing"):
             builder.run_stage(plan, stage, tmp_path / "init", tmp_path / "data")
-    offset = builder.SEED_OFFSET
+    offset = plans.SEED_OFFSET
     assert seeds == {
         ("None", "drill"): 3 + offset["drill"],
         ("None", "late_timing"): 3 + offset["late_timing"],
         ("50", "drill"): 50 + offset["drill"],
         ("50", "late_timing"): 50 + offset["late_timing"],
     }
-    assert builder.stage_seed(BuildPlan(tmp_path, seed=3), "drill") == 3 + offset["drill"]
+    assert plans.stage_seed(BuildPlan(tmp_path, seed=3), "drill") == 3 + offset["drill"]
     plan = make_plan(parse(["--out", str(tmp_path), "--seed", "3", "--llm-seed", "50"]))
     assert (plan.seed, plan.llm_seed) == (3, 50)  # data, init and vision keep --seed
 
@@ -588,7 +583,7 @@ def test_a_shared_visual_cache_gives_every_llm_stage_one_draw_kept_in_the_build(
     assert len(asked) == 12
     for (name, llm_seed, stage), (seed, cache_seed, cache_dir) in asked.items():
         base = 50 if llm_seed == "50" else 3
-        assert seed == base + builder.SEED_OFFSET[stage]  # the stages' own draws stay
+        assert seed == base + plans.SEED_OFFSET[stage]  # the stages' own draws stay
         if name == "one":  # one frame draw (the LLM stages' base seed), kept in the build
             kept = tmp_path / name / llm_seed / "visual_cache"
             assert (cache_seed, cache_dir) == (base, str(kept))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from videochat.embedded import data
-from videochat.embedded.build import BuildPlan
 from videochat.embedded.config import embedded_config
+from videochat.embedded.plan import BuildPlan
 
 
 def test_model_card_reports_the_recorded_numbers() -> None:

@@ -45,8 +45,8 @@ def test_the_cards_rebuild_command_parses_and_names_every_option() -> None:
     import shlex
 
     from videochat.embedded.__main__ import parse
-    from videochat.embedded.build import STAGES, SWITCHES, cli_flag
     from videochat.embedded.config import shape_stretches
+    from videochat.embedded.plan import STAGES, SWITCHES, cli_flag
     from videochat.model.config import VideoChatConfig
 
     card = (DEFAULT_DIR / "MODEL_CARD.md").read_text()

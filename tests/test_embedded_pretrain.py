@@ -301,7 +301,7 @@ def test_comes_goes_rows_frame_leaves_the_per_shape_rows_unweighted(clips):
     assert all(torch.equal(frame[k], plain[k]) for k in plain if k != "frame_visible")
     with pytest.raises(ValueError, match="comes_goes_rows must be one of"):
         fact_losses(pred, clips, grid=4, comes_goes_weight=8.0, comes_goes_rows="shape")
-    from videochat.embedded.build import BuildPlan
+    from videochat.embedded.plan import BuildPlan
 
     with pytest.raises(ValueError, match="comes_goes_rows must be one of"):
         BuildPlan(Path("b"), comes_goes_rows="shape")  # refused when planned

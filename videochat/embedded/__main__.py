@@ -8,14 +8,8 @@ import logging
 import sys
 from pathlib import Path
 
-from videochat.embedded.build import (
-    STAGES,
-    SWITCHES,
-    BuildPlan,
-    build,
-    check_steps,
-    cli_flag,
-)
+from videochat.embedded.build import build, check_steps
+from videochat.embedded.plan import STAGES, SWITCHES, BuildPlan, cli_flag
 from videochat.embedded.pretrain import COMES_GOES_ROWS
 from videochat.errors import VideoChatError
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from videochat.embedded.build import LATE_STAGES, STAGES, SWITCHES, cli_flag, late_data_seed
 from videochat.embedded.config import shape_stretches
 from videochat.embedded.data import FOCUS_TASKS, TIMING_MIX, TIMING_MIX_REPEATS
+from videochat.embedded.plan import LATE_STAGES, STAGES, SWITCHES, cli_flag, late_data_seed
 from videochat.model.config import VideoChatConfig, VisionConfig
 from videochat.synth.vocab import SHAPES
 

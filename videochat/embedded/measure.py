@@ -155,8 +155,8 @@ def measure(
     described: int = 40,
 ) -> dict:
     """Generate the held-out benchmark (seed + 1000), then both measurements; writes JSON."""
-    from videochat.embedded.build import BENCH_SEED_OFFSET
     from videochat.embedded.config import IMAGE_SIZE
+    from videochat.embedded.plan import BENCH_SEED_OFFSET
     from videochat.model import load_model
     from videochat.synth.dataset import write_dataset
 
