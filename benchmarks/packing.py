@@ -2,7 +2,7 @@
 
     python benchmarks/packing.py [--videos 64] [--steps 40]
 
-Each run trains the packaged default model's LLM and llama_proj with the stage's packaged recipe
+Each run trains the packaged default model's (or `--model`'s) LLM and llama_proj with the stage's packaged recipe
 (visual cache on and bf16 autocast, as the build runs them) on the same small synthetic set, from
 the same seed; the only change is the recipe's `pack_batches` (`videochat.train.packing`). Stage
 0's samples share their first 54 positions (bos, the system text, the video marker) and a random
@@ -27,7 +27,9 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.cpu_bf16 import late_loss  # noqa: E402
 
 
-def run(stage: str, data_dir: Path, out: Path, steps: int, packed: bool) -> tuple[float, float]:
+def run(
+    stage: str, data_dir: Path, out: Path, steps: int, packed: bool, model: str | None = None
+) -> tuple[float, float]:
     """(seconds a step, LLM positions a step) of `steps` steps of `stage`'s recipe."""
     from videochat.embedded.build import stage_recipe
     from videochat.model.load import DEFAULT_DIR
@@ -48,7 +50,7 @@ def run(stage: str, data_dir: Path, out: Path, steps: int, packed: bool) -> tupl
     recipe = stage_recipe(
         stage,
         [
-            f"model.path={DEFAULT_DIR}",
+            f"model.path={model or DEFAULT_DIR}",
             f"data_dir={data_dir}",
             f"output_dir={out}",
             f"max_steps={steps}",
@@ -71,6 +73,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=int, default=64)
     parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument(
+        "--model",
+        help="start from this model directory (default: the packaged model, whose frame rows "
+        "carry their time stamps; a build's stage 0 starts from its vision stage, without them)",
+    )
     args = parser.parse_args()
     from videochat.embedded.config import IMAGE_SIZE
     from videochat.embedded.data import write_annotations
@@ -84,7 +91,7 @@ def main() -> None:
         for stage in ("stage0", "drill"):
             for packed in (False, True):
                 out = Path(tmp) / f"{stage}-{packed}"
-                seconds, positions = run(stage, data_dir, out, args.steps, packed)
+                seconds, positions = run(stage, data_dir, out, args.steps, packed, args.model)
                 results[stage, packed] = (seconds, positions, late_loss(out))
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(

@@ -612,7 +612,7 @@ def test_stage_0_packs_its_batches_and_every_stage_takes_the_math_attention(
         for stage in stages:
             builder.run_stage(plan, stage, tmp_path / "init", tmp_path / "data")
     for (on, stage), (packed, attention) in asked.items():
-        assert packed == (on and stage in ("stage0", "late_stage0"))  # the drill's: slower
+        assert packed == (on and stage == "stage0")  # the drill's and late stage 0's: slower
         assert attention == ("math" if on else "auto")
     assert len(asked) == 12
 

@@ -117,8 +117,8 @@ class BuildPlan:
     # own, and keep them in out/visual_cache: a stage on videos an earlier stage encoded loads
     # their rows instead of encoding them again (each late stage spent about 2 minutes on it)
     shared_visual_cache: bool = False
-    # stage 0 and the late stage 0 lay each batch's samples end to end in fewer rows, their
-    # common start once a row (`train.packing`): the same loss, a step in ~0.7x the time
+    # stage 0 lays each batch's samples end to end in fewer rows, their common start once a
+    # row (`train.packing`, `packs`): the same loss, a step in ~0.8x the time
     pack_batches: bool = False
     # every stage's attention on PyTorch's math kernel (`train.setup.attention_kernel`): a
     # vision step in ~0.83x the time
@@ -205,7 +205,9 @@ def stage_seed(plan: BuildPlan, stage: str) -> int:
 
 
 def packs(stage: str) -> bool:
-    """Whether `pack_batches` packs a stage's batches: stage 0's recipe only (and its late
-    repeat), whose samples share 54 leading positions and are 30% padding; the drill's share
-    one and are 15% padding, and packed its steps took 1.08x the time (session 40)."""
-    return LATE_STAGES.get(stage, stage) == "stage0"
+    """Whether `pack_batches` packs a stage's batches: stage 0 only, whose samples share 54
+    leading positions (0.87x the step time from the vision stage's export,
+    `benchmarks/packing.py`). Not the drill (one shared position, less padding: 1.15x) nor the
+    late stage 0, whose frame rows carry their stamps (40 visual rows instead of 16: 1.19x on the
+    packaged model; session 40)."""
+    return stage == "stage0"

@@ -3,8 +3,9 @@ computed once a row.
 
 Why: the embedded model's stage-0 batches are about 30% padding, and their first 54 positions
 (the bos row, the system text, the video marker) are the same in every sample; an LLM step's time
-on the CPU grows with the positions it computes (0.1 ms each, forward and backward), so a packed
-step computes less than half of them (`benchmarks/packing.py`).
+on the CPU grows with the positions it computes, and packed a stage-0 batch has 0.72x of them
+(0.87x the step time; `benchmarks/packing.py`, where the drill's batches, which share one
+position, ran slower packed).
 
 Exact: every sample's tokens attend to what they attended to in the padded layout (the common
 start, then their own earlier tokens) at the same position ids, so each token's output and the
