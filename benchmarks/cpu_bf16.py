@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.visual_cache import step_time  # noqa: E402
+from benchmarks.visual_cache import embedded_data, step_time  # noqa: E402
 
 
 def late_loss(out: Path) -> float:
@@ -38,15 +38,10 @@ def main() -> None:
     parser.add_argument("--videos", type=int, default=64)
     parser.add_argument("--steps", type=int, default=30)
     args = parser.parse_args()
-    from videochat.embedded.config import IMAGE_SIZE
-    from videochat.embedded.data import write_annotations
-    from videochat.synth.dataset import write_dataset
-
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp) / "data"
-        write_dataset(data_dir, args.videos, 0, 7, (IMAGE_SIZE, IMAGE_SIZE), workers=2)
-        write_annotations(data_dir)
+        embedded_data(data_dir, args.videos)
         for precision in ("fp32", "bf16"):
             out = Path(tmp) / precision
             seconds = step_time(data_dir, out, args.steps, 1, f"precision={precision}")

@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.visual_cache import stage0_recipe, step_time  # noqa: E402
+from benchmarks.visual_cache import embedded_data, stage0_recipe, step_time  # noqa: E402
 
 
 def pad_share(data_dir: Path, grouped: bool) -> float:
@@ -41,14 +41,9 @@ def main() -> None:
     parser.add_argument("--videos", type=int, default=64)
     parser.add_argument("--steps", type=int, default=40)
     args = parser.parse_args()
-    from videochat.embedded.config import IMAGE_SIZE
-    from videochat.embedded.data import write_annotations
-    from videochat.synth.dataset import write_dataset
-
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp) / "data"
-        write_dataset(data_dir, args.videos, 0, 7, (IMAGE_SIZE, IMAGE_SIZE), workers=2)
-        write_annotations(data_dir)
+        embedded_data(data_dir, args.videos)
         shares = {grouped: pad_share(data_dir, grouped) for grouped in (False, True)}
         plain = step_time(data_dir, Path(tmp) / "plain", args.steps, 1)
         grouped = step_time(data_dir, Path(tmp) / "grouped", args.steps, 1, "group_by_length=true")

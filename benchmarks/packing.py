@@ -15,7 +15,6 @@ two should agree to bf16 rounding).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -25,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.cpu_bf16 import late_loss  # noqa: E402
+from benchmarks.visual_cache import embedded_data, seconds_per_step  # noqa: E402
 
 
 def run(
@@ -64,9 +64,7 @@ def run(
         loop.train(recipe)
     finally:
         loop.TrainStep.__init__ = init
-    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    seconds = (records[-1]["time"] - records[0]["time"]) / (len(records) - 1)
-    return seconds, sum(positions) / len(positions)
+    return seconds_per_step(out), sum(positions) / len(positions)
 
 
 def main() -> None:
@@ -79,15 +77,10 @@ def main() -> None:
         "carry their time stamps; a build's stage 0 starts from its vision stage, without them)",
     )
     args = parser.parse_args()
-    from videochat.embedded.config import IMAGE_SIZE
-    from videochat.embedded.data import write_annotations
-    from videochat.synth.dataset import write_dataset
-
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp) / "data"
-        write_dataset(data_dir, args.videos, 0, 7, (IMAGE_SIZE, IMAGE_SIZE), workers=2)
-        write_annotations(data_dir)
+        embedded_data(data_dir, args.videos)
         for stage in ("stage0", "drill"):
             for packed in (False, True):
                 out = Path(tmp) / f"{stage}-{packed}"

@@ -24,6 +24,23 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+def embedded_data(data_dir: Path, videos: int) -> None:
+    """A small synthetic set (112 px, seed 0) with the embedded build's annotations."""
+    from videochat.embedded.config import IMAGE_SIZE
+    from videochat.embedded.data import write_annotations
+    from videochat.synth.dataset import write_dataset
+
+    write_dataset(data_dir, videos, 0, 7, (IMAGE_SIZE, IMAGE_SIZE), workers=2)
+    write_annotations(data_dir)
+
+
+def seconds_per_step(out: Path) -> float:
+    """Seconds a step of a run logged every step, between its first and its last logged step
+    (the first, with its start-up costs, is excluded)."""
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return (records[-1]["time"] - records[0]["time"]) / (len(records) - 1)
+
+
 def stage0_recipe(data_dir: Path, out: Path, steps: int, samplings: int, *extra: str):
     """The packaged `embedded_stage0` recipe on the default model, logging every step."""
     from videochat.embedded.build import recipe_path
@@ -50,8 +67,7 @@ def step_time(data_dir: Path, out: Path, steps: int, samplings: int, *extra: str
     from videochat.train.loop import train
 
     train(stage0_recipe(data_dir, out, steps, samplings, *extra))
-    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    return (records[-1]["time"] - records[0]["time"]) / (len(records) - 1)
+    return seconds_per_step(out)
 
 
 def cache_time(data_dir: Path, out: Path, samplings: int) -> float:
@@ -78,14 +94,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--samplings", type=int, default=4, help="visual_cache of the cached run")
     args = parser.parse_args()
-    from videochat.embedded.config import IMAGE_SIZE
-    from videochat.embedded.data import write_annotations
-    from videochat.synth.dataset import write_dataset
-
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp) / "data"
-        write_dataset(data_dir, args.videos, 0, 7, (IMAGE_SIZE, IMAGE_SIZE), workers=2)
-        write_annotations(data_dir)
+        embedded_data(data_dir, args.videos)
         plain = step_time(data_dir, Path(tmp) / "plain", args.steps, 0)
         cached = step_time(data_dir, Path(tmp) / "cached", args.steps, args.samplings)
         build = cache_time(data_dir, Path(tmp) / "build", args.samplings)

@@ -121,7 +121,7 @@ class BuildPlan:
     # row (`train.packing`, `packs`): the same loss, a step in ~0.8x the time
     pack_batches: bool = False
     # every stage's attention on PyTorch's math kernel (`train.setup.attention_kernel`): a
-    # vision step in ~0.83x the time
+    # vision step in ~0.82x the time
     math_attention: bool = False
     # fresh videos for the late stages (0: the training set's). Why: after stage 0 the LLM has
     # fitted the training videos' answers (the late timing stage's loss ends at 0.004), so on

@@ -69,7 +69,7 @@ def pack(inputs: LLMInputs) -> PackedInputs:
     """Pack a right-padded batch: each row is the shared start once, then whole samples' own
     positions, at most `ROW_SCALE` times the padded batch's own positions a row."""
     embeds, mask, labels = inputs.inputs_embeds, inputs.attention_mask, inputs.labels
-    batch, width, _ = embeds.shape  # (B, L, D)
+    width = embeds.shape[1]  # embeds: (B, L, D)
     start = shared_prefix_length(inputs)
     own = [int(n) - start for n in mask.sum(dim=1)]  # each sample's positions after the start
     # rows twice as long as the padded batch's: fewer rows recompute the start, and the

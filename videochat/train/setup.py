@@ -183,7 +183,7 @@ def attention_kernel(name: str) -> AbstractContextManager:
     """A context in which scaled-dot-product attention runs on `name`'s kernel: "auto"
     (PyTorch's pick) or "math" (plain matmuls and a softmax). Why math: for the embedded
     model's tiny heads (32 channels) on the 2-core CPU, PyTorch's pick (flash attention) spent
-    19% of a vision-stage step in its backward; on math the step took 0.83x the time
+    19% of a vision-stage step in its backward; on math the step took 0.82x the time
     (`benchmarks/attention_kernel.py`)."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
