@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from contextlib import nullcontext
 
 import pytest
 import torch
@@ -14,7 +15,11 @@ from videochat.train.loop import train
 from videochat.train.recipe import RecipeError, load_recipe
 from videochat.train.setup import apply_freeze, hold_frozen_in_eval
 from videochat.train.setup import build_model as build_for_recipe
-from videochat.train.visual_cache import CachedMediaError, build_visual_cache
+from videochat.train.visual_cache import (
+    CachedMediaError,
+    build_visual_cache,
+    kept_visual_cache,
+)
 
 # the tiny recipe with everything before llama_proj frozen (the embedded build's stage 0)
 VISION_FROZEN = ["freeze.mhra=true", "freeze.ln_vision=true", "freeze.extra_query_tokens=true"]
@@ -79,6 +84,45 @@ def test_cache_holds_distinct_samplings_that_a_rebuild_repeats(tmp_path):
     again = build_visual_cache(model, media, dataset.load_media, 4, seed=0)
     for a, b in zip(again.clips[video], cache.clips[video], strict=True):
         assert a.msg == b.msg and torch.equal(a.rows, b.rows)
+
+
+def test_a_cache_keeps_the_timestamp_message_for_a_later_recipe_that_says_it(tmp_path):
+    # the embedded build's drill (no timestamp message) encodes the kept cache that its stage 0
+    # (with the message, as the chat and the evaluation say it) loads: stage 0 must still see
+    # each video's message, and the drill none
+    data = make_data(tmp_path / "data", videos=2, images=1)
+    kept = tmp_path / "kept.pt"
+    silent, saying = (
+        _recipe(tmp_path, data, name, "visual_cache=2", f"prompt.add_second_msg={flag}")
+        for name, flag in (("drill", "false"), ("stage0", "true"))
+    )
+    model = build_for_recipe(silent)
+    entries, size = read_all(silent), model.config.vision.image_size
+    names = {e.path: e.name for e in entries}
+    media = {e.path: e.media for e in entries}
+    datasets = {
+        recipe.output_dir: TrainDataset(entries, recipe, model.tokenizer, size)
+        for recipe in (silent, saying)
+    }
+    drill, stage0 = datasets.values()
+    args = {"seed": 0, "names": names, "batch": 4, "workers": 0, "autocast": nullcontext}
+    cache, encoded = kept_visual_cache(kept, model, media, drill.load_media, 2, **args)
+    assert encoded == 3 and kept.is_file()
+    loaded, encoded = kept_visual_cache(kept, model, media, stage0.load_media, 2, **args)
+    assert encoded == 0  # the stage-0 recipe's run loads what the drill's wrote
+    for dataset in (drill, stage0):
+        dataset.cache = loaded
+    videos = [i for i, e in enumerate(entries) if e.media == "video"]
+    for i in videos:
+        said = tokens_text(model.tokenizer, stage0[(0, i)])
+        assert " The video contains 2 frames sampled at " in said
+        assert "The video contains" not in tokens_text(model.tokenizer, drill[(0, i)])
+    assert len({tokens_text(model.tokenizer, stage0[(0, i)]) for i in videos}) == len(videos)
+
+
+def tokens_text(tokenizer, sample) -> str:
+    """The text a sample's token ids spell (before and after the visual rows)."""
+    return tokenizer.decode(sample.text.before_ids + sample.text.after_ids)
 
 
 def test_undecodable_media_become_counted_bad_samples(tmp_path, caplog):

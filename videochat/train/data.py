@@ -153,13 +153,19 @@ class TrainDataset(Dataset):
                 pixels, times, msg = self.load_media(entry.media, entry.path, rng)
         except MEDIA_LOAD_ERRORS as exc:
             return BadSample(index, entry.path, str(exc) or type(exc).__name__)
+        if not self.recipe.prompt.add_second_msg:
+            msg = ""
         return Sample(pixels, self._text(entry, msg, rng), entry.media, index, times)
 
     def load_media(
         self, media: str, path: str, rng: random.Random
     ) -> tuple[torch.Tensor, torch.Tensor, str]:
         """Decode one file as the recipe samples it: pixels (T, 3, S, S), each frame's seconds
-        (T,) (an image's one frame at 0) and the timestamp message."""
+        (T,) (an image's one frame at 0) and the timestamp message, whether or not this recipe's
+        prompt says it (`add_second_msg`): a kept visual cache holds what this returns, and a
+        later recipe that loads it may say the message (session 41: the build's drill wrote
+        its cache without the message and stage 0 trained without it, though the chat and the
+        evaluation say it)."""
         from videochat.media import load_image, load_video
 
         if media == "image":
@@ -176,8 +182,6 @@ class TrainDataset(Dataset):
         return clip.pixels, times, self._second_msg(list(clip.indices), clip.fps)
 
     def _second_msg(self, indices: list[int], fps: float) -> str:
-        if not self.recipe.prompt.add_second_msg:
-            return ""
         from videochat.media.sample import round_timestamp
 
         if self.recipe.sampling == "rand":  # the original rounds Python ints here

@@ -29,6 +29,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from videochat.errors import MEDIA_LOAD_ERRORS, VideoChatError
 
+# the layout of a kept cache file; 2: every video's timestamp message kept, whatever the
+# encoding recipe's prompt (files of layout 1 hold an empty message where that recipe had none)
+CACHE_LAYOUT = 2
 # the weights the cached rows are a function of (`VideoChat.encode_video_steps`)
 VISION_SIDE = (
     "visual_encoder.",
@@ -188,6 +191,7 @@ def cache_key(model, samplings: int, seed: int, setting: str) -> str:
     name, so runs on different files of one dataset add to one cache."""
     digest = hashlib.sha256()
     head = [samplings, seed, setting, repr(model.config.vision), repr(model.config.qformer)]
+    head.append(CACHE_LAYOUT)
     digest.update(json.dumps(head).encode())
     for name, tensor in sorted(model.state_dict().items()):
         if name.startswith(VISION_SIDE):
