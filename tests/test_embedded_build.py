@@ -170,7 +170,6 @@ def test_each_focus_stage_asks_the_drills_questions_of_its_task_alone(
         "lookup": "What colour is the ",
         "reverse": "What shape is the ",
         "motion": "In which direction does the ",
-        "count": "How many different objects ",
         "order": "Which of these happened ",
         "timing": "When ",
     }
@@ -592,38 +591,30 @@ def test_a_shared_visual_cache_gives_every_llm_stage_one_draw_kept_in_the_build(
             assert (cache_seed, cache_dir) == (None, None)
 
 
-def test_stage_0_packs_its_batches_and_every_stage_takes_the_math_attention_and_frame_draws(
+def test_stage_0_packs_its_batches_and_every_stage_takes_the_math_attention(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from videochat.embedded import build as builder
     from videochat.train import loop
 
-    asked: dict[tuple[bool, str], tuple[bool, str, int]] = {}
+    asked: dict[tuple[bool, str], tuple[bool, str]] = {}
 
     def fake_train(recipe):
         export = Path(recipe.export)
-        on = export.parent.name == "on"
-        asked[(on, export.name)] = (recipe.pack_batches, recipe.attention, recipe.visual_cache)
+        asked[(export.parent.name == "on", export.name)] = (recipe.pack_batches, recipe.attention)
         return loop.TrainResult(1, export, 0.5, 0)
 
     monkeypatch.setattr(loop, "train", fake_train)
-    stages = ("motion", "count", "drill", "stage0", "late_drill", "late_stage0", "stage2")
+    stages = ("motion", "drill", "stage0", "late_drill", "late_stage0", "stage2")
     for name, on in (("off", False), ("on", True)):
-        plan = BuildPlan(
-            tmp_path / name, pack_batches=on, math_attention=on, frame_draws=3 if on else 1
-        )
+        plan = BuildPlan(tmp_path / name, pack_batches=on, math_attention=on)
         plan.steps |= dict.fromkeys(stages, 1)
         for stage in stages:
             builder.run_stage(plan, stage, tmp_path / "init", tmp_path / "data")
-    for (on, stage), (packed, attention, draws) in asked.items():
+    for (on, stage), (packed, attention) in asked.items():
         assert packed == (on and stage == "stage0")  # the drill's and late stage 0's: slower
         assert attention == ("math" if on else "auto")
-        # every stage on the frozen vision side draws its frames that often; stage 2 trains
-        # GMHRA and ln_vision, so it encodes every step and has no cache to draw into
-        assert draws == (0 if stage == "stage2" else 3 if on else 1)
-    assert len(asked) == 14
-    with pytest.raises(ValueError, match="frame_draws must be 1 or more"):
-        BuildPlan(tmp_path / "none", frame_draws=0)
+    assert len(asked) == 12
 
 
 def test_config_is_the_small_videochat_with_temporal_embedding() -> None:
@@ -749,11 +740,10 @@ def test_smoke_build_with_merged_named_timed_stamped_rows_in_bf16_trains_the_llm
         time_tokens=True,
         pack_batches=True,
         math_attention=True,
-        frame_draws=2,
     )
     summary = build(plan)
     assert summary["merge_stretches"] and summary["row_names"] and summary["precision"] == "bf16"
-    assert summary["pack_batches"] and summary["math_attention"] and summary["frame_draws"] == 2
+    assert summary["pack_batches"] and summary["math_attention"]
     assert summary["frame_times"] and summary["frame_stamps"] and summary["time_tokens"]
     init, vision, drilled, final = (
         load_model(tmp_path / name, device="cpu", dtype="fp32")

@@ -98,8 +98,7 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     # a record from before the curriculum options: the values those builds used, written out
     old_flags = "--vision-image-steps 300 --vision-shape-steps 0 --comes-goes-weight 1"
     old_flags += " --comes-goes-rows both --conv-stem none"
-    old_flags += " --shape-stretches 1 --precision fp32 --row-name-scale 1 --frame-draws 1"
-    old_flags += " --no-row-embed"
+    old_flags += " --shape-stretches 1 --precision fp32 --row-name-scale 1 --no-row-embed"
     old_flags += " --no-lmhra --no-frame-rows --no-row-names --no-every-object --no-group-by-length"
     old_flags += " --no-visual-positions --no-balanced-drill --no-bare-drill --no-merge-stretches"
     old_flags += " --no-bare-lookup --no-frame-times --no-frame-row-times --no-frame-stamps"
@@ -117,12 +116,11 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     options["precision"], options["row_name_scale"] = "bf16", 2.5
     options["frame_row_times"], options["comes_goes_weight"] = True, 8.0
     options["comes_goes_rows"], options["frame_stamps"] = "frame", True
-    options["frame_pairs"], options["frame_draws"] = True, 4
+    options["frame_pairs"] = True
     card = render(stemmed | options, measure_record, {"llm": 1})
     flags = (
         "--vision-image-steps 700 --vision-shape-steps 500 --comes-goes-weight 8"
-        " --comes-goes-rows frame --conv-stem 32,64 --shape-stretches 2 --precision bf16 --row-name-scale 2.5 --frame-draws 4"
-        " --row-embed --lmhra"
+        " --comes-goes-rows frame --conv-stem 32,64 --shape-stretches 2 --precision bf16 --row-name-scale 2.5 --row-embed --lmhra"
         " --frame-rows --row-names --every-object --group-by-length"
         " --visual-positions --balanced-drill --bare-drill --merge-stretches --bare-lookup"
         " --frame-times --frame-row-times --frame-stamps --frame-pairs --no-late-stamps"

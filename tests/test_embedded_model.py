@@ -65,7 +65,7 @@ def test_the_cards_rebuild_command_parses_and_names_every_option() -> None:
     assert args.merge_stretches == bool(config.get("merge_stretch_rows"))
     assert args.row_name_scale == config.get("row_name_scale", 1.0)
     assert "--shape-stretches" in argv and "--comes-goes-weight" in argv
-    assert "--comes-goes-rows" in argv and "--frame-draws" in argv
+    assert "--comes-goes-rows" in argv
     assert args.shape_stretches == shape_stretches(VideoChatConfig.from_dict(config))
 
 

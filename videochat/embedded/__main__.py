@@ -86,13 +86,6 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         default=BuildPlan.row_name_scale,
         help="gain of the shape-word embeddings added to the named rows (--row-names)",
     )
-    p.add_argument(
-        "--frame-draws",
-        type=int,
-        default=BuildPlan.frame_draws,
-        help="frame draws per video in the LLM stages' visual caches, one taken at random a "
-        "sample (1: each video the same rows every epoch, which the LLM learns by heart)",
-    )
     for name, text in SWITCHES.items():
         flag = "--" + cli_flag(name)
         p.add_argument(
@@ -151,7 +144,6 @@ def make_plan(args: argparse.Namespace) -> BuildPlan:
         shape_stretches=args.shape_stretches,
         row_name_scale=args.row_name_scale,
         precision=args.precision,
-        frame_draws=args.frame_draws,
         **{name: getattr(args, name) for name in SWITCHES},
         workers=args.workers,
         late_videos=args.late_videos,

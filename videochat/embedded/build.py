@@ -202,8 +202,6 @@ def run_stage(plan: BuildPlan, stage: str, model_dir: Path, data_dir: Path) -> P
         *plan.overrides.get(stage, []),
     ]
     recipe = stage_recipe(stage, overrides)
-    if recipe.visual_cache and plan.frame_draws != recipe.visual_cache:  # a stage that caches
-        recipe = stage_recipe(stage, [*overrides, f"visual_cache={plan.frame_draws}"])
     start = time.perf_counter()
     result = train(recipe)
     log.info(
@@ -334,7 +332,6 @@ def build(plan: BuildPlan) -> dict:
         "shape_stretches": plan.shape_stretches,
         "row_name_scale": plan.row_name_scale,
         "precision": plan.precision,
-        "frame_draws": plan.frame_draws,
         **{name: getattr(plan, name) for name in SWITCHES},
         "seconds": times,
     }

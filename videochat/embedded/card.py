@@ -111,7 +111,6 @@ _BEFORE_OPTIONS = {
     "shape_stretches": 1,
     "row_name_scale": 1.0,
     "precision": "fp32",
-    "frame_draws": 1,
     **dict.fromkeys(SWITCHES, False),
 }
 
@@ -138,7 +137,7 @@ def _model_flags(build: dict) -> str:
         f" --comes-goes-weight {get['comes_goes_weight']:g}"
         f" --comes-goes-rows {get['comes_goes_rows']} --conv-stem {stem}"
         f" --shape-stretches {get['shape_stretches']} --precision {get['precision']}"
-        f" --row-name-scale {get['row_name_scale']:g} --frame-draws {get['frame_draws']}"
+        f" --row-name-scale {get['row_name_scale']:g}"
     ) + "".join(f" --{'' if get[name] else 'no-'}{cli_flag(name)}" for name in SWITCHES)
 
 

@@ -49,9 +49,7 @@ DRILL_FILE = "drill_video.json"
 # the orange object?" finds the object by its colour (toy runs: 94.7% at step 600 when asked
 # alone, 30% in the drill's mix). motion: in toy runs on merged stretch rows, direction was
 # learnt when asked alone after colour (92.5% within 200 steps of 64) and never in a mix with
-# the other tasks (20-35% to step 1,000); in a build, 82.5% after 300 steps (session 17). count:
-# stage 0 forms the count's reading in some draws and not in others (sessions 39-40); 300 steps
-# of count questions alone read 100 of 100 held-out videos' counts (session 41). order,
+# the other tasks (20-35% to step 1,000); in a build, 82.5% after 300 steps (session 17). order,
 # timing: temporal order and event time, whose answers the drilled model most often writes as a
 # phrase of its own instead of one of the options (24 of 36 and 26 of 67 items, session 17; all:
 # docs/embedded-experiments.md)
@@ -59,7 +57,6 @@ FOCUS_TASKS: dict[str, tuple[str, ...]] = {
     "lookup": ("object_colour",),
     "reverse": ("object_shape",),
     "motion": ("motion_direction",),
-    "count": ("object_count",),
     "order": ("temporal_order",),
     "timing": ("event_localisation",),
 }

@@ -51,7 +51,6 @@ SEED_OFFSET = {
     "late_order": 14,
     "late_timing_mix": 15,
     "late_reverse": 16,
-    "count": 17,
 }
 BENCH_SEED_OFFSET = 1000
 # the late stages' fresh videos (`BuildPlan.late_videos`): a seed neither the training set nor the
@@ -129,12 +128,6 @@ class BuildPlan:
     # them it never needs the options; on held-out videos it then writes its own estimate ("at
     # 4.5 seconds" where 4.0 is listed) instead of choosing the option nearest to it
     late_videos: int = 0
-    # frame draws per video in every LLM stage's visual cache; each sample takes one of them at
-    # random (the recipe's `visual_cache`). Why: with one draw a stage sees each training video
-    # as the same rows every epoch, and the LLM learns those rows' answers instead of reading
-    # them (session 41: stage 0 answered the count of 100% of its training videos from their
-    # cached draw, 52% from another draw of the same videos, 31% on held-out videos)
-    frame_draws: int = 1
     vision_batch: int = 16  # clips per vision step
     # every stage's matmuls: "fp32", or "bf16" (CPU autocast; weights stay fp32), which on a
     # CPU with bf16 dot products runs a step in 0.6-0.7× the time (benchmarks/cpu_bf16.py)
@@ -157,8 +150,6 @@ class BuildPlan:
                 "time_tokens adds the option-time tokens before the first LLM stage, "
                 "late_time_tokens before the late stages: choose one"
             )
-        if self.frame_draws < 1:
-            raise ValueError(f"frame_draws must be 1 or more, got {self.frame_draws}")
         if self.late_videos < 0:
             raise ValueError(f"late_videos must be 0 or more, got {self.late_videos}")
 
