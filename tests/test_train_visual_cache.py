@@ -100,13 +100,11 @@ def test_a_cache_keeps_the_timestamp_message_for_a_later_recipe_that_says_it(tmp
     entries, size = read_all(silent), model.config.vision.image_size
     names = {e.path: e.name for e in entries}
     media = {e.path: e.media for e in entries}
-    datasets = {
-        recipe.output_dir: TrainDataset(entries, recipe, model.tokenizer, size)
-        for recipe in (silent, saying)
-    }
-    drill, stage0 = datasets.values()
+    drill, stage0 = (
+        TrainDataset(entries, recipe, model.tokenizer, size) for recipe in (silent, saying)
+    )
     args = {"seed": 0, "names": names, "batch": 4, "workers": 0, "autocast": nullcontext}
-    cache, encoded = kept_visual_cache(kept, model, media, drill.load_media, 2, **args)
+    _, encoded = kept_visual_cache(kept, model, media, drill.load_media, 2, **args)
     assert encoded == 3 and kept.is_file()
     loaded, encoded = kept_visual_cache(kept, model, media, stage0.load_media, 2, **args)
     assert encoded == 0  # the stage-0 recipe's run loads what the drill's wrote
@@ -114,13 +112,13 @@ def test_a_cache_keeps_the_timestamp_message_for_a_later_recipe_that_says_it(tmp
         dataset.cache = loaded
     videos = [i for i, e in enumerate(entries) if e.media == "video"]
     for i in videos:
-        said = tokens_text(model.tokenizer, stage0[(0, i)])
+        said = _spelt(model.tokenizer, stage0[(0, i)])
         assert " The video contains 2 frames sampled at " in said
-        assert "The video contains" not in tokens_text(model.tokenizer, drill[(0, i)])
-    assert len({tokens_text(model.tokenizer, stage0[(0, i)]) for i in videos}) == len(videos)
+        assert "The video contains" not in _spelt(model.tokenizer, drill[(0, i)])
+    assert len({_spelt(model.tokenizer, stage0[(0, i)]) for i in videos}) == len(videos)
 
 
-def tokens_text(tokenizer, sample) -> str:
+def _spelt(tokenizer, sample) -> str:
     """The text a sample's token ids spell (before and after the visual rows)."""
     return tokenizer.decode(sample.text.before_ids + sample.text.after_ids)
 

@@ -190,8 +190,8 @@ def cache_key(model, samplings: int, seed: int, setting: str) -> str:
     precision) and the vision side's config and weights. The file keeps each file's rows by
     name, so runs on different files of one dataset add to one cache."""
     digest = hashlib.sha256()
-    head = [samplings, seed, setting, repr(model.config.vision), repr(model.config.qformer)]
-    head.append(CACHE_LAYOUT)
+    head = [CACHE_LAYOUT, samplings, seed, setting]
+    head += [repr(model.config.vision), repr(model.config.qformer)]
     digest.update(json.dumps(head).encode())
     for name, tensor in sorted(model.state_dict().items()):
         if name.startswith(VISION_SIDE):
