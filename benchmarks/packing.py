@@ -2,14 +2,14 @@
 
     python benchmarks/packing.py [--videos 64] [--steps 40] [--model DIR]
 
-Each run trains the packaged default model's (or `--model`'s) LLM and llama_proj with the
-stage's packaged recipe (visual cache on and bf16 autocast, as the build runs them) on the same
-small synthetic set, from the same seed; the only change is the recipe's `pack_batches`
+Each run trains the packaged default model's (or `--model`'s) LLM and llama_proj with the stage's
+packaged recipe (visual cache on and bf16 autocast, as the build runs them) on the same small
+synthetic set, from the same seed; the only change is the recipe's `pack_batches`
 (`videochat.train.packing`). Stage 0's samples share their first 54 positions (bos, the system
-text, the video marker) and a random batch of 16 is about a third padding; the drill's share
-only the bos row and are less padded. Printed: seconds per step (between the first and the last logged step), the positions the LLM
-computes a step, and each run's mean loss over its last third of steps (packing is exact: the
-two should agree to bf16 rounding).
+text, the video marker) and a random batch of 16 is about a third padding; the drill's share only
+the bos row and are less padded. Printed: seconds per step (between the first and the last logged
+step), the positions the LLM computes a step, and each run's mean loss over its last third of steps
+(packing is exact: the two should agree to bf16 rounding).
 """
 
 from __future__ import annotations
