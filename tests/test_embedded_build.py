@@ -213,6 +213,36 @@ def test_the_timing_mix_asks_each_event_time_twice_among_as_many_drill_questions
     assert len(data.timing_mix_entries([{"a": 1}] * 3, [{"b": 2}])) == 7
 
 
+def test_the_stage0_mix_asks_the_weak_tasks_as_stage0_does_among_its_conversations(
+    synth_dir: Path, tmp_path: Path
+) -> None:
+    work = tmp_path / "data"
+    shutil.copytree(synth_dir, work)
+    data.write_annotations(work, nearest_times=True)
+    mix = json.loads((work / data.focus_file(data.STAGE0_MIX)).read_text())
+    conversations = json.loads((work / data.TRAIN_FILE).read_text())
+    items = data.nearest_time_items(data.drill_items(work))
+    asked = Counter()
+    for task, repeats in data.STAGE0_MIX_REPEATS.items():
+        entries = data.drill_entries(work, tasks=(task,), items=items)
+        assert entries
+        # as the drill asks them (listed times off the truth), with stage 0's system text
+        asked.update(json.dumps({**e, "i": VIDEOCHAT2.system}) for e in entries * repeats)
+    written = Counter(json.dumps(entry) for entry in mix)
+    others = written - asked
+    assert not asked - written  # every one, as often as its task's repeats
+    assert sum(others.values()) == min(len(conversations), sum(asked.values()))
+    assert not others - Counter(json.dumps(e) for e in conversations)
+    assert data.STAGE0_MIX_REPEATS["temporal_order"] == 2  # the weakest task, twice
+    recipe = stage_recipe("late_stage0_mix", ["data_dir=d"])
+    assert recipe.prompt.layout == "conversation"  # stage 0's layout
+    assert {**vars(recipe), "data": None} == {
+        **vars(stage_recipe("stage0", ["data_dir=d"])),
+        "data": None,
+    }
+    assert [spec.file for spec in recipe.data] == [f"d/{data.focus_file(data.STAGE0_MIX)}"]
+
+
 def test_nearest_times_list_the_right_time_a_step_off_and_answer_with_it(
     synth_dir: Path, tmp_path: Path
 ) -> None:
@@ -517,8 +547,12 @@ def test_each_late_stage_starts_from_the_one_before_and_the_stamps_come_on_once(
     assert started["stage1"] == tmp_path / "late_stage0"
     started.clear()
     builder.build(BuildPlan(tmp_path, steps=steps | {"late_timing_mix": 1}))
-    assert started["late_timing_mix"] == tmp_path / "late_stage0"  # the last late stage
+    assert started["late_timing_mix"] == tmp_path / "late_stage0"
     assert started["stage1"] == tmp_path / "late_timing_mix"
+    started.clear()
+    builder.build(BuildPlan(tmp_path, steps=steps | {"late_stage0_mix": 1}))
+    assert started["late_stage0_mix"] == tmp_path / "late_stage0"  # the last late stage
+    assert started["stage1"] == tmp_path / "late_stage0_mix"
     started.clear()
     builder.build(BuildPlan(tmp_path, steps=steps | {"late_reverse": 1}))
     assert started["late_reverse"] == tmp_path / "late_lookup"  # shapes after the colours

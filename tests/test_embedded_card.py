@@ -184,6 +184,21 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     assert (
         f"| late_timing_mix | {mix}, the right event times listed up to 0.5 s off (ours) |" in near
     )
+    mixed = render(
+        build_record
+        | {"steps": build_record["steps"] | {"late_stage0_mix": 600}, "nearest_times": True},
+        measure_record,
+        {},
+    )
+    asked = (
+        "temporal_order x2, event_localisation x1, state_change x1, cause_effect x1 questions"
+        " in stage 0's layout"
+    )
+    assert (
+        f"| late_stage0_mix | {asked} among as many stage-0 conversations, after stage0, the"
+        " right event times listed up to 0.5 s off (ours) | 600 |" in mixed
+    )
+    assert "--late-timing-mix-steps 0 --late-stage0-mix-steps 600 --stage1-steps" in mixed
     assert "listed up to 0.5 s off" not in timed and " --no-nearest-times" in timed
     early = render(build_record | {"early_nearest_times": True}, measure_record, {})
     off = ", the right event times listed up to 0.5 s off (ours) |"

@@ -10,7 +10,8 @@ llama_proj learn the multiple-choice questions about each object in a short layo
 `embedded_drill.yaml`), `stage0` (ours: the LLM and llama_proj learn to answer from the frozen
 vision side, the project's training loop), the late stages `late_lookup`, `late_reverse`, `late_timing`,
 `late_order`, `late_drill` and `late_stage0` (ours; 0 steps skips each: those stages again,
-then `late_timing_mix`, the event-time questions among the drill's; `LATE_STAGES`; with
+then `late_timing_mix`, the event-time questions among the drill's, and `late_stage0_mix`, the
+weakest tasks' questions among stage 0's conversations; `LATE_STAGES`; with
 `late_stamps` the frame stamps come on for them, `stamp_rows`; with `late_decimal_tokens` a
 time's decimal becomes one token, `decimal_token_rows`), then the original's `stage1`
 (captions) and `stage2` (instructions) with the original's freezing.
@@ -78,14 +79,17 @@ def stage_recipe(stage: str, overrides: list[str]) -> Recipe:
     questions alone and then the mixed questions reached 100% on colour by step 600, where the
     mixed questions from the start stayed at 55-62% (session 15); direction formed alone and not
     in the mix (session 16; docs/embedded-experiments.md). The timing mix (`data.TIMING_MIX`)
-    is the drill's recipe on its own file. A late stage (`LATE_STAGES`) is the recipe of the
-    stage it repeats."""
+    is the drill's recipe on its own file, the stage-0 mix (`data.STAGE0_MIX`) stage 0's. A late
+    stage (`LATE_STAGES`) is the recipe of the stage it repeats."""
     from videochat.train.recipe import load_recipe
 
     stage = LATE_STAGES.get(stage, stage)
     if stage in data.FOCUS_TASKS or stage == data.TIMING_MIX:
         data_file = f"data.0.file=${{data_dir}}/{data.focus_file(stage)}"
         return load_recipe(recipe_path("drill"), [data_file, *overrides])
+    if stage == data.STAGE0_MIX:
+        data_file = f"data.0.file=${{data_dir}}/{data.focus_file(stage)}"
+        return load_recipe(recipe_path("stage0"), [data_file, *overrides])
     return load_recipe(recipe_path(stage), overrides)
 
 

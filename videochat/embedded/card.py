@@ -7,7 +7,13 @@ import json
 from pathlib import Path
 
 from videochat.embedded.config import shape_stretches
-from videochat.embedded.data import FOCUS_TASKS, TIMING_MIX, TIMING_MIX_REPEATS
+from videochat.embedded.data import (
+    FOCUS_TASKS,
+    STAGE0_MIX,
+    STAGE0_MIX_REPEATS,
+    TIMING_MIX,
+    TIMING_MIX_REPEATS,
+)
 from videochat.embedded.plan import LATE_STAGES, STAGES, SWITCHES, cli_flag, late_data_seed
 from videochat.model.config import VideoChatConfig, VisionConfig
 from videochat.synth.vocab import SHAPES
@@ -119,9 +125,12 @@ _PRECISION_TEXT = {"fp32": "fp32", "bf16": "bf16 autocast, fp32 weights"}
 
 
 def _late_what(base: str) -> str:
-    """What a late stage trains on: a stage again, or the timing mix (which has no early run)."""
+    """What a late stage trains on: a stage again, or a mix (which has no early run)."""
     if base == TIMING_MIX:
         return f"event-time questions x{TIMING_MIX_REPEATS} among as many drill questions"
+    if base == STAGE0_MIX:
+        asked = ", ".join(f"{task} x{n}" for task, n in STAGE0_MIX_REPEATS.items())
+        return f"{asked} questions in stage 0's layout among as many stage-0 conversations"
     return f"{base} again"
 
 

@@ -8,7 +8,9 @@ and the caption. Stage 1 reads ``captions_video.json``; the drill ``drill_video.
 (every multiple-choice item about every object, one a sample; optionally every task as often);
 each focus stage ``<stage>_video.json`` (the drill's questions of one task alone,
 ``FOCUS_TASKS``); the timing mix ``timing_mix_video.json`` (the event-time questions twice, among
-as many drill questions, `timing_mix_entries`).
+as many drill questions, `timing_mix_entries`); the stage-0 mix ``stage0_mix_video.json`` (the
+temporal-order and event-time questions in stage 0's layout among as many of its conversations,
+`stage0_mix_entries`).
 
 The multiple-choice answers name the option's text, not its letter: ``Best option:(blue)``. Why:
 our from-scratch 4-layer LLM does not learn to find the letter of the option it means (three
@@ -69,22 +71,59 @@ TIMING_MIX_REPEATS = 2  # each event-time question this often, among as many dri
 
 
 def focus_file(stage: str) -> str:
-    """The data file of a focus stage (`FOCUS_TASKS`) or of `TIMING_MIX`, beside the drill's."""
+    """The data file of a focus stage (`FOCUS_TASKS`), of `TIMING_MIX` or of `STAGE0_MIX`,
+    beside the drill's."""
     return f"{stage}_video.json"
 
 
 def timing_mix_entries(timing: list[dict], drill: list[dict]) -> list[dict]:
-    """Every event-time entry `TIMING_MIX_REPEATS` times among as many drill entries (drawn once,
-    with a fixed seed), shuffled: half the questions (more with the drill's own) ask event times.
+    """Every event-time entry `TIMING_MIX_REPEATS` times among as many drill entries
+    (`half_mix`): half the questions (more with the drill's own) ask event times.
     Why: 300 steps of event times alone after the late stages lift them (b39: 58.2 → 71.6%) but
     undo the colour and shape lookups (67, 57%: x1). Mixed half and half with the drill (session
     37, after b46's late stages) temporal order rises in every draw (75.0 → 86-89%) and the
     lookups stay, but event time moves by the draw (50.7-64.2%), and as the last stage it halves
     the open-ended answers (b49: free form 73.3 → 50.8%); before the late stage 0 or the late
     drill its gains fade (x9, x10). Off in the committed recipe."""
-    timed = timing * TIMING_MIX_REPEATS
+    return half_mix(timing * TIMING_MIX_REPEATS, drill)
+
+
+# a late stage of stage 0's recipe on the questions of the tasks the late stage 0 leaves weakest,
+# asked as the evaluation asks them, among as many of stage 0's conversations
+# (`stage0_mix_entries`): task → how often each of its questions
+STAGE0_MIX = "stage0_mix"
+STAGE0_MIX_REPEATS: dict[str, int] = {
+    "temporal_order": 2,
+    "event_localisation": 1,
+    "state_change": 1,
+    "cause_effect": 1,
+}
+
+
+def stage0_mix_entries(asked: dict[str, list[dict]], conversations: list[dict]) -> list[dict]:
+    """The drill's entries of each `STAGE0_MIX_REPEATS` task (`asked`: task → entries) that
+    often, each with the protocol's system text as stage 0 gives it, among as many of stage 0's
+    `conversations` (`half_mix`). Why: in stage 0's conversations temporal order is 2% of the
+    questions, and after the late stage 0 it stays at 58% (J, session 41); asked alone in that
+    layout it reaches 86% in 300 steps but colour, state and cause fall (80.7% task mean), and
+    the late stage 0 after it takes order back to 58%. Half and half with the conversations,
+    600 steps after J's late stage 0 (session 42; seed-1000 / seed-3000 benchmarks): order
+    58.3 → 66.7% / 47.4 → 63.9%, event time 52.2 → 50.7% / 54.1 → 58.2%, state and cause held;
+    with order and event time alone in the half, order 72.2% / 71.1% but state 80.4% and cause
+    81.4% on seed 1000 (docs/embedded-experiments.md, "Session 42")."""
+    weak = [
+        {**entry, "i": VIDEOCHAT2.system}
+        for task, repeats in STAGE0_MIX_REPEATS.items()
+        for entry in asked[task] * repeats
+    ]
+    return half_mix(weak, conversations)
+
+
+def half_mix(wanted: list[dict], others: list[dict]) -> list[dict]:
+    """`wanted` among as many of `others` (drawn once, with a fixed seed; all of them where
+    there are fewer), shuffled."""
     rng = random.Random(0)
-    entries = timed + rng.sample(drill, min(len(drill), len(timed)))
+    entries = wanted + rng.sample(others, min(len(others), len(wanted)))
     rng.shuffle(entries)
     return entries
 
@@ -298,6 +337,11 @@ def write_annotations(
         (data_dir / focus_file(stage)).write_text(json.dumps(focus[stage], indent=1) + "\n")
     mix = timing_mix_entries(focus["timing"], drill)
     (data_dir / focus_file(TIMING_MIX)).write_text(json.dumps(mix, indent=1) + "\n")
+    asked = {
+        task: drill_entries(data_dir, tasks=(task,), items=items) for task in STAGE0_MIX_REPEATS
+    }
+    mix = stage0_mix_entries(asked, entries)
+    (data_dir / focus_file(STAGE0_MIX)).write_text(json.dumps(mix, indent=1) + "\n")
     return len(entries)
 
 

@@ -20,7 +20,9 @@ from videochat.embedded import data
 # session 23: free form 71.4% against b1's 64.5%; b36 70.8%; docs/embedded-experiments.md);
 # last, the event-time questions among as many drill questions (`data.timing_mix_entries`).
 # The shape questions alone ("What shape is the orange object?") after the colour ones: the
-# shape lookup forms in stage 0 in some draws and not in others (session 39)
+# shape lookup forms in stage 0 in some draws and not in others (session 39). Last, the
+# questions of the weakest tasks (temporal order first) in stage 0's layout among as many of
+# its conversations (`data.stage0_mix_entries`)
 LATE_STAGES: dict[str, str] = {
     "late_lookup": "lookup",
     "late_reverse": "reverse",
@@ -29,6 +31,7 @@ LATE_STAGES: dict[str, str] = {
     "late_drill": "drill",
     "late_stage0": "stage0",
     "late_timing_mix": data.TIMING_MIX,
+    "late_stage0_mix": data.STAGE0_MIX,
 }
 STAGES = ("vision", *data.FOCUS_TASKS, "drill", "stage0", *LATE_STAGES, "stage1", "stage2")
 # each stage's training seed is the build's seed + this (fixed when the drill came in, so the
@@ -51,6 +54,7 @@ SEED_OFFSET = {
     "late_order": 14,
     "late_timing_mix": 15,
     "late_reverse": 16,
+    "late_stage0_mix": 17,
 }
 BENCH_SEED_OFFSET = 1000
 # the late stages' fresh videos (`BuildPlan.late_videos`): a seed neither the training set nor the
