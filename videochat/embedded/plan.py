@@ -64,7 +64,7 @@ LATE_DATA_SEED_OFFSET = 2000
 
 @dataclass
 class BuildPlan:
-    """Sizes of one rebuild (the defaults made the committed model)."""
+    """Sizes of one rebuild (the card's command names each one the committed model used)."""
 
     out: Path
     seed: int = 0

@@ -10,7 +10,10 @@ time makes the answer one choice among the times, which the LLM can copy from th
 reads. Measured (session 35): added before the late stages (b43) the copy stays weak and event
 time falls to 47.8%; added before the first LLM stage (b44) the LLM takes the time from the
 options (event time 64.2%, 65.8% on the seed-3000 benchmark) but that draw lost the shape
-lookup (58.9%). Both off in the committed recipe.
+lookup (58.9%). Added before the first LLM stage of J's recipe, whose late shape stage forms
+the shape lookup after stage 0 (b51, session 42, committed): event time 76.1% (80.1% on the
+seed-3000 benchmark), 5 of its 16 wrong event-time answers naming no option; `late_time_tokens`
+stays off.
 
 The decimal tokens (`late_decimal_tokens`) keep the integer as it was (" 3") and join the point
 to its digit (".5"), so the copy the late stages teach is one token after one: a writer of
