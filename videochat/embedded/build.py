@@ -84,12 +84,10 @@ def stage_recipe(stage: str, overrides: list[str]) -> Recipe:
     from videochat.train.recipe import load_recipe
 
     stage = LATE_STAGES.get(stage, stage)
-    if stage in data.FOCUS_TASKS or stage == data.TIMING_MIX:
+    if stage in data.FOCUS_TASKS or stage in (data.TIMING_MIX, data.STAGE0_MIX):
         data_file = f"data.0.file=${{data_dir}}/{data.focus_file(stage)}"
-        return load_recipe(recipe_path("drill"), [data_file, *overrides])
-    if stage == data.STAGE0_MIX:
-        data_file = f"data.0.file=${{data_dir}}/{data.focus_file(stage)}"
-        return load_recipe(recipe_path("stage0"), [data_file, *overrides])
+        recipe = "stage0" if stage == data.STAGE0_MIX else "drill"
+        return load_recipe(recipe_path(recipe), [data_file, *overrides])
     return load_recipe(recipe_path(stage), overrides)
 
 

@@ -9,7 +9,7 @@ and the caption. Stage 1 reads ``captions_video.json``; the drill ``drill_video.
 each focus stage ``<stage>_video.json`` (the drill's questions of one task alone,
 ``FOCUS_TASKS``); the timing mix ``timing_mix_video.json`` (the event-time questions twice, among
 as many drill questions, `timing_mix_entries`); the stage-0 mix ``stage0_mix_video.json`` (the
-temporal-order and event-time questions in stage 0's layout among as many of its conversations,
+weakest tasks' questions in stage 0's layout among as many of its conversations,
 `stage0_mix_entries`).
 
 The multiple-choice answers name the option's text, not its letter: ``Best option:(blue)``. Why:
@@ -110,7 +110,8 @@ def stage0_mix_entries(asked: dict[str, list[dict]], conversations: list[dict]) 
     600 steps after J's late stage 0 (session 42; seed-1000 / seed-3000 benchmarks): order
     58.3 → 66.7% / 47.4 → 63.9%, event time 52.2 → 50.7% / 54.1 → 58.2%, state and cause held;
     with order and event time alone in the half, order 72.2% / 71.1% but state 80.4% and cause
-    81.4% on seed 1000 (docs/embedded-experiments.md, "Session 42")."""
+    81.4% on seed 1000 (docs/embedded-experiments.md, "Session 42"). In the committed recipe
+    (b51: 600 steps)."""
     weak = [
         {**entry, "i": VIDEOCHAT2.system}
         for task, repeats in STAGE0_MIX_REPEATS.items()
