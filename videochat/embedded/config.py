@@ -131,18 +131,20 @@ def embedded_config(
     `visual_positions`: codes of each token's patch column, row and frame added to what the
     Q-Former reads (`QFormerConfig.input_positions`), so a per-shape row knows where its shape was
     in each stretch: on a copy of the committed vision side, 400 more clip steps read the
-    displacement out at r = 0.97 with them and 0.76 without. Off in the committed model: a full
-    build with them (e1) saw motion (the displacement names 83% of directions) but the LLM did
-    not answer direction better (25% against 35%; docs/embedded-experiments.md, session 14).
+    displacement out at r = 0.97 with them and 0.76 without. The first full build with them (e1)
+    saw motion (the displacement names 83% of directions) but the LLM did not answer direction
+    better (25% against 35%; docs/embedded-experiments.md, session 14); with the merged rows
+    and the motion stage (e2x, session 18) it did, and every committed model since b1 has them.
 
     `merge_stretches`: a shape's stretch rows reach the LLM as one row, a linear map of the rows
     side by side (`VideoChatConfig.merge_stretch_rows`; 16 LLM rows instead of 21). Why: where
     an object went is linear only in its rows together (on e1's vision side a linear probe names
     the direction of 46-59% of moving objects from either row alone, 84% from both), and the
     LLM, seeing them as two rows, memorised its direction questions instead (40-47% held out in
-    a toy run); with the rows merged the same toy run answered 92.5-100%. Off in the committed
-    model: a build with it (m1) lifted the drill's direction (32.5% against 17.5%), which stage 0
-    lost again (25%; task mean 43.6%; docs/embedded-experiments.md, session 16).
+    a toy run); with the rows merged the same toy run answered 92.5-100%. The first build with it
+    (m1) lifted the drill's direction (32.5% against 17.5%), which stage 0 lost again (25%; task
+    mean 43.6%; docs/embedded-experiments.md, session 16); with the motion stage (e2x, session
+    18) it held, and every committed model since b1 has it.
     """
     shape_rows = len(SHAPES) * shape_stretches
     width = 128
