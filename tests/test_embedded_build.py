@@ -33,6 +33,14 @@ def synth_dir(tmp_path_factory) -> Path:
     return out
 
 
+def annotated_copy(synth_dir: Path, tmp_path: Path, **options) -> Path:
+    """A copy of the synthetic data with the annotations `options` ask for written into it."""
+    work = tmp_path / "data"
+    shutil.copytree(synth_dir, work)
+    data.write_annotations(work, **options)
+    return work
+
+
 def test_training_conversations_ask_like_the_evaluation(synth_dir: Path) -> None:
     entries = json.loads((synth_dir / data.TRAIN_FILE).read_text())
     assert {e["video"] for e in entries} == {f"videos/video_{i:05d}.mp4" for i in range(3)}
@@ -163,9 +171,7 @@ def test_the_bare_drill_asks_without_options_where_the_question_stands_alone(
 def test_each_focus_stage_asks_the_drills_questions_of_its_task_alone(
     synth_dir: Path, tmp_path: Path
 ) -> None:
-    work = tmp_path / "data"
-    shutil.copytree(synth_dir, work)
-    data.write_annotations(work, drill_options=False)
+    work = annotated_copy(synth_dir, tmp_path, drill_options=False)
     starts = {
         "lookup": "What colour is the ",
         "reverse": "What shape is the ",
@@ -194,9 +200,7 @@ def test_each_focus_stage_asks_the_drills_questions_of_its_task_alone(
 def test_the_timing_mix_asks_each_event_time_twice_among_as_many_drill_questions(
     synth_dir: Path, tmp_path: Path
 ) -> None:
-    work = tmp_path / "data"
-    shutil.copytree(synth_dir, work)
-    data.write_annotations(work, balanced_drill=True, nearest_times=True)
+    work = annotated_copy(synth_dir, tmp_path, balanced_drill=True, nearest_times=True)
 
     def read(name: str) -> list[str]:
         return [json.dumps(entry) for entry in json.loads((work / name).read_text())]
@@ -216,9 +220,7 @@ def test_the_timing_mix_asks_each_event_time_twice_among_as_many_drill_questions
 def test_the_stage0_mix_asks_the_weak_tasks_as_stage0_does_among_its_conversations(
     synth_dir: Path, tmp_path: Path
 ) -> None:
-    work = tmp_path / "data"
-    shutil.copytree(synth_dir, work)
-    data.write_annotations(work, nearest_times=True)
+    work = annotated_copy(synth_dir, tmp_path, nearest_times=True)
     mix = json.loads((work / data.focus_file(data.STAGE0_MIX)).read_text())
     conversations = json.loads((work / data.TRAIN_FILE).read_text())
     items = data.nearest_time_items(data.drill_items(work))
@@ -269,9 +271,7 @@ def test_nearest_times_list_the_right_time_a_step_off_and_answer_with_it(
     steps = {time_value(after["answer"]) - time_value(item["answer"]) for _, after in many}
     assert steps == {-0.5, 0.0, 0.5}
     # written into every file that asks event times: the timing stage's, the drill's, stage 0's
-    work = tmp_path / "data"
-    shutil.copytree(synth_dir, work)
-    data.write_annotations(work, nearest_times=True)
+    work = annotated_copy(synth_dir, tmp_path, nearest_times=True)
 
     def written(name: str) -> list[dict]:
         return json.loads((work / name).read_text())
