@@ -10,10 +10,9 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from tests._train_helpers import loss_and_grads, make_data
-from videochat.model.kv_cache import cache_keyword
 from videochat.train.labels import IGNORE_INDEX, LabelledText, LLMInputs, assemble
 from videochat.train.loop import sample_mean_loss
-from videochat.train.packing import PAD, ROW_SCALE, pack, shared_prefix_length, start_cache
+from videochat.train.packing import PAD, PREFIX, pack, shared_prefix_length
 from videochat.train.recipe import RecipeError, load_recipe
 from videochat.train.setup import attention_kernel
 
@@ -57,7 +56,6 @@ def _loss(llm, inputs: LLMInputs, packed: bool, per_sample: bool):
             "inputs_embeds": rows.inputs_embeds,
             "attention_mask": rows.attention_mask,
             "position_ids": rows.position_ids,
-            cache_keyword(llm): start_cache(llm, rows),
         }
     out = llm(**feed, labels=None if per_sample else labels)
     loss = sample_mean_loss(out.logits, labels, segments) if per_sample else out.loss
@@ -87,12 +85,7 @@ def test_packing_shares_the_common_start_and_lays_samples_end_to_end() -> None:
     own = [3 + size for size in sizes]  # visual rows + ids: each sample's positions after it
     width = inputs.inputs_embeds.shape[1]  # (B, L, D): L = 1 + 4 + 3 + 20 + 1
     assert len(rows.inputs_embeds) < len(sizes)
-    # rows of own positions only (the start is not in them), at most ROW_SCALE times the
-    # padded batch's own part
-    assert max(own) <= rows.inputs_embeds.shape[1] <= ROW_SCALE * (width - start)
-    torch.testing.assert_close(rows.start_embeds[0], inputs.inputs_embeds[0, :start])
-    assert rows.attention_mask.shape[-1] == start + rows.inputs_embeds.shape[1]
-    assert rows.attention_mask[..., :start].all()  # every position sees the whole start
+    assert rows.inputs_embeds.shape[1] <= start + 2 * (width - start)
     for sample, count in enumerate(own):  # every position of every sample once, in order
         where = (rows.segments == sample).nonzero()
         assert len(where) == count and where[:, 0].unique().numel() == 1
@@ -102,14 +95,15 @@ def test_packing_shares_the_common_start_and_lays_samples_end_to_end() -> None:
         )
         assert rows.position_ids[row, columns].tolist() == list(range(start, start + count))
         assert torch.equal(rows.labels[row, columns], inputs.labels[sample, start : start + count])
+    assert (rows.segments[:, :start] == PREFIX).all()
     assert (rows.labels[rows.segments == PAD] == IGNORE_INDEX).all()
     assert (rows.labels != IGNORE_INDEX).sum() == (inputs.labels != IGNORE_INDEX).sum()
 
 
 def test_a_packed_sample_sees_only_the_common_start_and_itself() -> None:
     llm = _llm()
-    inputs = _batch(llm, [12, 2, 3, 4])
-    changed = _batch(llm, [12, 2, 3, 4])
+    inputs = _batch(llm, [9, 9, 9, 9])
+    changed = _batch(llm, [9, 9, 9, 9])
     changed.inputs_embeds[2, 6:] += 1.0  # sample 2's own positions (after bos, 4 ids, 1 row)
     before, after = pack(inputs), pack(changed)
     assert len(before.inputs_embeds) < 4  # samples share rows
@@ -119,7 +113,6 @@ def test_a_packed_sample_sees_only_the_common_start_and_itself() -> None:
                 inputs_embeds=rows.inputs_embeds,
                 attention_mask=rows.attention_mask,
                 position_ids=rows.position_ids,
-                **{cache_keyword(llm): start_cache(llm, rows)},
             ).logits
             for rows in (before, after)
         ]

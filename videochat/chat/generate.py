@@ -9,6 +9,7 @@ Streaming uses a small `BaseStreamer` that holds back text which could still bec
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import queue
 import threading
 import time
@@ -21,7 +22,6 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
 from videochat.errors import ChatError
-from videochat.model.kv_cache import cache_keyword, output_cache
 
 
 @dataclass
@@ -173,6 +173,12 @@ class TokenQueueStreamer(FirstTokenClock):
         self.queue.put(None)
 
 
+def cache_keyword(llm: Any) -> str:
+    """Name of the KV-cache argument (`cache` in transformers ≥5.2x, `past_key_values` before)."""
+    params = inspect.signature(type(llm).forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
 @dataclass
 class GenerationRequest:
     """Everything `run_generate` needs for one answer."""
@@ -231,6 +237,13 @@ def run_generate(
         ids.pop()
     cache = output_cache(out) if config.num_beams == 1 else None
     return GenerationResult(ids, cache)
+
+
+def output_cache(out: Any) -> Any:
+    """The KV cache `generate` or a forward pass returns (`cache` in transformers 5.2x,
+    `past_key_values` before)."""
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else getattr(out, "past_key_values", None)
 
 
 def _eos_ids(llm: Any, tokenizer: Any) -> set[int]:

@@ -16,8 +16,8 @@ from typing import Any, NamedTuple
 
 import torch
 
+from videochat.chat.generate import cache_keyword, output_cache
 from videochat.chat.prompt import PromptPlan, common_prefix
-from videochat.model.kv_cache import cache_keyword, prefix_cache
 
 
 class ReplyScore(NamedTuple):
@@ -41,7 +41,9 @@ def reply_scores(
             for plan in replies
         ]  # (L_i, D) each
         shared = min(starts)  # input positions [0, shared) are the same for every reply
-        last, cache = prefix_cache(model.llm, embeds[0][None, :shared], count)  # (1, 1, V)
+        head = model.llm(inputs_embeds=embeds[0][None, :shared], use_cache=True)
+        cache = output_cache(head)
+        cache.batch_repeat_interleave(count)  # (1, …) → (N, …)
         tails = [e[shared:] for e in embeds]
         length = max(t.shape[0] for t in tails)
         batch = tails[0].new_zeros(count, length, tails[0].shape[1])  # (N, T, D)
@@ -53,7 +55,8 @@ def reply_scores(
             inputs_embeds=batch, attention_mask=mask, **{cache_keyword(model.llm): cache}
         )
         # index k: the prediction made at input position shared - 1 + k
-        logits = torch.cat([last.expand(count, -1, -1), out.logits], 1)  # (N, 1 + T, V)
+        last = head.logits[:, -1:].expand(count, -1, -1)  # (N, 1, V)
+        logits = torch.cat([last, out.logits], 1)  # (N, 1 + T, V)
         scores = []
         for i, (plan, start) in enumerate(zip(replies, starts, strict=True)):
             ids = torch.tensor(plan.keys[start:], device=logits.device)  # text ids: (R,)

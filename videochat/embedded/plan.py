@@ -121,8 +121,8 @@ class BuildPlan:
     # own, and keep them in out/visual_cache: a stage on videos an earlier stage encoded loads
     # their rows instead of encoding them again (each late stage spent about 2 minutes on it)
     shared_visual_cache: bool = False
-    # stage 0 lays each batch's samples end to end in fewer rows, their common start computed
-    # once a batch (`train.packing`, `packs`): the same loss, a step in ~0.7x the padded time
+    # stage 0 lays each batch's samples end to end in fewer rows, their common start once a
+    # row (`train.packing`, `packs`): the same loss, a step in ~0.8x the time
     pack_batches: bool = False
     # every stage's attention on PyTorch's math kernel (`train.setup.attention_kernel`): a
     # vision step in ~0.82x the time
@@ -183,7 +183,7 @@ SWITCHES: dict[str, str] = {
     "the answer is the option nearest the truth",
     "early_nearest_times": "the same in the focus stages, the drill and stage 0",
     "shared_visual_cache": "the LLM stages share one frame draw per video, encoded once",
-    "pack_batches": "stage 0 packs each batch's samples end to end, their shared start once",
+    "pack_batches": "stage 0 packs each batch's samples end to end, their shared start once a row",
     "math_attention": "every stage's attention on PyTorch's math kernel (faster for tiny heads)",
 }
 

@@ -21,13 +21,12 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from videochat.errors import VideoChatError
-from videochat.model.kv_cache import cache_keyword
 from videochat.train import checkpoint as ckpt
 from videochat.train import distributed as D
 from videochat.train import setup as S
 from videochat.train.data import Batch, TrainDataset, collate, read_all, text_length
 from videochat.train.labels import IGNORE_INDEX, LabelledText, assemble
-from videochat.train.packing import pack, start_cache
+from videochat.train.packing import pack
 from videochat.train.recipe import Recipe
 from videochat.train.sampler import PlanSampler, plan_epoch
 from videochat.train.state import RunState, capture_rng, restore_rng
@@ -78,9 +77,8 @@ class TrainStep(nn.Module):
             labels, segments = packed.labels, packed.segments
             feed = {
                 "inputs_embeds": packed.inputs_embeds,  # (R, L', D), R <= B rows
-                "attention_mask": packed.attention_mask,  # (R, 1, L', P + L')
+                "attention_mask": packed.attention_mask,  # (R, 1, L', L')
                 "position_ids": packed.position_ids,
-                cache_keyword(self.model.llm): start_cache(self.model.llm, packed),  # P positions
             }
         out = self.model.llm(**feed, labels=None if self.per_sample else labels)
         return sample_mean_loss(out.logits, labels, segments) if self.per_sample else out.loss

@@ -140,7 +140,7 @@ class Recipe:
     # a paragraph
     loss_average: str = "token"
     # lay each batch's samples end to end in fewer rows, their common start (system text, video
-    # marker) computed once a batch (`packing.pack`): the same loss with fewer positions computed
+    # marker) computed once a row (`packing.pack`): the same loss with fewer positions computed
     pack_batches: bool = False
 
     def validate(self) -> None:
