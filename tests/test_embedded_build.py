@@ -245,6 +245,32 @@ def test_the_stage0_mix_asks_the_weak_tasks_as_stage0_does_among_its_conversatio
     assert [spec.file for spec in recipe.data] == [f"d/{data.focus_file(data.STAGE0_MIX)}"]
 
 
+def test_mix_lookups_adds_a_sample_of_the_colour_and_shape_questions_to_the_stage0_mix(
+    synth_dir: Path, tmp_path: Path
+) -> None:
+    tasks = data.stage0_mix_tasks(lookups=True)
+    assert tasks == (*data.STAGE0_MIX_REPEATS, "object_colour", "object_shape")
+    asked = {task: [{"task": task, "n": i} for i in range(40)] for task in tasks}
+    conversations = [{"conversation": i} for i in range(1000)]
+    plain = data.stage0_mix_entries(asked, conversations)
+    mixed = data.stage0_mix_entries(asked, conversations, lookups=True)
+    count = Counter(entry.get("task", "conversation") for entry in mixed)
+    weak = {task: 40 * repeats for task, repeats in data.STAGE0_MIX_REPEATS.items()}
+    lookups = dict.fromkeys(data.STAGE0_MIX_LOOKUPS, 40 * data.STAGE0_MIX_LOOKUP_SHARE)
+    # every weak question as often as without the switch, a quarter of the lookup questions
+    # (each once), and as many conversations as questions
+    assert count == weak | lookups | {"conversation": sum(weak.values()) + 20}
+    sampled = [entry["n"] for entry in mixed if entry.get("task") == "object_colour"]
+    assert len(set(sampled)) == len(sampled) == 10 and sampled != list(range(10))
+    assert all(entry["i"] == VIDEOCHAT2.system for entry in mixed if "task" in entry)
+    assert not [entry for entry in plain if entry.get("task") in data.STAGE0_MIX_LOOKUPS]
+    # the build's switch reaches the file
+    plain_file = annotated_copy(synth_dir, tmp_path / "plain") / data.focus_file(data.STAGE0_MIX)
+    work = annotated_copy(synth_dir, tmp_path / "mixed", mix_lookups=True)
+    mixed_file = json.loads((work / data.focus_file(data.STAGE0_MIX)).read_text())
+    assert len(mixed_file) > len(json.loads(plain_file.read_text()))
+
+
 def test_nearest_times_list_the_right_time_a_step_off_and_answer_with_it(
     synth_dir: Path, tmp_path: Path
 ) -> None:
@@ -447,7 +473,9 @@ def test_late_stages_train_on_their_own_fresh_videos(
         return model_dir
 
     monkeypatch.setattr(builder, "make_data", fake_data)
-    monkeypatch.setattr(builder.data, "write_annotations", lambda out, *args: annotated.append(out))
+    monkeypatch.setattr(
+        builder.data, "write_annotations", lambda out, *a, **kw: annotated.append(out)
+    )
     monkeypatch.setattr(builder, "init_model", lambda plan, data_dir: plan.out / "init")
     monkeypatch.setattr(builder, "run_stage", fake_stage)
     monkeypatch.setattr(builder, "finish", lambda source, target: target)
@@ -475,7 +503,7 @@ def test_nearest_times_reach_the_late_videos_and_early_nearest_times_the_trainin
 
     nearest: dict[tuple[bool, bool, bool], bool] = {}
 
-    def fake_annotations(out: Path, *args) -> None:
+    def fake_annotations(out: Path, *args, **kwargs) -> None:
         nearest[key + (out.name == "late_data",)] = args[-1]
 
     monkeypatch.setattr(builder, "make_data", lambda plan, out, seed, videos: out)
@@ -512,7 +540,7 @@ def test_each_late_stage_starts_from_the_one_before_and_the_stamps_come_on_once(
         return target
 
     monkeypatch.setattr(builder, "make_data", lambda plan, out, seed, videos: out)
-    monkeypatch.setattr(builder.data, "write_annotations", lambda *args: None)
+    monkeypatch.setattr(builder.data, "write_annotations", lambda *a, **kw: None)
     monkeypatch.setattr(builder, "init_model", lambda plan, data_dir: plan.out / "init")
     monkeypatch.setattr(builder, "run_stage", fake_stage)
     monkeypatch.setattr(builder, "stamp_rows", fake_stamp)

@@ -105,7 +105,7 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     old_flags += " --no-frame-pairs --no-late-stamps --no-time-tokens --no-late-time-tokens"
     old_flags += " --no-late-decimal-tokens --no-nearest-times"
     old_flags += " --no-early-nearest-times --no-shared-visual-cache --no-pack-batches"
-    old_flags += " --no-math-attention"
+    old_flags += " --no-math-attention --no-mix-lookups"
     assert f"--measure {old_flags}\n" in card
     stemmed = build_record | {"vision_image_steps": 700, "vision_shape_steps": 500}
     options = {"conv_stem": [32, 64], "row_embed": True, "lmhra": True, "every_object": True}
@@ -126,6 +126,7 @@ def test_model_card_reports_the_recorded_numbers() -> None:
         " --frame-times --frame-row-times --frame-stamps --frame-pairs --no-late-stamps"
         " --no-time-tokens --no-late-time-tokens --no-late-decimal-tokens --no-nearest-times"
         " --no-early-nearest-times --no-shared-visual-cache --no-pack-batches --no-math-attention"
+        " --no-mix-lookups"
     )
     assert f"--measure {flags}\n" in card
     assert "## Training (2-core CPU, bf16 autocast, fp32 weights)" in card
@@ -199,6 +200,16 @@ def test_model_card_reports_the_recorded_numbers() -> None:
         " right event times listed up to 0.5 s off (ours) | 600 |" in mixed
     )
     assert "--late-timing-mix-steps 0 --late-stage0-mix-steps 600 --stage1-steps" in mixed
+    assert " --no-mix-lookups" in mixed
+    lookups = render(
+        build_record
+        | {"steps": build_record["steps"] | {"late_stage0_mix": 600}, "mix_lookups": True},
+        measure_record,
+        {},
+    )
+    sample = "object_colour x0.25 (a sample), object_shape x0.25 (a sample) questions"
+    assert f"cause_effect x1, {sample} in stage 0's layout" in lookups
+    assert " --mix-lookups" in lookups
     assert "listed up to 0.5 s off" not in timed and " --no-nearest-times" in timed
     early = render(build_record | {"early_nearest_times": True}, measure_record, {})
     off = ", the right event times listed up to 0.5 s off (ours) |"

@@ -126,6 +126,7 @@ def annotated_data(plan: BuildPlan, out: Path, seed: int, videos: int, late: boo
         not plan.bare_drill,
         plan.bare_lookup,
         plan.nearest_times if late else plan.early_nearest_times,
+        mix_lookups=plan.mix_lookups,
     )
     return data_dir
 

@@ -10,6 +10,8 @@ from videochat.embedded.config import shape_stretches
 from videochat.embedded.data import (
     FOCUS_TASKS,
     STAGE0_MIX,
+    STAGE0_MIX_LOOKUP_SHARE,
+    STAGE0_MIX_LOOKUPS,
     STAGE0_MIX_REPEATS,
     TIMING_MIX,
     TIMING_MIX_REPEATS,
@@ -124,12 +126,15 @@ _BEFORE_OPTIONS = {
 _PRECISION_TEXT = {"fp32": "fp32", "bf16": "bf16 autocast, fp32 weights"}
 
 
-def _late_what(base: str) -> str:
+def _late_what(base: str, build: dict) -> str:
     """What a late stage trains on: a stage again, or a mix (which has no early run)."""
     if base == TIMING_MIX:
         return f"event-time questions x{TIMING_MIX_REPEATS} among as many drill questions"
     if base == STAGE0_MIX:
         asked = ", ".join(f"{task} x{n}" for task, n in STAGE0_MIX_REPEATS.items())
+        if build.get("mix_lookups"):
+            share = f"x{STAGE0_MIX_LOOKUP_SHARE:g} (a sample)"
+            asked += "".join(f", {task} {share}" for task in STAGE0_MIX_LOOKUPS)
         return f"{asked} questions in stage 0's layout among as many stage-0 conversations"
     return f"{base} again"
 
@@ -294,7 +299,7 @@ def render(
         f"| stage0 | LLM + llama_proj on the frozen vision side{nearest('stage0', late=False)} "
         f"(ours) | {steps['stage0']} | {secs.get('stage0', 0):.0f} |",
         *(
-            f"| {stage} | {_late_what(base)}, after stage0{late_row_how(base)} (ours) | "
+            f"| {stage} | {_late_what(base, build)}, after stage0{late_row_how(base)} (ours) | "
             f"{steps[stage]} | "
             f"{secs.get(stage, 0):.0f} |"
             for stage, base in LATE_STAGES.items()

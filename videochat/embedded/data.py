@@ -98,12 +98,27 @@ STAGE0_MIX_REPEATS: dict[str, int] = {
     "state_change": 1,
     "cause_effect": 1,
 }
+# with the build's `mix_lookups` the lookups' questions join them, a seeded sample of this share
+# of each (a quarter: about as many as the temporal-order questions twice). Why: the late shape
+# stage can undo the colour lookup (session 44: Q's colour 86 → 35% over it, 75% at the end);
+# all of them once (three quarters of the mix's questions) took order and event time down
+STAGE0_MIX_LOOKUPS = ("object_colour", "object_shape")
+STAGE0_MIX_LOOKUP_SHARE = 0.25
 
 
-def stage0_mix_entries(asked: dict[str, list[dict]], conversations: list[dict]) -> list[dict]:
+def stage0_mix_tasks(lookups: bool = False) -> tuple[str, ...]:
+    """The tasks the stage-0 mix asks (`STAGE0_MIX_REPEATS`, and `STAGE0_MIX_LOOKUPS` when
+    `lookups`)."""
+    return (*STAGE0_MIX_REPEATS, *(STAGE0_MIX_LOOKUPS if lookups else ()))
+
+
+def stage0_mix_entries(
+    asked: dict[str, list[dict]], conversations: list[dict], lookups: bool = False
+) -> list[dict]:
     """The drill's entries of each `STAGE0_MIX_REPEATS` task (`asked`: task → entries) that
-    often, each with the protocol's system text as stage 0 gives it, among as many of stage 0's
-    `conversations` (`half_mix`). Why: in stage 0's conversations temporal order is 2% of the
+    often (with `lookups` also `STAGE0_MIX_LOOKUP_SHARE` of each lookup task's), each with the
+    protocol's system text as stage 0 gives it, among as many of stage 0's `conversations`
+    (`half_mix`). Why: in stage 0's conversations temporal order is 2% of the
     questions, and after the late stage 0 it stays at 58% (J, session 41); asked alone in that
     layout it reaches 86% in 300 steps but colour, state and cause fall (80.7% task mean), and
     the late stage 0 after it takes order back to 58%. Half and half with the conversations,
@@ -112,12 +127,12 @@ def stage0_mix_entries(asked: dict[str, list[dict]], conversations: list[dict]) 
     with order and event time alone in the half, order 72.2% / 71.1% but state 80.4% and cause
     81.4% on seed 1000 (docs/embedded-experiments.md, "Session 42"). In the committed recipe
     (b51: 600 steps)."""
-    weak = [
-        {**entry, "i": VIDEOCHAT2.system}
-        for task, repeats in STAGE0_MIX_REPEATS.items()
-        for entry in asked[task] * repeats
-    ]
-    return half_mix(weak, conversations)
+    weak = [entry for task, n in STAGE0_MIX_REPEATS.items() for entry in asked[task] * n]
+    if lookups:
+        rng = random.Random(1)
+        for task in STAGE0_MIX_LOOKUPS:
+            weak += rng.sample(asked[task], round(len(asked[task]) * STAGE0_MIX_LOOKUP_SHARE))
+    return half_mix([{**entry, "i": VIDEOCHAT2.system} for entry in weak], conversations)
 
 
 def half_mix(wanted: list[dict], others: list[dict]) -> list[dict]:
@@ -318,11 +333,13 @@ def write_annotations(
     drill_options: bool = True,
     bare_lookup: bool = False,
     nearest_times: bool = False,
+    mix_lookups: bool = False,
 ) -> int:
     """Write the instruction and drill files next to the synthetic data; return the instruction
     file's entry count. `bare_lookup`: the lookup stage's colour questions go without their
     options (`drill_turn`), whatever the drill's `drill_options`; `nearest_times`: every
-    event-time question lists its right time near the truth (`nearest_time_items`)."""
+    event-time question lists its right time near the truth (`nearest_time_items`);
+    `mix_lookups`: the stage-0 mix asks the colour and shape questions too."""
     data_dir = Path(data_dir)
     entries = train_entries(data_dir, every_object, nearest_times)
     (data_dir / TRAIN_FILE).write_text(json.dumps(entries, indent=1) + "\n")
@@ -339,9 +356,10 @@ def write_annotations(
     mix = timing_mix_entries(focus["timing"], drill)
     (data_dir / focus_file(TIMING_MIX)).write_text(json.dumps(mix, indent=1) + "\n")
     asked = {
-        task: drill_entries(data_dir, tasks=(task,), items=items) for task in STAGE0_MIX_REPEATS
+        task: drill_entries(data_dir, tasks=(task,), items=items)
+        for task in stage0_mix_tasks(mix_lookups)
     }
-    mix = stage0_mix_entries(asked, entries)
+    mix = stage0_mix_entries(asked, entries, mix_lookups)
     (data_dir / focus_file(STAGE0_MIX)).write_text(json.dumps(mix, indent=1) + "\n")
     return len(entries)
 

@@ -117,6 +117,8 @@ class BuildPlan:
     # learns to answer event times, and with the truth listed its own estimate is as right as
     # the option (session 38)
     early_nearest_times: bool = False
+    # the stage-0 mix asks a share of the colour and shape questions too (`data`)
+    mix_lookups: bool = False
     # the LLM stages draw their visual caches' frames with the build's seed, not each stage's
     # own, and keep them in out/visual_cache: a stage on videos an earlier stage encoded loads
     # their rows instead of encoding them again (each late stage spent about 2 minutes on it)
@@ -185,6 +187,7 @@ SWITCHES: dict[str, str] = {
     "shared_visual_cache": "the LLM stages share one frame draw per video, encoded once",
     "pack_batches": "stage 0 packs each batch's samples end to end, their shared start once a row",
     "math_attention": "every stage's attention on PyTorch's math kernel (faster for tiny heads)",
+    "mix_lookups": "the stage-0 mix also asks a sample of the colour and shape questions",
 }
 
 
