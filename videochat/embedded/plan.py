@@ -124,7 +124,8 @@ class BuildPlan:
     # their rows instead of encoding them again (each late stage spent about 2 minutes on it)
     shared_visual_cache: bool = False
     # stage 0 lays each batch's samples end to end in fewer rows, their common start once a
-    # row (`train.packing`, `packs`): the same loss, a step in ~0.8x the time
+    # row (`train.packing`, `packs`): the same loss; faster over 40 steps, slower over a whole
+    # build (session 44: ~78 minutes without it, 91-96 with), kept where a card's command has it
     pack_batches: bool = False
     # every stage's attention on PyTorch's math kernel (`train.setup.attention_kernel`): a
     # vision step in ~0.82x the time
@@ -213,8 +214,8 @@ def stage_seed(plan: BuildPlan, stage: str) -> int:
 
 def packs(stage: str) -> bool:
     """Whether `pack_batches` packs a stage's batches: stage 0 only, whose samples share 54
-    leading positions (0.87x the step time from the vision stage's export,
-    `benchmarks/packing.py`). Not the drill (one shared position, less padding: 1.15x) nor the
+    leading positions (0.87x the step time over 40 steps from the vision stage's export,
+    `benchmarks/packing.py`; over a whole build slower: `BuildPlan.pack_batches`). Not the drill (one shared position, less padding: 1.15x) nor the
     late stage 0, whose frame rows carry their stamps (40 visual rows instead of 16: 1.19x on the
     packaged model; session 40)."""
     return stage == "stage0"

@@ -4,8 +4,11 @@ computed once a row.
 Why: the embedded model's stage-0 batches are about 30% padding, and their first 54 positions
 (the bos row, the system text, the video marker) are the same in every sample; an LLM step's time
 on the CPU grows with the positions it computes, and packed a stage-0 batch has 0.72x of them
-(0.87x the step time; `benchmarks/packing.py`, where the drill's batches, which share one
-position, ran slower packed).
+(0.87x the step time over 40 steps; `benchmarks/packing.py`, where the drill's batches, which
+share one position, ran slower packed). Over longer runs packed steps slow down as the
+process's memory grows: 1.18x the padded step time over 200 steps, and in whole embedded
+builds stage 0 and the stages after it ran 1.2-1.3x slower with it (docs/embedded-experiments.md,
+sessions 43-44).
 
 Exact: every sample's tokens attend to what they attended to in the padded layout (the common
 start, then their own earlier tokens) at the same position ids, so each token's output and the
