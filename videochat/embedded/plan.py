@@ -215,7 +215,8 @@ def stage_seed(plan: BuildPlan, stage: str) -> int:
 def packs(stage: str) -> bool:
     """Whether `pack_batches` packs a stage's batches: stage 0 only, whose samples share 54
     leading positions (0.87x the step time over 40 steps from the vision stage's export,
-    `benchmarks/packing.py`; over a whole build slower: `BuildPlan.pack_batches`). Not the drill (one shared position, less padding: 1.15x) nor the
-    late stage 0, whose frame rows carry their stamps (40 visual rows instead of 16: 1.19x on the
-    packaged model; session 40)."""
+    `benchmarks/packing.py`; slower over a whole build: `BuildPlan.pack_batches`). Not the
+    drill (one shared position, less padding: 1.15x) nor the late stage 0, whose frame rows
+    carry their stamps (40 visual rows instead of 16: 1.19x on the packaged model; session
+    40)."""
     return stage == "stage0"
