@@ -802,16 +802,20 @@ def test_smoke_build_with_merged_named_timed_stamped_rows_in_bf16_trains_the_llm
         time_tokens=True,
         pack_batches=True,
         math_attention=True,
+        llm_layers=2,
+        frame_convs=True,
     )
     summary = build(plan)
     assert summary["merge_stretches"] and summary["row_names"] and summary["precision"] == "bf16"
     assert summary["pack_batches"] and summary["math_attention"]
+    assert summary["llm_layers"] == 2 and summary["frame_convs"]
     assert summary["frame_times"] and summary["frame_stamps"] and summary["time_tokens"]
     init, vision, drilled, final = (
         load_model(tmp_path / name, device="cpu", dtype="fp32")
         for name in ("init", "vision", "drill", "model")
     )
     assert final.config.merge_stretch_rows and final.config.llm_rows == 16  # 5 + 8 + 3
+    assert len(final.llm.model.layers) == 2 and final.config.vision.frame_convs
     assert final.config.qformer.input_times  # every stage fed the frames' times (else: refused)
     assert torch.equal(init.stretch_proj_weight, vision.stretch_proj_weight)  # vision: untouched
     for model, pieces in ((vision, 5), (drilled, 1), (final, 1)):  # time_tokens: from the drill

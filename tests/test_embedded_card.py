@@ -98,14 +98,14 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     # a record from before the curriculum options: the values those builds used, written out
     old_flags = "--vision-image-steps 300 --vision-shape-steps 0 --comes-goes-weight 1"
     old_flags += " --comes-goes-rows both --conv-stem none"
-    old_flags += " --shape-stretches 1 --precision fp32 --row-name-scale 1 --no-row-embed"
+    old_flags += " --shape-stretches 1 --llm-layers 4 --precision fp32 --row-name-scale 1 --no-row-embed"
     old_flags += " --no-lmhra --no-frame-rows --no-row-names --no-every-object --no-group-by-length"
     old_flags += " --no-visual-positions --no-balanced-drill --no-bare-drill --no-merge-stretches"
     old_flags += " --no-bare-lookup --no-frame-times --no-frame-row-times --no-frame-stamps"
     old_flags += " --no-frame-pairs --no-late-stamps --no-time-tokens --no-late-time-tokens"
     old_flags += " --no-late-decimal-tokens --no-nearest-times"
     old_flags += " --no-early-nearest-times --no-shared-visual-cache --no-pack-batches"
-    old_flags += " --no-math-attention --no-mix-lookups"
+    old_flags += " --no-math-attention --no-mix-lookups --no-frame-convs"
     assert f"--measure {old_flags}\n" in card
     stemmed = build_record | {"vision_image_steps": 700, "vision_shape_steps": 500}
     options = {"conv_stem": [32, 64], "row_embed": True, "lmhra": True, "every_object": True}
@@ -116,17 +116,19 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     options["precision"], options["row_name_scale"] = "bf16", 2.5
     options["frame_row_times"], options["comes_goes_weight"] = True, 8.0
     options["comes_goes_rows"], options["frame_stamps"] = "frame", True
-    options["frame_pairs"] = True
+    options["frame_pairs"] = options["frame_convs"] = True
+    options["llm_layers"] = 2
     card = render(stemmed | options, measure_record, {"llm": 1})
     flags = (
         "--vision-image-steps 700 --vision-shape-steps 500 --comes-goes-weight 8"
-        " --comes-goes-rows frame --conv-stem 32,64 --shape-stretches 2 --precision bf16 --row-name-scale 2.5 --row-embed --lmhra"
+        " --comes-goes-rows frame --conv-stem 32,64 --shape-stretches 2 --llm-layers 2"
+        " --precision bf16 --row-name-scale 2.5 --row-embed --lmhra"
         " --frame-rows --row-names --every-object --group-by-length"
         " --visual-positions --balanced-drill --bare-drill --merge-stretches --bare-lookup"
         " --frame-times --frame-row-times --frame-stamps --frame-pairs --no-late-stamps"
         " --no-time-tokens --no-late-time-tokens --no-late-decimal-tokens --no-nearest-times"
         " --no-early-nearest-times --no-shared-visual-cache --no-pack-batches --no-math-attention"
-        " --no-mix-lookups"
+        " --no-mix-lookups --frame-convs"
     )
     assert f"--measure {flags}\n" in card
     assert "## Training (2-core CPU, bf16 autocast, fp32 weights)" in card

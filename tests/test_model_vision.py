@@ -244,6 +244,26 @@ def test_conv_stem_survives_the_json_config_and_rejects_a_patch_it_cannot_halve(
         VisionEncoder(dataclasses.replace(RELEASED, conv_stem=(8, 8)))
 
 
+def test_frame_convs_compute_the_3d_convolutions_output_and_gradients():
+    """The per-frame 2-D path (channels-last) is the Conv3d path's function, same weights."""
+    stemmed = dataclasses.replace(RELEASED, conv_stem=(8, 16), patch_size=8, image_size=32)
+    three_d = VisionEncoder(stemmed).eval()
+    two_d = VisionEncoder(dataclasses.replace(stemmed, frame_convs=True)).eval()
+    two_d.load_state_dict(three_d.state_dict())  # the same keys and shapes
+    video = torch.randn(2, 3, 4, 32, 32)
+    outputs, grads = [], []
+    for enc in (three_d, two_d):
+        out = enc(video)
+        out.square().mean().backward()
+        outputs.append(out)
+        grads.append(enc.patch_embed.stem[0].weight.grad)
+    assert outputs[1].shape == (2, output_tokens(stemmed, 4), 64)
+    assert_close(outputs[1], outputs[0], **TOL)
+    assert_close(grads[1], grads[0], **TOL)
+    with pytest.raises(ValueError, match="frame_convs needs temporal_downsample off"):
+        VisionEncoder(dataclasses.replace(LMHRA, frame_convs=True))
+
+
 # --- training features and input checks ----------------------------------------------------
 
 

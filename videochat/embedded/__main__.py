@@ -81,6 +81,14 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         help="Q-Former rows per shape, each reading its own stretch of the 8 frames (1: all)",
     )
     p.add_argument(
+        "--llm-layers",
+        type=int,
+        choices=range(1, 9),
+        metavar="{1..8}",
+        default=BuildPlan.llm_layers,
+        help="the LLM's decoder layers (default: 4)",
+    )
+    p.add_argument(
         "--row-name-scale",
         type=_positive,
         default=BuildPlan.row_name_scale,
@@ -142,6 +150,7 @@ def make_plan(args: argparse.Namespace) -> BuildPlan:
         comes_goes_rows=args.comes_goes_rows,
         conv_stem=args.conv_stem,
         shape_stretches=args.shape_stretches,
+        llm_layers=args.llm_layers,
         row_name_scale=args.row_name_scale,
         precision=args.precision,
         **{name: getattr(args, name) for name in SWITCHES},

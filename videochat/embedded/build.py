@@ -155,6 +155,8 @@ def init_model(plan: BuildPlan, data_dir: Path) -> Path:
         frame_row_times=plan.frame_row_times,
         frame_stamps=plan.frame_stamps,
         frame_pairs=plan.frame_pairs,
+        llm_layers=plan.llm_layers,
+        frame_convs=plan.frame_convs,
     )
     model = build_model(config, tok, seed=plan.seed)
     rescale_cross_attention(model, plan.seed)
@@ -333,6 +335,7 @@ def build(plan: BuildPlan) -> dict:
         "comes_goes_rows": plan.comes_goes_rows,
         "conv_stem": list(plan.conv_stem),
         "shape_stretches": plan.shape_stretches,
+        "llm_layers": plan.llm_layers,
         "row_name_scale": plan.row_name_scale,
         "precision": plan.precision,
         **{name: getattr(plan, name) for name in SWITCHES},

@@ -117,6 +117,7 @@ _BEFORE_OPTIONS = {
     "comes_goes_rows": "both",
     "conv_stem": [],
     "shape_stretches": 1,
+    "llm_layers": 4,
     "row_name_scale": 1.0,
     "precision": "fp32",
     **dict.fromkeys(SWITCHES, False),
@@ -150,7 +151,8 @@ def _model_flags(build: dict) -> str:
         f" --vision-shape-steps {get['vision_shape_steps']}"
         f" --comes-goes-weight {get['comes_goes_weight']:g}"
         f" --comes-goes-rows {get['comes_goes_rows']} --conv-stem {stem}"
-        f" --shape-stretches {get['shape_stretches']} --precision {get['precision']}"
+        f" --shape-stretches {get['shape_stretches']} --llm-layers {get['llm_layers']}"
+        f" --precision {get['precision']}"
         f" --row-name-scale {get['row_name_scale']:g}"
     ) + "".join(f" --{'' if get[name] else 'no-'}{cli_flag(name)}" for name in SWITCHES)
 

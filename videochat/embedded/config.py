@@ -42,9 +42,11 @@ def embedded_config(
     frame_row_times: bool = False,
     frame_stamps: bool = False,
     frame_pairs: bool = False,
+    llm_layers: int = 4,
+    frame_convs: bool = False,
 ) -> VideoChatConfig:
     """112 px, patch 28 (16 patches a frame), ViT 128×4, Q-Former 128×2 with 8+8 queries,
-    LLaMA 192×4.
+    LLaMA 192 wide with `llm_layers` layers (4 in the committed model).
 
     Patch 28 rather than 14: the Q-Former's queries must learn to find 1-5 small objects among
     all frames' tokens, and with 8×17 tokens instead of 8×65 that costs a quarter of the compute
@@ -145,10 +147,17 @@ def embedded_config(
     (m1) lifted the drill's direction (32.5% against 17.5%), which stage 0 lost again (25%; task
     mean 43.6%; docs/embedded-experiments.md, session 16); with the motion stage (e2x, session
     18) it held, and every committed model since b1 has it.
+
+    `llm_layers`: the LLM's decoder layers. Why fewer: the LLM stages are most of a build's time
+    and a step's time is nearly all the LLM's; with 2 layers a stage-0 step and a drill step
+    take 0.63x the time of 4 layers' (session 45, docs/embedded-experiments.md).
+
+    `frame_convs`: the stem and patchifier as 2-D convolutions over each frame
+    (`VisionConfig.frame_convs`: the same function, a vision step in ~0.84x the time).
     """
     shape_rows = len(SHAPES) * shape_stretches
     width = 128
-    llm = _llama_config(192, 4, 4, 512, vocab=vocab_size)
+    llm = _llama_config(192, llm_layers, 4, 512, vocab=vocab_size)
     llm["max_position_embeddings"] = 1024
     return VideoChatConfig(
         vision=VisionConfig(
@@ -164,6 +173,7 @@ def embedded_config(
             max_frames=16,
             conv_stem=conv_stem,
             lmhra=lmhra,
+            frame_convs=frame_convs,
         ),
         qformer=QFormerConfig(
             width=128,

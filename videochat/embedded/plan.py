@@ -91,6 +91,7 @@ class BuildPlan:
     comes_goes_rows: str = "both"  # the rows that weight reaches (`PretrainPlan`)
     conv_stem: tuple[int, ...] = (32, 64)  # channels of the ViT's convolutional stem (): none
     shape_stretches: int = 2  # rows per shape, one per stretch of the clip (`embedded_config`)
+    llm_layers: int = 4  # the LLM's decoder layers (`embedded_config`)
     row_embed: bool = False  # a learned embedding per visual row (`embedded_config`)
     lmhra: bool = False  # local temporal modules in the ViT (`embedded_config`)
     frame_rows: bool = True  # one Q-Former row per frame (`embedded_config`)
@@ -130,6 +131,9 @@ class BuildPlan:
     # every stage's attention on PyTorch's math kernel (`train.setup.attention_kernel`): a
     # vision step in ~0.82x the time
     math_attention: bool = False
+    # the ViT's stem and patchifier as 2-D convolutions over each frame, channels-last
+    # (`VisionConfig.frame_convs`): a vision step in ~0.84x the time
+    frame_convs: bool = False
     # fresh videos for the late stages (0: the training set's). Why: after stage 0 the LLM has
     # fitted the training videos' answers (the late timing stage's loss ends at 0.004), so on
     # them it never needs the options; on held-out videos it then writes its own estimate ("at
@@ -189,6 +193,7 @@ SWITCHES: dict[str, str] = {
     "pack_batches": "stage 0 packs each batch's samples end to end, their shared start once a row",
     "math_attention": "every stage's attention on PyTorch's math kernel (faster for tiny heads)",
     "mix_lookups": "the stage-0 mix also asks a sample of the colour and shape questions",
+    "frame_convs": "the ViT's stem and patchifier as 2-D convolutions over each frame (faster)",
 }
 
 

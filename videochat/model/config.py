@@ -39,6 +39,11 @@ class VisionConfig:
     # convolution" stem, Xiao et al. 2021): a ViT trained from scratch on little compute sees
     # shapes through them. Empty = the original's plain patchifier.
     conv_stem: tuple[int, ...] = ()
+    # The stem and the patchifier run as 2-D convolutions over each frame in channels-last
+    # layout: the same weights and function as the 3-D ones (whose kernels span one frame), a
+    # vision-stage step in ~0.84x the time on a 2-core CPU (benchmarks/frame_convs.py). Not
+    # with temporal_downsample, whose patchifier spans 3 frames.
+    frame_convs: bool = False
 
     def __post_init__(self) -> None:
         self.conv_stem = tuple(self.conv_stem)  # JSON gives a list

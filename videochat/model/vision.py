@@ -50,11 +50,32 @@ class PatchEmbed(nn.Module):
         self.proj = nn.Conv3d(
             channels[-1], cfg.width, (kt, p, p), stride=(st, p, p), padding=(pt, 0, 0)
         )
+        self.frame_convs = cfg.frame_convs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.frame_convs:
+            return self._per_frame(x)
         for conv in self.stem:  # (B, C, T, H, W) → (B, C', T, H/2, W/2)
             x = nn.functional.gelu(conv(x))
         return self.proj(x)  # (B, C, T, h, w) → (B, D, T', H/p, W/p)
+
+    def _per_frame(self, x: torch.Tensor) -> torch.Tensor:
+        """The same convolutions as 2-D ones over the B·T frames (each 3-D kernel spans one
+        frame), channels-last: oneDNN's fast layout on CPU."""
+        b, c, t, h, w = x.shape
+        frames = x.transpose(1, 2).reshape(b * t, c, h, w)  # (B·T, C, H, W)
+        x = frames.contiguous(memory_format=torch.channels_last)
+        for conv in self.stem:  # (B·T, C, H, W) → (B·T, C', H/2, W/2)
+            x = nn.functional.gelu(_frame_conv(conv, x))
+        x = _frame_conv(self.proj, x)  # (B·T, D, H/p, W/p)
+        return x.reshape(b, t, *x.shape[1:]).transpose(1, 2)  # (B, D, T, H/p, W/p)
+
+
+def _frame_conv(conv: nn.Conv3d, frames: torch.Tensor) -> torch.Tensor:
+    """A Conv3d whose kernel is one frame deep, applied to (N, C, H, W) frames as a Conv2d."""
+    return nn.functional.conv2d(
+        frames, conv.weight[:, :, 0], conv.bias, conv.stride[1:], conv.padding[1:]
+    )
 
 
 class VisionEncoder(nn.Module):
@@ -146,6 +167,8 @@ def _check_config(cfg: VisionConfig) -> None:
             f"patch_size {cfg.patch_size} is not divisible by 2^{len(cfg.conv_stem)} "
             "(each conv_stem layer halves the frame)"
         )
+    if cfg.frame_convs and cfg.temporal_downsample:
+        problems.append("frame_convs needs temporal_downsample off (its patchifier spans 3 frames)")
     if cfg.width % cfg.heads:
         problems.append(f"width {cfg.width} is not divisible by heads {cfg.heads}")
     if not 0 <= cfg.gmhra_layers <= cfg.depth:
