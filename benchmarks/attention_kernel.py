@@ -24,34 +24,47 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--rounds", type=int, default=2)
-    args = parser.parse_args()
+def vision_clips():
+    """16 freshly rendered 8-frame clips with their scene facts: one vision-stage batch."""
     import numpy as np
     import torch
 
-    from videochat.embedded.pretrain import PretrainPlan, pretrain_vision, render_clip, stack_facts
-    from videochat.model import load_model
-    from videochat.train.setup import attention_kernel
+    from videochat.embedded.pretrain import render_clip, stack_facts
 
     rng = np.random.default_rng(0)
     rendered = [render_clip(rng, 8, 112) for _ in range(16)]
     clips = stack_facts([facts for _, facts in rendered])  # the "real" clips mixed in
     clips["pixels"] = torch.stack([pixels for pixels, _ in rendered]).half()
+    return clips
+
+
+def vision_seconds(model, clips, steps: int, kernel: str) -> float:
+    """Seconds a clip step of the vision stage's trainer (bf16) on `model`, in place, after 3
+    untimed warm-up steps, with scaled-dot-product attention on `kernel`."""
+    from videochat.embedded.pretrain import PretrainPlan, pretrain_vision
+    from videochat.train.setup import attention_kernel
+
+    with attention_kernel(kernel):
+        pretrain_vision(model, clips, PretrainPlan(steps=3, image_steps=0, precision="bf16"))
+        began = time.perf_counter()
+        pretrain_vision(model, clips, PretrainPlan(steps=steps, image_steps=0, precision="bf16"))
+    return (time.perf_counter() - began) / steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    from videochat.model import load_model
+
+    clips = vision_clips()
     start = load_model(None, device="cpu", dtype="fp32")
     best = {"auto": float("inf"), "math": float("inf")}
     for _ in range(args.rounds):
         for kernel in best:
-            model = copy.deepcopy(start)
-            with attention_kernel(kernel):
-                warm = PretrainPlan(steps=3, image_steps=0, precision="bf16")
-                pretrain_vision(model, clips, warm)
-                plan = PretrainPlan(steps=args.steps, image_steps=0, precision="bf16")
-                began = time.perf_counter()
-                pretrain_vision(model, clips, plan)
-            best[kernel] = min(best[kernel], (time.perf_counter() - began) / args.steps)
+            seconds = vision_seconds(copy.deepcopy(start), clips, args.steps, kernel)
+            best[kernel] = min(best[kernel], seconds)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(
         f"embedded vision stage, {args.steps} clip steps of 16 x {args.rounds} rounds, bf16, "

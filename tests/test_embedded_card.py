@@ -97,8 +97,8 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     assert "a fraction of **0.90** are in the video" in render(build_record, precise, {})
     # a record from before the curriculum options: the values those builds used, written out
     old_flags = "--vision-image-steps 300 --vision-shape-steps 0 --comes-goes-weight 1"
-    old_flags += " --comes-goes-rows both --conv-stem none"
-    old_flags += " --shape-stretches 1 --llm-layers 4 --precision fp32 --row-name-scale 1 --no-row-embed"
+    old_flags += " --comes-goes-rows both --conv-stem none --shape-stretches 1 --llm-layers 4"
+    old_flags += " --precision fp32 --row-name-scale 1 --no-row-embed"
     old_flags += " --no-lmhra --no-frame-rows --no-row-names --no-every-object --no-group-by-length"
     old_flags += " --no-visual-positions --no-balanced-drill --no-bare-drill --no-merge-stretches"
     old_flags += " --no-bare-lookup --no-frame-times --no-frame-row-times --no-frame-stamps"
