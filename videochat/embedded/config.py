@@ -150,10 +150,10 @@ def embedded_config(
 
     `llm_layers`: the LLM's decoder layers. Why fewer: the LLM stages are most of a build's time
     and a step's time is nearly all the LLM's; with 2 layers a stage-0 step and a drill step
-    take 0.63x the time of 4 layers' (session 45, docs/embedded-experiments.md).
+    take 0.72x and 0.61x the time of 4 layers' (`benchmarks/llm_layers.py`, session 45).
 
     `frame_convs`: the stem and patchifier as 2-D convolutions over each frame
-    (`VisionConfig.frame_convs`: the same function, a vision step in ~0.84x the time).
+    (`VisionConfig.frame_convs`: the same function, a vision step in 0.86x the time).
     """
     shape_rows = len(SHAPES) * shape_stretches
     width = 128

@@ -132,7 +132,7 @@ class BuildPlan:
     # vision step in ~0.82x the time
     math_attention: bool = False
     # the ViT's stem and patchifier as 2-D convolutions over each frame, channels-last
-    # (`VisionConfig.frame_convs`): a vision step in ~0.84x the time
+    # (`VisionConfig.frame_convs`): a vision step in 0.86x the time
     frame_convs: bool = False
     # fresh videos for the late stages (0: the training set's). Why: after stage 0 the LLM has
     # fitted the training videos' answers (the late timing stage's loss ends at 0.004), so on

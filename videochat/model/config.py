@@ -41,7 +41,7 @@ class VisionConfig:
     conv_stem: tuple[int, ...] = ()
     # The stem and the patchifier run as 2-D convolutions over each frame in channels-last
     # layout: the same weights and function as the 3-D ones (whose kernels span one frame), a
-    # vision-stage step in ~0.84x the time on a 2-core CPU (benchmarks/frame_convs.py). Not
+    # vision-stage step in 0.86x the time on a 2-core CPU (benchmarks/frame_convs.py). Not
     # with temporal_downsample, whose patchifier spans 3 frames.
     frame_convs: bool = False
 
