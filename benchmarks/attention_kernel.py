@@ -18,6 +18,7 @@ import copy
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,8 +52,12 @@ def vision_seconds(model, clips, steps: int, kernel: str) -> float:
     return (time.perf_counter() - began) / steps
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def best_vision_seconds(variants: dict[str, Callable]) -> dict[str, float]:
+    """Parse `--steps` and `--rounds`, then time each variant's vision steps on a fresh copy of
+    the packaged default model, the variants alternating `--rounds` times; print the run's
+    header and return each variant's best seconds a step. A variant prepares its copy and
+    returns the attention kernel to run it on."""
+    parser = argparse.ArgumentParser(description=sys.modules["__main__"].__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
@@ -60,16 +65,22 @@ def main() -> None:
 
     clips = vision_clips()
     start = load_model(None, device="cpu", dtype="fp32")
-    best = {"auto": float("inf"), "math": float("inf")}
+    best = dict.fromkeys(variants, float("inf"))
     for _ in range(args.rounds):
-        for kernel in best:
-            seconds = vision_seconds(copy.deepcopy(start), clips, args.steps, kernel)
-            best[kernel] = min(best[kernel], seconds)
+        for name, prepare in variants.items():
+            model = copy.deepcopy(start)
+            kernel = prepare(model)
+            best[name] = min(best[name], vision_seconds(model, clips, args.steps, kernel))
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(
         f"embedded vision stage, {args.steps} clip steps of 16 x {args.rounds} rounds, bf16, "
         f"{os.cpu_count()} CPU cores, load average {load:.1f} at the end"
     )
+    return best
+
+
+def main() -> None:
+    best = best_vision_seconds({"auto": lambda model: "auto", "math": lambda model: "math"})
     for kernel, seconds in best.items():
         print(f"{kernel}: {seconds:.3f} s/step")
     print(f"ratio step time math / auto: {best['math'] / best['auto']:.2f}x")

@@ -12,42 +12,30 @@ steps are not timed. Printed: the best round's seconds a step of each, and their
 
 from __future__ import annotations
 
-import argparse
-import copy
-import os
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.attention_kernel import vision_clips, vision_seconds  # noqa: E402
+from benchmarks.attention_kernel import best_vision_seconds  # noqa: E402
+
+
+def with_frame_convs(on: bool):
+    """A variant of `best_vision_seconds`: the copy's patchifier path set, the math kernel."""
+
+    def prepare(model) -> str:
+        model.visual_encoder.patch_embed.frame_convs = on
+        return "math"
+
+    return prepare
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--rounds", type=int, default=2)
-    args = parser.parse_args()
-    from videochat.model import load_model
-
-    clips = vision_clips()
-    start = load_model(None, device="cpu", dtype="fp32")
-    best = {False: float("inf"), True: float("inf")}
-    for _ in range(args.rounds):
-        for frame_convs in best:
-            model = copy.deepcopy(start)
-            model.visual_encoder.patch_embed.frame_convs = frame_convs
-            seconds = vision_seconds(model, clips, args.steps, "math")
-            best[frame_convs] = min(best[frame_convs], seconds)
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(
-        f"embedded vision stage, {args.steps} clip steps of 16 x {args.rounds} rounds, bf16, "
-        f"{os.cpu_count()} CPU cores, load average {load:.1f} at the end"
-    )
-    print(f"3-D convolutions: {best[False]:.3f} s/step")
-    print(f"2-D convolutions over each frame (frame_convs): {best[True]:.3f} s/step")
-    print(f"ratio step time frame_convs / 3-D: {best[True] / best[False]:.2f}x")
+    best = best_vision_seconds({"3-D": with_frame_convs(False), "2-D": with_frame_convs(True)})
+    print(f"3-D convolutions: {best['3-D']:.3f} s/step")
+    print(f"2-D convolutions over each frame (frame_convs): {best['2-D']:.3f} s/step")
+    print(f"ratio step time frame_convs / 3-D: {best['2-D'] / best['3-D']:.2f}x")
 
 
 if __name__ == "__main__":
