@@ -88,10 +88,8 @@ def render_clip(
 ) -> tuple[Tensor, SceneFacts]:
     """A fresh random scene as the model would see it: (T, 3, S, S) pixels + its facts.
     `one_frame`: only one of the sampled frames (drawn at random), T = 1."""
-    from PIL import Image
-
     from videochat.media.sample import sample_indices
-    from videochat.media.transform import normalize, video_frame_view
+    from videochat.media.transform import normalize_frames
     from videochat.synth.plan import random_video_scene
     from videochat.synth.render import background, render_frame
 
@@ -103,11 +101,9 @@ def render_clip(
         pick = int(rng.integers(frames))
         indices, times = indices[pick : pick + 1], times[pick : pick + 1]
     bg = background(scene)
-    views = [
-        video_frame_view(Image.fromarray(render_frame(scene, timeline, i, bg)), size)
-        for i in indices
-    ]
-    return normalize(views), scene_facts(scene, indices, times, timeline)
+    # rendered at the model's size: the frames are its view already (no resize, no crop)
+    frames = np.stack([render_frame(scene, timeline, i, bg) for i in indices])  # (T, S, S, 3)
+    return normalize_frames(frames), scene_facts(scene, indices, times, timeline)
 
 
 class RenderedBatches(IterableDataset):

@@ -48,7 +48,13 @@ def image_view(image: Image.Image, size: int) -> Image.Image:
 def normalize(views: list[Image.Image]) -> torch.Tensor:
     """uint8 RGB views -> CLIP-normalised float32 tensor [T, 3, H, W]."""
     stacked = np.stack([np.asarray(v.convert("RGB"), dtype=np.uint8) for v in views])  # (T,H,W,3)
-    pixels = torch.from_numpy(stacked).permute(0, 3, 1, 2).float().div(255)  # (T, 3, H, W)
+    return normalize_frames(stacked)
+
+
+def normalize_frames(frames: np.ndarray) -> torch.Tensor:
+    """(T, H, W, 3) uint8 RGB frames that are already the model's view -> CLIP-normalised
+    float32 tensor [T, 3, H, W]."""
+    pixels = torch.from_numpy(frames).permute(0, 3, 1, 2).float().div(255)  # (T, 3, H, W)
     mean = torch.tensor(CLIP_MEAN, dtype=torch.float32).view(1, 3, 1, 1)
     std = torch.tensor(CLIP_STD, dtype=torch.float32).view(1, 3, 1, 1)
     return (pixels - mean) / std
