@@ -177,6 +177,30 @@ def test_the_same_data_in_another_folder_trains_the_same_weights(tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_batches_made_in_process_or_by_a_worker_train_the_same_weights(tmp_path):
+    # the embedded recipes make their batches in the training process (`num_workers: 0`, a
+    # worker only took CPU from the step): every sample's random choices are keyed by its
+    # epoch and index, so the worker count must not change a weight; 6 steps of 2 cross epochs
+    data = make_data(tmp_path / "data", videos=3, images=1)
+    runs = [
+        train(
+            _recipe(
+                tmp_path,
+                data,
+                f"w{workers}",
+                "visual_cache=2",
+                "sampling=rand",
+                "max_steps=6",
+                f"num_workers={workers}",
+            )
+        )
+        for workers in (0, 1)
+    ]
+    a, b = (run.trainable for run in runs)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert runs[0].last_loss == runs[1].last_loss
+
+
 def test_a_kept_cache_serves_the_next_run_with_the_same_draws(tmp_path, monkeypatch):
     from videochat.train import visual_cache
 
