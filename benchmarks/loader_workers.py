@@ -95,7 +95,7 @@ def main() -> None:
         one, none = best[stage, 1], best[stage, 0]
         print(
             f"{stage}: one worker {one:.3f} s/step, in-process {none:.3f} s/step "
-            f"(about {crossed[stage]} epochs a run); ratio in-process / one worker: {none / one:.2f}x"
+            f"({crossed[stage]} epoch(s) a run); ratio in-process / one worker: {none / one:.2f}x"
         )
 
 
