@@ -12,8 +12,7 @@ import torch
 from tests._train_helpers import loss_and_grads, make_data
 from videochat.model import load_model
 from videochat.train import checkpoint as ckpt
-from videochat.train.labels import IGNORE_INDEX
-from videochat.train.loop import TooManyBadSamplesError, sample_mean_loss, train
+from videochat.train.loop import TooManyBadSamplesError, train
 from videochat.train.recipe import RecipeError, load_recipe
 from videochat.train.setup import apply_freeze
 from videochat.train.setup import build_model as build_for_recipe
@@ -116,20 +115,7 @@ def test_gradient_checkpointing_gives_the_same_loss_and_gradients(tmp_path):
     assert plain[1].abs().sum() > 0 and plain[2].abs().sum() > 0
 
 
-def test_sample_mean_loss_weighs_each_answer_equally():
-    logits = torch.randn(2, 6, 9)  # (B, L, V)
-    labels = torch.full((2, 6), IGNORE_INDEX)
-    labels[0, 5] = 3  # one target token
-    labels[1, 2:5] = torch.tensor([1, 4, 7])  # three
-    token = torch.nn.functional.cross_entropy(
-        logits[:, :-1].reshape(-1, 9), labels[:, 1:].reshape(-1), reduction="none"
-    ).view(2, 5)
-    expected = (token[0, 4] + token[1, 1:4].mean()) / 2
-    torch.testing.assert_close(sample_mean_loss(logits, labels), expected)
-    labels[0] = IGNORE_INDEX  # a sample with nothing to learn is left out, not counted as 0
-    torch.testing.assert_close(sample_mean_loss(logits, labels), token[1, 1:4].mean())
-    labels[1] = IGNORE_INDEX
-    assert sample_mean_loss(logits, labels).item() == 0.0
+def test_an_unknown_loss_average_is_refused():
     with pytest.raises(RecipeError, match="loss_average must be token or sample"):
         load_recipe("tiny", ["data=[{file: x.json}]", "loss_average=batch"])
 

@@ -11,7 +11,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from tests._train_helpers import loss_and_grads, make_data
 from videochat.train.labels import IGNORE_INDEX, LabelledText, LLMInputs, assemble
-from videochat.train.loop import sample_mean_loss
+from videochat.train.loss import llm_loss
 from videochat.train.packing import PAD, PREFIX, pack, shared_prefix_length
 from videochat.train.recipe import RecipeError, load_recipe
 from videochat.train.setup import attention_kernel
@@ -57,8 +57,7 @@ def _loss(llm, inputs: LLMInputs, packed: bool, per_sample: bool):
             "attention_mask": rows.attention_mask,
             "position_ids": rows.position_ids,
         }
-    out = llm(**feed, labels=None if per_sample else labels)
-    loss = sample_mean_loss(out.logits, labels, segments) if per_sample else out.loss
+    loss = llm_loss(llm, feed, labels, segments, per_sample)
     loss.backward()
     return loss.detach(), [p.grad.clone() for p in llm.parameters()]
 

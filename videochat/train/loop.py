@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -25,7 +24,8 @@ from videochat.train import checkpoint as ckpt
 from videochat.train import distributed as D
 from videochat.train import setup as S
 from videochat.train.data import Batch, TrainDataset, collate, read_all, text_length
-from videochat.train.labels import IGNORE_INDEX, LabelledText, assemble
+from videochat.train.labels import LabelledText, assemble
+from videochat.train.loss import llm_loss
 from videochat.train.packing import pack
 from videochat.train.recipe import Recipe
 from videochat.train.sampler import PlanSampler, plan_epoch
@@ -80,34 +80,7 @@ class TrainStep(nn.Module):
                 "attention_mask": packed.attention_mask,  # (R, 1, L', L')
                 "position_ids": packed.position_ids,
             }
-        out = self.model.llm(**feed, labels=None if self.per_sample else labels)
-        return sample_mean_loss(out.logits, labels, segments) if self.per_sample else out.loss
-
-
-def sample_mean_loss(
-    logits: torch.Tensor, labels: torch.Tensor, segments: torch.Tensor | None = None
-) -> torch.Tensor:
-    """Next-token cross-entropy averaged within each sample, then over the samples that have
-    target tokens. logits: (B, L, V); labels: (B, L), IGNORE_INDEX where no loss; segments:
-    (B, L) the sample of each position in a packed batch (`packing.pack`), else each row's."""
-    targets = labels[:, 1:]  # (B, L-1): token t is predicted at position t-1
-    per_token = F.cross_entropy(
-        logits[:, :-1].flatten(0, 1).float(),
-        targets.flatten(),
-        ignore_index=IGNORE_INDEX,
-        reduction="none",
-    )  # (B * (L-1),)
-    if segments is None:
-        segments = torch.arange(labels.shape[0], device=labels.device)[:, None].expand_as(labels)
-    counted = targets.flatten() != IGNORE_INDEX
-    if not counted.any():  # every answer cut off by max_txt_len: no signal, zero gradient
-        return logits.sum() * 0.0
-    owner = segments[:, 1:].flatten()[counted]  # the sample of each counted target
-    samples = int(owner.max()) + 1
-    sums = per_token.new_zeros(samples).index_add_(0, owner, per_token[counted])
-    counts = per_token.new_zeros(samples).index_add_(0, owner, torch.ones_like(sums[owner]))
-    has_targets = counts > 0
-    return (sums[has_targets] / counts[has_targets]).mean()
+        return llm_loss(self.model.llm, feed, labels, segments, self.per_sample)
 
 
 @dataclass
