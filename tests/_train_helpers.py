@@ -31,6 +31,23 @@ def fixture_llm():
     return AutoModelForCausalLM.from_pretrained(str(FIXTURES / "llm" / "hf")).eval()
 
 
+def tiny_llama(vocab: int = 50, positions: int = 256):
+    """A fresh 2-layer LLaMA (hidden 32, 4 heads) from seed 0, in training mode."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=vocab,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=positions,
+    )
+    return LlamaForCausalLM(config)
+
+
 def load_cases(name: str) -> list[dict]:
     return json.loads((PROMPTS / f"{name}.json").read_text())["cases"]
 

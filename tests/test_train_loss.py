@@ -5,23 +5,10 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from transformers import LlamaConfig, LlamaForCausalLM
 
+from tests._train_helpers import tiny_llama
 from videochat.train.labels import IGNORE_INDEX
 from videochat.train.loss import llm_loss, next_token_loss
-
-
-def _llm() -> LlamaForCausalLM:
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=40,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        max_position_embeddings=64,
-    )
-    return LlamaForCausalLM(config)
 
 
 def _grads(llm: nn.Module) -> list[torch.Tensor]:
@@ -31,7 +18,7 @@ def _grads(llm: nn.Module) -> list[torch.Tensor]:
 
 
 def test_the_loss_and_gradients_are_transformers_causal_lm_loss():
-    llm = _llm()
+    llm = tiny_llama(vocab=40, positions=64)
     embeds = torch.randn(3, 12, 32)  # (B, L, D)
     mask = torch.ones(3, 12, dtype=torch.long)
     mask[1, 9:] = 0  # right padding

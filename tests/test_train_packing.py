@@ -7,9 +7,9 @@ import random
 
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaForCausalLM
 
-from tests._train_helpers import loss_and_grads, make_data
+from tests._train_helpers import loss_and_grads, make_data, tiny_llama
 from videochat.train.labels import IGNORE_INDEX, LabelledText, LLMInputs, assemble
 from videochat.train.loss import llm_loss
 from videochat.train.packing import PAD, PREFIX, pack, shared_prefix_length
@@ -17,19 +17,6 @@ from videochat.train.recipe import RecipeError, load_recipe
 from videochat.train.setup import attention_kernel
 
 BEFORE = [5, 6, 7, 8]  # the same text before every sample's visual rows (the system text)
-
-
-def _llm() -> LlamaForCausalLM:
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=50,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        max_position_embeddings=256,
-    )
-    return LlamaForCausalLM(config).eval()
 
 
 def _batch(llm: LlamaForCausalLM, sizes: list[int], seed: int = 1) -> LLMInputs:
@@ -64,7 +51,7 @@ def _loss(llm, inputs: LLMInputs, packed: bool, per_sample: bool):
 
 @pytest.mark.parametrize("per_sample", [False, True])
 def test_a_packed_batch_has_the_padded_batchs_loss_and_gradients(per_sample: bool) -> None:
-    llm = _llm()
+    llm = tiny_llama().eval()
     sizes = [3, 17, 6, 11, 4, 20]
     padded_loss, padded_grads = _loss(llm, _batch(llm, sizes), packed=False, per_sample=per_sample)
     packed_loss, packed_grads = _loss(llm, _batch(llm, sizes), packed=True, per_sample=per_sample)
@@ -75,7 +62,7 @@ def test_a_packed_batch_has_the_padded_batchs_loss_and_gradients(per_sample: boo
 
 
 def test_packing_shares_the_common_start_and_lays_samples_end_to_end() -> None:
-    llm = _llm()
+    llm = tiny_llama().eval()
     sizes = [3, 17, 6, 11, 4, 20]
     inputs = _batch(llm, sizes)
     start = shared_prefix_length(inputs)
@@ -100,7 +87,7 @@ def test_packing_shares_the_common_start_and_lays_samples_end_to_end() -> None:
 
 
 def test_a_packed_sample_sees_only_the_common_start_and_itself() -> None:
-    llm = _llm()
+    llm = tiny_llama().eval()
     inputs = _batch(llm, [9, 9, 9, 9])
     changed = _batch(llm, [9, 9, 9, 9])
     changed.inputs_embeds[2, 6:] += 1.0  # sample 2's own positions (after bos, 4 ids, 1 row)
@@ -121,7 +108,7 @@ def test_a_packed_sample_sees_only_the_common_start_and_itself() -> None:
 
 
 def test_the_common_start_ends_before_any_label_and_leaves_each_sample_a_position() -> None:
-    llm = _llm()
+    llm = tiny_llama().eval()
     inputs = _batch(llm, [5, 5, 5])
     inputs.labels[:, 3] = 7  # a target inside the shared text: the start stops before it
     assert shared_prefix_length(inputs) == 2  # the id at 3 is predicted at 2: 2 stays shared
