@@ -45,7 +45,7 @@ def run(
             embeds = kwargs["inputs_embeds"]  # (rows, L, D)
             positions.append(embeds.shape[0] * embeds.shape[1])
 
-        model.llm.register_forward_pre_hook(count, with_kwargs=True)
+        model.llm.get_decoder().register_forward_pre_hook(count, with_kwargs=True)
 
     recipe = stage_recipe(
         stage,

@@ -25,7 +25,8 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.cpu_bf16 import late_loss  # noqa: E402
 from benchmarks.llm_layers import fewer_layers  # noqa: E402
-from benchmarks.visual_cache import embedded_data, seconds_per_step  # noqa: E402
+from benchmarks.packing import run as padded_run  # noqa: E402
+from benchmarks.visual_cache import embedded_data  # noqa: E402
 
 
 def logits_everywhere(llm, feed, labels, segments=None, per_sample=False):
@@ -35,30 +36,18 @@ def logits_everywhere(llm, feed, labels, segments=None, per_sample=False):
 
 
 def run(stage: str, data_dir: Path, out: Path, steps: int, model: str, everywhere: bool) -> float:
-    """Seconds a step of `steps` steps of `stage`'s recipe."""
-    from videochat.embedded.build import stage_recipe
+    """Seconds a step of `steps` steps of `stage`'s recipe (`benchmarks/packing.py`'s padded
+    run) on the math attention kernel, with the loss computed `everywhere` or at the targets."""
     from videochat.train import loop
     from videochat.train.setup import attention_kernel
 
-    recipe = stage_recipe(
-        stage,
-        [
-            f"model.path={model}",
-            f"data_dir={data_dir}",
-            f"output_dir={out}",
-            f"max_steps={steps}",
-            "precision=bf16",
-            "log_every=1",
-        ],
-    )
     targets_only = loop.llm_loss
     loop.llm_loss = logits_everywhere if everywhere else targets_only
     try:
         with attention_kernel("math"):
-            loop.train(recipe)
+            return padded_run(stage, data_dir, out, steps, False, model)[0]
     finally:
         loop.llm_loss = targets_only
-    return seconds_per_step(out)
 
 
 def main() -> None:
