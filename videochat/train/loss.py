@@ -4,8 +4,8 @@ A training row is mostly prompt: visual rows, the timestamp message, the questio
 answer's tokens carry a label, yet a causal LM computes logits (and casts them to fp32 for the
 cross-entropy) at every position. Here the decoder's hidden states are gathered at the labelled
 positions first and only those go through `lm_head`: the same loss and gradients (up to
-rounding), an embedded drill step in 0.89x the time (stage 0, whose rows hold longer answers,
-gains nothing measurable; `benchmarks/target_logits.py`), and no (B, L, V) fp32 logits in
+rounding), an embedded drill step in 0.87-0.89x the time (stage 0, whose rows hold longer
+answers, no clear gain: 0.96-1.04x; `benchmarks/target_logits.py`), and no (B, L, V) fp32 logits in
 memory, which for a 32,000-token vocabulary are the largest tensor of a step.
 """
 
