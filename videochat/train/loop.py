@@ -50,6 +50,7 @@ class TrainStep(nn.Module):
         self.cached = recipe.visual_cache > 0
         self.per_sample = recipe.loss_average == "sample"
         self.packed = recipe.pack_batches
+        self.share_prefix = recipe.shared_prefix
 
     def forward(
         self, pixels: torch.Tensor, texts: list[LabelledText], times: torch.Tensor | None = None
@@ -80,7 +81,7 @@ class TrainStep(nn.Module):
                 "attention_mask": packed.attention_mask,  # (R, 1, L', L')
                 "position_ids": packed.position_ids,
             }
-        return llm_loss(self.model.llm, feed, labels, segments, self.per_sample)
+        return llm_loss(self.model.llm, feed, labels, segments, self.per_sample, self.share_prefix)
 
 
 @dataclass
@@ -114,6 +115,8 @@ class _Run:
         if recipe.gradient_checkpointing:
             S.enable_gradient_checkpointing(self.model)
         self.model.to(ctx.device)
+        if recipe.compile_layers:
+            S.compile_decoder_layers(self.model)
         self.precision = S.pick_precision(recipe.precision, ctx.device)
         S.cast_frozen_llm(self.model, recipe, self.precision)
         size = self.model.config.vision.image_size

@@ -16,6 +16,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from videochat.train.labels import IGNORE_INDEX
+from videochat.train.shared_prefix import (
+    MIN_SHARED,
+    decode_with_shared_prefix,
+    shared_prefix_length,
+)
 
 
 def llm_loss(
@@ -24,10 +29,19 @@ def llm_loss(
     labels: torch.Tensor,
     segments: torch.Tensor | None = None,
     per_sample: bool = False,
+    share_prefix: bool = False,
 ) -> torch.Tensor:
     """Run a Hugging Face causal LM's decoder on `feed` (its forward's keyword arguments) and
-    return `next_token_loss` through its output embedding."""
-    hidden = llm.get_decoder()(**feed).last_hidden_state  # (B, L, D)
+    return `next_token_loss` through its output embedding. `share_prefix`: a padded batch's
+    common start (`shared_prefix`) runs once, not once per row."""
+    decoder = llm.get_decoder()
+    shared = 0
+    if share_prefix and feed.keys() == {"inputs_embeds", "attention_mask"}:
+        shared = shared_prefix_length(feed["inputs_embeds"], feed["attention_mask"])
+    if shared >= MIN_SHARED:
+        hidden = decode_with_shared_prefix(decoder, **feed, shared=shared)  # (B, L, D)
+    else:
+        hidden = decoder(**feed).last_hidden_state  # (B, L, D)
     return next_token_loss(hidden, llm.get_output_embeddings(), labels, segments, per_sample)
 
 

@@ -142,6 +142,12 @@ class Recipe:
     # lay each batch's samples end to end in fewer rows, their common start (system text, video
     # marker) computed once a row (`packing.pack`): the same loss with fewer positions computed
     pack_batches: bool = False
+    # run a padded batch's common start (stage 0: bos, the system text, the video marker) through
+    # the LLM once, its keys and values shared by every row (`shared_prefix`): the same loss
+    shared_prefix: bool = False
+    # torch.compile the LLM's decoder layers (`setup.compile_decoder_layers`): the same function,
+    # faster steps after a compile at the start
+    compile_layers: bool = False
 
     def validate(self) -> None:
         checks = [
