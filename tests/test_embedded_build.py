@@ -731,9 +731,11 @@ def test_smoke_build_trains_every_stage_and_exports(synth_dir: Path, tmp_path: P
         comes_goes_rows="frame",
         late_stamps=True,
         late_time_tokens=True,
+        shared_prefix=True,  # stage 0's rows share bos, the system text and the video marker
     )
     summary = build(plan)
     assert set(summary["seconds"]) >= set(STAGES) and summary["late_stamps"]
+    assert summary["shared_prefix"] and not summary["compile_layers"]
     assert summary["late_time_tokens"]
     assert summary["every_object"] and summary["group_by_length"] and summary["frame_rows"]
     assert summary["row_names"] and summary["comes_goes_weight"] == 8.0

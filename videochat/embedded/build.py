@@ -204,6 +204,8 @@ def run_stage(plan: BuildPlan, stage: str, model_dir: Path, data_dir: Path) -> P
         *(shared_cache(plan) if plan.shared_visual_cache else []),
         *(["attention=math"] if plan.math_attention else []),
         *(["pack_batches=true"] if plan.pack_batches and packs(stage) else []),
+        *(["shared_prefix=true"] if plan.shared_prefix else []),
+        *(["compile_layers=true"] if plan.compile_layers else []),
         *plan.overrides.get(stage, []),
     ]
     recipe = stage_recipe(stage, overrides)

@@ -134,6 +134,11 @@ class BuildPlan:
     # the ViT's stem and patchifier as 2-D convolutions over each frame, channels-last
     # (`VisionConfig.frame_convs`): a vision step in 0.86x the time
     frame_convs: bool = False
+    # every LLM stage runs a batch's common start once (`train.shared_prefix`; stage 0's 54
+    # positions) and/or compiles the decoder layers (`train.setup.compile_decoder_layers`):
+    # the same loss; both together a stage-0 step in ~0.88x the time on a build's data (K1)
+    shared_prefix: bool = False
+    compile_layers: bool = False
     # fresh videos for the late stages (0: the training set's). Why: after stage 0 the LLM has
     # fitted the training videos' answers (the late timing stage's loss ends at 0.004), so on
     # them it never needs the options; on held-out videos it then writes its own estimate ("at
@@ -194,6 +199,8 @@ SWITCHES: dict[str, str] = {
     "math_attention": "every stage's attention on PyTorch's math kernel (faster for tiny heads)",
     "mix_lookups": "the stage-0 mix also asks a sample of the colour and shape questions",
     "frame_convs": "the ViT's stem and patchifier as 2-D convolutions over each frame (faster)",
+    "shared_prefix": "the LLM stages run a batch's common start once, not once a row (faster)",
+    "compile_layers": "the LLM stages run torch.compile'd decoder layers (faster after compiling)",
 }
 
 
