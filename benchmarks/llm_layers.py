@@ -37,6 +37,17 @@ def fewer_layers(model_dir: str, layers: int, target: Path) -> Path:
     return target
 
 
+def two_layer_setup(tmp: Path, videos: int, model: str | None) -> tuple[Path, str]:
+    """(data folder, model directory) of a benchmark of 2-layer LLM steps: a small synthetic
+    set of `videos` in `tmp`, and `model` as it is or the packaged model cut to 2 layers."""
+    from benchmarks.visual_cache import embedded_data
+    from videochat.model.load import DEFAULT_DIR
+
+    data_dir = tmp / "data"
+    embedded_data(data_dir, videos)
+    return data_dir, model or str(fewer_layers(str(DEFAULT_DIR), 2, tmp / "two"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=int, default=64)

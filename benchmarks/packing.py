@@ -28,9 +28,16 @@ from benchmarks.visual_cache import embedded_data, seconds_per_step  # noqa: E40
 
 
 def run(
-    stage: str, data_dir: Path, out: Path, steps: int, packed: bool, model: str | None = None
+    stage: str,
+    data_dir: Path,
+    out: Path,
+    steps: int,
+    packed: bool,
+    model: str | None = None,
+    extra: tuple[str, ...] = (),
 ) -> tuple[float, float]:
-    """(seconds a step, LLM positions a step) of `steps` steps of `stage`'s recipe."""
+    """(seconds a step, LLM positions a step) of `steps` steps of `stage`'s recipe, `extra`
+    recipe overrides on top."""
     from videochat.embedded.build import stage_recipe
     from videochat.model.load import DEFAULT_DIR
     from videochat.train import loop
@@ -57,6 +64,7 @@ def run(
             "precision=bf16",
             "log_every=1",
             f"pack_batches={str(packed).lower()}",
+            *extra,
         ],
     )
     loop.TrainStep.__init__ = counting
@@ -64,7 +72,7 @@ def run(
         loop.train(recipe)
     finally:
         loop.TrainStep.__init__ = init
-    return seconds_per_step(out), sum(positions) / len(positions)
+    return seconds_per_step(out), sum(positions) / steps  # one micro-batch a step
 
 
 def main() -> None:

@@ -24,14 +24,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.cpu_bf16 import late_loss  # noqa: E402
-from benchmarks.llm_layers import fewer_layers  # noqa: E402
+from benchmarks.llm_layers import two_layer_setup  # noqa: E402
 from benchmarks.packing import run as padded_run  # noqa: E402
-from benchmarks.visual_cache import embedded_data  # noqa: E402
 
 
-def logits_everywhere(llm, feed, labels, segments=None, per_sample=False):
+def logits_everywhere(llm, feed, labels, segments=None, per_sample=False, share_prefix=False):
     """The loss as transformers computes it: logits at all positions, then the cross-entropy."""
     assert segments is None and not per_sample, "the embedded LLM stages take the token mean"
+    assert not share_prefix, "the padded rows run whole, as the recipes' default"
     return llm(**feed, labels=labels).loss
 
 
@@ -57,14 +57,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--model", help="start from this model directory as it is")
     args = parser.parse_args()
-    from videochat.model.load import DEFAULT_DIR
 
     best: dict[tuple[str, bool], float] = {}
     losses: dict[tuple[str, bool], float] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        data_dir = Path(tmp) / "data"
-        embedded_data(data_dir, args.videos)
-        model = args.model or str(fewer_layers(str(DEFAULT_DIR), 2, Path(tmp) / "two"))
+        data_dir, model = two_layer_setup(Path(tmp), args.videos, args.model)
         for round_ in range(args.rounds):
             for stage in ("stage0", "drill"):
                 for everywhere in (True, False):
