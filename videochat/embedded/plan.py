@@ -136,7 +136,7 @@ class BuildPlan:
     frame_convs: bool = False
     # every LLM stage runs a batch's common start once (`train.shared_prefix`; stage 0's 54
     # positions) and/or compiles the decoder layers (`train.setup.compile_decoder_layers`):
-    # the same loss; both together a stage-0 step in ~0.88x the time on a build's data (K1)
+    # the same loss; both together a stage-0 step in 0.72-0.88x the time on a build's data
     shared_prefix: bool = False
     compile_layers: bool = False
     # fresh videos for the late stages (0: the training set's). Why: after stage 0 the LLM has

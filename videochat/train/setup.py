@@ -222,10 +222,9 @@ def compile_decoder_layers(model: nn.Module) -> bool:
     """`torch.compile` each of the LLM's decoder layers in place (dynamic shapes: batches vary
     in width; the state dict keeps its keys). Fuses the small elementwise steps (norms, softmax,
     masking, SiLU) that dominate a tiny LLM's step: an embedded 2-layer step in 0.78-0.81x the
-    time on a small set (`benchmarks/llm_switch.py compile_layers`), about 0.95x on a whole
-    build's stage-0 rows, after up to a minute of compiling the first time in a process.
-    On CPU it needs a C++ compiler; without one the layers run as they are (the same function).
-    Returns whether it compiled."""
+    time on a small set (`benchmarks/llm_switch.py compile_layers`), after up to a minute of
+    compiling the first time in a process. On CPU it needs a C++ compiler; without one the
+    layers run as they are (the same function). Returns whether it compiled."""
     from videochat.train.distributed import decoder_layers
 
     if model.llm.device.type == "cpu" and not any(map(shutil.which, ("g++", "c++", "clang++"))):

@@ -6,8 +6,9 @@ same in every row: the decoder can compute them for one row, hand their keys and
 row through its KV cache and run each row's own positions after them. The loss and gradients are
 the full batch's (the cache's keys and values are repeated, so their gradients sum over the rows,
 as the rows' own copies would). An embedded 2-layer stage-0 step (16 padded rows of about 250
-positions, 54 of them shared) takes 0.78-0.90x the time on a small set (`benchmarks/llm_switch.py
-shared_prefix`), 0.93x on a whole build's own stage-0 data (session 48).
+positions, 54 of them shared) takes 0.78-0.90x the time on a small set
+(`benchmarks/llm_switch.py shared_prefix`); with compiled layers as well, 0.72x on a build's own
+stage-0 data in a fresh process (session 48).
 """
 
 from __future__ import annotations
