@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from videochat.embedded.build import build, check_steps
+from videochat.embedded.build import LOG_FORMAT, build, check_steps
 from videochat.embedded.plan import STAGES, SWITCHES, BuildPlan, cli_flag
 from videochat.embedded.pretrain import COMES_GOES_ROWS
 from videochat.errors import VideoChatError
@@ -167,7 +167,7 @@ def make_plan(args: argparse.Namespace) -> BuildPlan:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     try:
         plan = make_plan(args)
     except ValueError as exc:  # options that do not fit together: said, no traceback
