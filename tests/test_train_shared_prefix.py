@@ -103,6 +103,27 @@ def test_a_short_shared_start_runs_the_rows_whole():
     assert widths == [4]
 
 
+def test_with_gradient_checkpointing_the_rows_run_whole():
+    llm = tiny_llama(vocab=40, positions=64)
+    feed, labels = _batch(shared=11)
+    whole, whole_grads = _loss_and_grads(llm, feed, labels)
+    llm.config.use_cache = False
+    llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    widths = []
+    hook = llm.get_decoder().register_forward_pre_hook(
+        lambda module, args, kwargs: widths.append(kwargs["inputs_embeds"].shape[0]),
+        with_kwargs=True,
+    )
+    try:
+        once, once_grads = _loss_and_grads(llm, feed, labels, share_prefix=True)
+    finally:
+        hook.remove()
+    assert widths == [4]  # no cache to share the start through
+    torch.testing.assert_close(once, whole)
+    for a, b in zip(once_grads, whole_grads, strict=True):
+        torch.testing.assert_close(a, b)
+
+
 def test_compiled_decoder_layers_give_the_same_loss_and_gradients():
     from videochat.train.setup import compile_decoder_layers
 

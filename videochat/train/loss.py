@@ -18,6 +18,7 @@ from torch import nn
 from videochat.train.labels import IGNORE_INDEX
 from videochat.train.shared_prefix import (
     MIN_SHARED,
+    can_share,
     decode_with_shared_prefix,
     shared_prefix_length,
 )
@@ -36,7 +37,8 @@ def llm_loss(
     common start (`shared_prefix`) runs once, not once per row."""
     decoder = llm.get_decoder()
     shared = 0
-    if share_prefix and feed.keys() == {"inputs_embeds", "attention_mask"}:
+    padded = feed.keys() == {"inputs_embeds", "attention_mask"}  # not packed rows
+    if share_prefix and padded and can_share(decoder):
         shared = shared_prefix_length(feed["inputs_embeds"], feed["attention_mask"])
     if shared >= MIN_SHARED:
         hidden = decode_with_shared_prefix(decoder, **feed, shared=shared)  # (B, L, D)

@@ -35,6 +35,12 @@ def shared_prefix_length(inputs_embeds: torch.Tensor, attention_mask: torch.Tens
     return int(alike.long().cumprod(0).sum())
 
 
+def can_share(decoder: nn.Module) -> bool:
+    """Whether `decoder` keeps a KV cache in training: not with gradient checkpointing, under
+    which transformers turns the cache off (the rows then run whole)."""
+    return not getattr(decoder, "gradient_checkpointing", False)
+
+
 def decode_with_shared_prefix(
     decoder: nn.Module, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, shared: int
 ) -> torch.Tensor:
@@ -44,8 +50,6 @@ def decode_with_shared_prefix(
     shared = min(shared, width - 1)  # rows alike to the end still run their last position
     start = decoder(inputs_embeds=inputs_embeds[:1, :shared], use_cache=True)
     cache = output_cache(start)
-    if cache is None:  # the LM keeps no cache (gradient checkpointing): run the rows whole
-        return decoder(inputs_embeds=inputs_embeds, attention_mask=attention_mask).last_hidden_state
     cache.batch_repeat_interleave(rows)  # (1, H, P, d) keys and values → (B, H, P, d)
     rest = decoder(
         inputs_embeds=inputs_embeds[:, shared:],  # (B, L - P, D)
