@@ -806,10 +806,8 @@ def test_smoke_build_with_merged_named_timed_stamped_rows_in_bf16_trains_the_llm
         math_attention=True,
         llm_layers=2,
         frame_convs=True,
-        stage_processes=True,  # the drill and stage 0 train in processes of their own
     )
     summary = build(plan)
-    assert summary["stage_processes"] and (tmp_path / "drill" / "config.json").is_file()
     assert summary["merge_stretches"] and summary["row_names"] and summary["precision"] == "bf16"
     assert summary["pack_batches"] and summary["math_attention"]
     assert summary["llm_layers"] == 2 and summary["frame_convs"]
@@ -879,16 +877,3 @@ def test_the_same_plan_builds_the_same_model_byte_for_byte(tmp_path: Path) -> No
     assert len([name for name in a if name.endswith(".safetensors")]) == 6
     assert a.keys() == b.keys()
     assert [name for name in a if a[name] != b[name]] == []
-
-
-def test_a_stage_in_a_process_of_its_own_fails_with_its_own_error(tmp_path: Path) -> None:
-    from videochat.embedded.build import stage_recipe, train_in_fresh_process
-    from videochat.model.load import DEFAULT_DIR
-    from videochat.train.data import AnnotationError
-
-    recipe = stage_recipe(
-        "drill",
-        [f"model.path={DEFAULT_DIR}", f"data_dir={tmp_path / 'nowhere'}", "max_steps=1"],
-    )
-    with pytest.raises(AnnotationError, match="drill_video.json not found"):
-        train_in_fresh_process(recipe)

@@ -58,13 +58,12 @@ from videochat.embedded.plan import (
 )
 
 if TYPE_CHECKING:
-    from videochat.train.loop import TrainResult
     from videochat.train.recipe import Recipe
 
 from videochat.errors import VideoChatError
 
 log = logging.getLogger("videochat.embedded")
-LOG_FORMAT = "%(asctime)s %(name)s: %(message)s"  # the build's log lines, in every process
+LOG_FORMAT = "%(asctime)s %(name)s: %(message)s"  # the build's log lines
 FACT_HEADS = "fact_heads.pt"  # under runs/vision/: the vision stage's read-out heads
 
 
@@ -212,7 +211,7 @@ def run_stage(plan: BuildPlan, stage: str, model_dir: Path, data_dir: Path) -> P
     ]
     recipe = stage_recipe(stage, overrides)
     start = time.perf_counter()
-    result = train_in_fresh_process(recipe) if plan.stage_processes else train(recipe)
+    result = train(recipe)
     log.info(
         "%s: %d steps, loss %.4f, %.0f s",
         stage,
@@ -221,28 +220,6 @@ def run_stage(plan: BuildPlan, stage: str, model_dir: Path, data_dir: Path) -> P
         time.perf_counter() - start,
     )
     return export
-
-
-def train_in_fresh_process(recipe: Recipe) -> TrainResult:
-    """`train(recipe)` in a new Python process (spawned), which ends with the stage. Why: a
-    step's pace depends on what ran before it in the process; stage 0 run in its own process
-    went 0.86x the time a step of the same steps run after the vision, motion and drill
-    stages in the build's one process (session 48). Its errors come back as the stage's own;
-    its log lines carry the build's format."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    spawn = multiprocessing.get_context("spawn")
-    level = logging.getLogger().level
-    with ProcessPoolExecutor(1, mp_context=spawn) as one:
-        return one.submit(_train_logged, recipe, level).result()
-
-
-def _train_logged(recipe: Recipe, level: int) -> TrainResult:
-    from videochat.train.loop import train
-
-    logging.basicConfig(level=level, format=LOG_FORMAT)
-    return train(recipe)
 
 
 def shared_cache(plan: BuildPlan) -> list[str]:

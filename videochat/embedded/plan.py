@@ -139,9 +139,6 @@ class BuildPlan:
     # the same loss; both together a stage-0 step in 0.72-0.88x the time on a build's data
     shared_prefix: bool = False
     compile_layers: bool = False
-    # every LLM stage trains in its own spawned process (`build.train_in_fresh_process`): the
-    # same batches and function; a stage-0 step in ~0.86x the time of one after other stages
-    stage_processes: bool = False
     # fresh videos for the late stages (0: the training set's). Why: after stage 0 the LLM has
     # fitted the training videos' answers (the late timing stage's loss ends at 0.004), so on
     # them it never needs the options; on held-out videos it then writes its own estimate ("at
@@ -204,7 +201,6 @@ SWITCHES: dict[str, str] = {
     "frame_convs": "the ViT's stem and patchifier as 2-D convolutions over each frame (faster)",
     "shared_prefix": "the LLM stages run a batch's common start once, not once a row (faster)",
     "compile_layers": "the LLM stages run torch.compile'd decoder layers (faster after compiling)",
-    "stage_processes": "each LLM stage trains in a fresh process of its own (steps keep pace)",
 }
 
 
