@@ -339,6 +339,19 @@ def test_scores_are_the_llms_log_probabilities_of_each_reply(model):
     assert all(s.logprob < 0 for s in scores)
 
 
+def test_prompt_inputs_are_what_the_llm_would_read_and_change_nothing(model):
+    session = ChatSession(model)
+    session.add_turn("Hello there.", "Hi.")
+    before = session.history
+    plan, embeds = session.prompt_inputs(QUESTION, answer_prefix="Best option:(")
+    messages = [*session.history, (session.template.roles[0], question_message(QUESTION))]
+    ids = model.tokenizer(session.template.render(messages, "Best option:(")).input_ids
+    assert plan.keys == ids and embeds.shape == (1, len(ids), model.llm.config.hidden_size)
+    with torch.no_grad():  # the same input as the text's own token embeddings
+        torch.testing.assert_close(embeds[0], model.llm.get_input_embeddings()(torch.tensor(ids)))
+    assert session.history == before and len(before) == 2
+
+
 def test_only_the_models_likeliest_next_token_is_marked_greedy(model):
     session = ChatSession(model)
     session.add_turn("Hello there.", "Hi.")

@@ -148,3 +148,44 @@ def test_free_form_scores_the_ground_truth_sentence(model, fresh_bench: Path, mo
     result = free_form(model, fresh_bench / "benchmark", limit=2)
     assert asked and not any(q.startswith("Question:") for q in asked)  # no options given
     assert result["tasks"] and set(result["tasks"].values()) == {100.0 if oracle else 0.0}
+
+
+def test_the_committed_model_fetches_the_named_row_in_its_first_layer(
+    model, fresh_bench: Path
+) -> None:
+    """Its colour answers take two hops: the question's shape word fetches its named row in the
+    first layer (0.92 of the named rows' attention on the seed-4000 benchmark, chance 0.2), and
+    the answer's position reads the shape word later (0.25 in the last layer); the attention
+    kernel is the model's own again afterwards."""
+    from videochat.embedded.lookup_attention import named_row_attention
+
+    kernel = model.llm.config._attn_implementation
+    figures = named_row_attention(model, fresh_bench / "benchmark", limit=6)
+    assert figures is not None and figures["items"] >= 3 and figures["chance_share"] == 0.2
+    assert len(figures["fetch_share"]) == model.llm.config.num_hidden_layers
+    assert figures["fetch_share"][0] > 0.7 and max(figures["fetch_share"][1:]) < 0.5, figures
+    assert figures["fetch_mass"][0] > 0.3, figures
+    assert max(figures["answer_on_word"][1:]) > 0.1 > figures["answer_on_word"][0], figures
+    assert model.llm.config._attn_implementation == kernel
+
+
+def test_named_row_attention_reads_the_rows_a_prompt_names(model) -> None:
+    """On a made-up prompt whose attention is known: the figures come from the asked shape's row
+    and the answer's position, per layer."""
+    import torch
+
+    from videochat.embedded.lookup_attention import eager_attention, item_attention, named_rows
+
+    rows = named_rows(model)
+    assert sorted(rows) == ["circle", "cross", "square", "star", "triangle"]
+    circle = model.tokenizer.encode(" circle", add_special_tokens=False)
+    assert len(circle) == 1 and model.tokenizer.decode(circle).strip() == "circle"
+    keys = [1, *[("video", j) for j in range(6)], 5, circle[0], 5]
+    embeds = torch.randn(1, len(keys), model.llm.config.hidden_size)
+    with eager_attention(model):
+        figures = item_attention(model, keys, embeds, rows)
+        nothing = item_attention(model, [1, 5, 5], embeds[:, :3], rows)  # no video
+    layers = model.llm.config.num_hidden_layers
+    assert [len(v) for v in figures.values()] == [layers] * 3
+    assert all(0 <= share <= 1 for share in figures["fetch_share"])
+    assert nothing == {}

@@ -245,6 +245,18 @@ class ChatSession:
             result = run_generate(turn.request, streamer=clock)
             return self._finish(turn, result, clock)
 
+    def prompt_inputs(
+        self, text: str, *, answer_prefix: str = ""
+    ) -> tuple[PromptPlan, torch.Tensor]:
+        """The LLM's input for asking `text` (after `answer_prefix`) now, without asking it: the
+        prompt's plan (`keys`: a token id or a (media uid, row) pair per position) and its
+        embeddings (1, L, D). For looking inside the model; the conversation does not change."""
+        plan = self._plan(question_message(text), answer_prefix, GenerationConfig.from_kwargs())
+        visual = [item.embeds for item in self._media]
+        with self._busy(), torch.inference_mode():
+            segments = [torch.tensor(ids) for ids in plan.segment_ids]
+            return plan, self.model.embed_segments(segments, visual)
+
     def score_replies(
         self, text: str, replies: Sequence[str], *, answer_prefix: str = ""
     ) -> list[ReplyScore]:

@@ -6,7 +6,8 @@ knows, also where it writes an answer of its own words). Free form: the
 same benchmark questions asked without options; an answer is right when it is the ground-truth
 sentence (`free_form`). Open-ended: the model describes each video and synth's
 `score_description` counts the ground-truth colours, shapes and events it names; the same answers
-scored against another video's ground truth give the floor that generic text reaches.
+scored against another video's ground truth give the floor that generic text reaches. Inside:
+where the LLM looks on the colour questions (`lookup_attention`).
 """
 
 from __future__ import annotations
@@ -156,6 +157,7 @@ def measure(
 ) -> dict:
     """Generate the held-out benchmark (seed + 1000), then both measurements; writes JSON."""
     from videochat.embedded.config import IMAGE_SIZE
+    from videochat.embedded.lookup_attention import named_row_attention
     from videochat.embedded.plan import BENCH_SEED_OFFSET
     from videochat.model import load_model
     from videochat.synth.dataset import write_dataset
@@ -181,6 +183,7 @@ def measure(
         "free_form": free_form(model, bench / "benchmark", limit=described),
         "descriptions": descriptions(model, bench, limit=described),
         "vision_facts": vision_facts(model, work, bench),
+        "named_row_attention": named_row_attention(model, bench / "benchmark", limit=described),
     }
     (work / "measure" / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     return summary
