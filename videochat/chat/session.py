@@ -252,10 +252,8 @@ class ChatSession:
         prompt's plan (`keys`: a token id or a (media uid, row) pair per position) and its
         embeddings (1, L, D). For looking inside the model; the conversation does not change."""
         plan = self._plan(question_message(text), answer_prefix, GenerationConfig.from_kwargs())
-        visual = [item.embeds for item in self._media]
-        with self._busy(), torch.inference_mode():
-            segments = [torch.tensor(ids) for ids in plan.segment_ids]
-            return plan, self.model.embed_segments(segments, visual)
+        with self._busy():
+            return plan, self._embed(plan)
 
     def score_replies(
         self, text: str, replies: Sequence[str], *, answer_prefix: str = ""
@@ -323,10 +321,7 @@ class ChatSession:
         """Embed the prompt and claim the reusable part of the KV cache (under the lock)."""
         if version != self._version:  # the session changed between ask() and streaming
             plan = self._plan(plan.messages[-1][1], answer_prefix, config)
-        visual = [item.embeds for item in self._media]  # (1, Q, D) each
-        segments = [torch.tensor(ids, dtype=torch.long) for ids in plan.segment_ids]
-        with torch.inference_mode():
-            embeds = self.model.embed_segments(segments, visual)  # (1, L, D)
+        embeds = self._embed(plan)  # (1, L, D)
         config = GenerationConfig.from_kwargs(config, max_new_tokens=plan.max_new_tokens)
         cache, reused = None, 0
         if self.reuse_kv and config.num_beams == 1 and self._kv.cache is not None:
@@ -340,6 +335,13 @@ class ChatSession:
             self.model.llm, self.model.tokenizer, embeds, config, stops, cache=cache
         )
         return _Turn(plan, request, answer_prefix, started, reused if cache is not None else 0)
+
+    def _embed(self, plan: PromptPlan) -> torch.Tensor:
+        """The LLM's input embeddings (1, L, D) of `plan`, with the session's media."""
+        visual = [item.embeds for item in self._media]  # (1, Q, D) each
+        segments = [torch.tensor(ids, dtype=torch.long) for ids in plan.segment_ids]
+        with torch.inference_mode():
+            return self.model.embed_segments(segments, visual)
 
     def _finish(self, turn: _Turn, result: GenerationResult, clock: FirstTokenClock) -> str:
         ids = result.token_ids
