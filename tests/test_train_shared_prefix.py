@@ -3,6 +3,8 @@ the loss and gradients of running every row whole."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import pytest
 import torch
 
@@ -26,6 +28,20 @@ def _batch(shared: int, rows: int = 4, width: int = 30, dim: int = 32):
     labels[2, 14] = 12
     labels[3, 12:17] = torch.tensor([7, 8, 9, 10, 11])
     return {"inputs_embeds": embeds, "attention_mask": mask}, labels
+
+
+@contextmanager
+def _decoder_inputs(llm):
+    """The (rows, width) of every input the decoder is called with, while inside."""
+    shapes: list[tuple[int, int]] = []
+    hook = llm.get_decoder().register_forward_pre_hook(
+        lambda module, args, kwargs: shapes.append(tuple(kwargs["inputs_embeds"].shape[:2])),
+        with_kwargs=True,
+    )
+    try:
+        yield shapes
+    finally:
+        hook.remove()
 
 
 def _loss_and_grads(llm, feed, labels, **options):
@@ -65,16 +81,9 @@ def test_rows_alike_to_the_end_give_their_loss_and_gradients():
 def test_the_start_is_run_once_for_the_batch():
     llm = tiny_llama(vocab=40, positions=64)
     feed, labels = _batch(shared=11)
-    widths = []
-    hook = llm.get_decoder().register_forward_pre_hook(
-        lambda module, args, kwargs: widths.append(tuple(kwargs["inputs_embeds"].shape[:2])),
-        with_kwargs=True,
-    )
-    try:
+    with _decoder_inputs(llm) as widths:
         llm_loss(llm, feed, labels, share_prefix=True)
         llm_loss(llm, feed, labels)
-    finally:
-        hook.remove()
     assert widths == [(1, 11), (4, 19), (4, 30)]
 
 
@@ -91,16 +100,9 @@ def test_the_shared_start_ends_where_a_row_differs_or_is_padded():
 def test_a_short_shared_start_runs_the_rows_whole():
     llm = tiny_llama(vocab=40, positions=64)
     feed, labels = _batch(shared=MIN_SHARED - 1)
-    widths = []
-    hook = llm.get_decoder().register_forward_pre_hook(
-        lambda module, args, kwargs: widths.append(kwargs["inputs_embeds"].shape[0]),
-        with_kwargs=True,
-    )
-    try:
+    with _decoder_inputs(llm) as shapes:
         llm_loss(llm, feed, labels, share_prefix=True)
-    finally:
-        hook.remove()
-    assert widths == [4]
+    assert [rows for rows, _ in shapes] == [4]
 
 
 def test_with_gradient_checkpointing_the_rows_run_whole():
@@ -109,16 +111,9 @@ def test_with_gradient_checkpointing_the_rows_run_whole():
     whole, whole_grads = _loss_and_grads(llm, feed, labels)
     llm.config.use_cache = False
     llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    widths = []
-    hook = llm.get_decoder().register_forward_pre_hook(
-        lambda module, args, kwargs: widths.append(kwargs["inputs_embeds"].shape[0]),
-        with_kwargs=True,
-    )
-    try:
+    with _decoder_inputs(llm) as shapes:
         once, once_grads = _loss_and_grads(llm, feed, labels, share_prefix=True)
-    finally:
-        hook.remove()
-    assert widths == [4]  # no cache to share the start through
+    assert [rows for rows, _ in shapes] == [4]  # no cache to share the start through
     torch.testing.assert_close(once, whole)
     for a, b in zip(once_grads, whole_grads, strict=True):
         torch.testing.assert_close(a, b)
