@@ -4,7 +4,9 @@ circuit that answers it from the rows the shape words name (`VideoChatConfig.row
 Two hops find the colour (session 22, 49; docs/embedded-experiments.md): the question's shape
 word fetches its named row, then the answer's position reads the shape word. A model can form
 the fetch in a layer where nothing after it can read it: the committed 4-layer model fetches in
-its first layer, the 2-layer draws that missed colour in their last. Per layer, mean over heads:
+its first layer, the 2-layer draws that missed colour in their last, and a 2-layer draw given the
+colour questions alone and without options first (`--lookup-steps 1200 --bare-lookup`) in its
+first (session 50). Per layer, mean over heads:
 `fetch_share`, of the shape word's attention on the named rows the part on the asked shape's
 row (chance 1 / the number of named rows); `fetch_mass`, its attention on the named rows
 together; `answer_on_word`, the answer position's attention on the question's shape word.
