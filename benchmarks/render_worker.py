@@ -1,7 +1,6 @@
 """The embedded vision stage's steps with its DataLoader worker rendering fresh clips (as the
-build runs it), rendering a third of them and using each clip in about 3 batches
-(`--vision-render-reuse 3`), and handing out one batch rendered beforehand, side by side in one
-run: what the rendering costs the step on a machine whose cores the step also uses.
+build runs it) and with that worker handing out one batch rendered beforehand, side by side in
+one run: what the rendering costs the step on a machine whose cores the step also uses.
 
     python benchmarks/render_worker.py [--steps 30] [--rounds 2]
 
@@ -13,7 +12,6 @@ are not timed. Printed: the best round's seconds a step of each, and their ratio
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -33,17 +31,11 @@ def first_batch_again(self: pretrain.RenderedBatches):
         yield step, batch
 
 
-def reusing_clips(self: pretrain.RenderedBatches):
-    """The build's rendering with each clip in about 3 batches (`PretrainPlan.render_reuse`)."""
-    self.plan = dataclasses.replace(self.plan, render_reuse=3)
-    yield from RENDERING(self)
-
-
-def with_rendering(iterate):
-    """A variant of `best_vision_seconds` whose worker makes its batches with `iterate`."""
+def with_rendering(fresh: bool):
+    """A variant of `best_vision_seconds`: fresh clips every step or one batch over again."""
 
     def prepare(model) -> str:
-        pretrain.RenderedBatches.__iter__ = iterate
+        pretrain.RenderedBatches.__iter__ = RENDERING if fresh else first_batch_again
         model.visual_encoder.patch_embed.frame_convs = True
         return "math"
 
@@ -52,19 +44,11 @@ def with_rendering(iterate):
 
 def main() -> None:
     try:
-        best = best_vision_seconds(
-            {
-                "fresh": with_rendering(RENDERING),
-                "reuse": with_rendering(reusing_clips),
-                "once": with_rendering(first_batch_again),
-            }
-        )
+        best = best_vision_seconds({"fresh": with_rendering(True), "once": with_rendering(False)})
     finally:
         pretrain.RenderedBatches.__iter__ = RENDERING
     print(f"worker rendering every batch: {best['fresh']:.3f} s/step")
-    print(f"worker rendering a third, each clip in ~3 batches: {best['reuse']:.3f} s/step")
     print(f"worker rendering once: {best['once']:.3f} s/step")
-    print(f"ratio step time reusing / every batch: {best['reuse'] / best['fresh']:.2f}x")
     print(f"ratio step time rendered once / every batch: {best['once'] / best['fresh']:.2f}x")
 
 

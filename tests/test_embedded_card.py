@@ -96,8 +96,7 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     precise = measure_record | {"descriptions": measure_record["descriptions"] | {"precision": 0.9}}
     assert "a fraction of **0.90** are in the video" in render(build_record, precise, {})
     # a record from before the curriculum options: the values those builds used, written out
-    old_flags = "--vision-image-steps 300 --vision-shape-steps 0 --vision-render-reuse 1"
-    old_flags += " --comes-goes-weight 1"
+    old_flags = "--vision-image-steps 300 --vision-shape-steps 0 --comes-goes-weight 1"
     old_flags += " --comes-goes-rows both --conv-stem none --shape-stretches 1 --llm-layers 4"
     old_flags += " --precision fp32 --row-name-scale 1 --no-row-embed"
     old_flags += " --no-lmhra --no-frame-rows --no-row-names --no-every-object --no-group-by-length"
@@ -110,7 +109,6 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     old_flags += " --no-compile-layers"
     assert f"--measure {old_flags}\n" in card
     stemmed = build_record | {"vision_image_steps": 700, "vision_shape_steps": 500}
-    stemmed["vision_render_reuse"] = 3
     options = {"conv_stem": [32, 64], "row_embed": True, "lmhra": True, "every_object": True}
     options["group_by_length"] = options["frame_rows"] = options["row_names"] = True
     options["shape_stretches"] = 2
@@ -123,8 +121,7 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     options["llm_layers"] = 2
     card = render(stemmed | options, measure_record, {"llm": 1})
     flags = (
-        "--vision-image-steps 700 --vision-shape-steps 500 --vision-render-reuse 3"
-        " --comes-goes-weight 8"
+        "--vision-image-steps 700 --vision-shape-steps 500 --comes-goes-weight 8"
         " --comes-goes-rows frame --conv-stem 32,64 --shape-stretches 2 --llm-layers 2"
         " --precision bf16 --row-name-scale 2.5 --row-embed --lmhra"
         " --frame-rows --row-names --every-object --group-by-length"

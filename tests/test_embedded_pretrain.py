@@ -521,33 +521,3 @@ def test_fact_heads_of_a_timed_model_train_the_event_time(clips):
     before = {k: v.clone() for k, v in model.state_dict().items()}
     pretrain_vision(model, clips, PretrainPlan(steps=2, image_steps=1, batch=2, real_fraction=0.5))
     assert not torch.equal(before["query_tokens"], model.state_dict()["query_tokens"])
-
-
-@pytest.mark.parametrize("reuse, renders", [(1, 24), (3, 14)])
-def test_render_reuse_renders_a_share_of_the_clips_and_never_one_twice_in_a_batch(
-    monkeypatch, reuse, renders
-):
-    from videochat.embedded import pretrain
-
-    calls = []
-
-    def counted(*args, **kwargs):
-        calls.append(args)
-        return render_clip(*args, **kwargs)
-
-    monkeypatch.setattr(pretrain, "render_clip", counted)
-    plan = PretrainPlan(steps=6, image_steps=2, seed=5, render_reuse=reuse)
-    # 6 single frames a step, then 3 clips of 2 frames a step
-    batches = [batch for _, batch in pretrain.RenderedBatches(plan, 2, 56, (6, 3))]
-    # reuse 3: single frames 6 + 2 fresh; clips 3 + 1 + 1 + 1 (the clip phase starts afresh)
-    assert len(calls) == renders
-    seen = []
-    for step, batch in enumerate(batches):
-        frames = 1 if step < 2 else 2
-        pixels = batch["pixels"]
-        assert pixels.shape[:2] == (6 if step < 2 else 3, frames)
-        keys = [row.numpy().tobytes() for row in pixels.flatten(1)]  # a clip's whole pixels
-        assert len(set(keys)) == len(keys)  # no clip twice in one batch
-        seen += keys
-    used_again = len(seen) - len(set(seen))
-    assert used_again == (0 if reuse == 1 else 24 - renders)

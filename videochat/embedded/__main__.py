@@ -54,13 +54,6 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         help="of those, the first ones on the patch facts only",
     )
     p.add_argument(
-        "--vision-render-reuse",
-        type=_count,
-        default=BuildPlan.vision_render_reuse,
-        help="batches each clip the vision stage renders is used in (1: every clip fresh); "
-        "fewer renders take less CPU from the step",
-    )
-    p.add_argument(
         "--comes-goes-weight",
         type=_positive,
         default=BuildPlan.comes_goes_weight,
@@ -131,13 +124,6 @@ def _channels(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in parts)
 
 
-def _count(text: str) -> int:
-    """`--vision-render-reuse 3` → 3; anything but a whole number from 1 up is refused."""
-    if not text.strip().isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number from 1 up, got {text!r}")
-    return int(text)
-
-
 def _positive(text: str) -> float:
     """`--row-name-scale 3` → 3.0 (likewise `--comes-goes-weight`); anything not a number above
     0 is refused."""
@@ -160,7 +146,6 @@ def make_plan(args: argparse.Namespace) -> BuildPlan:
         bench_videos=args.bench_videos,
         vision_image_steps=args.vision_image_steps,
         vision_shape_steps=args.vision_shape_steps,
-        vision_render_reuse=args.vision_render_reuse,
         comes_goes_weight=args.comes_goes_weight,
         comes_goes_rows=args.comes_goes_rows,
         conv_stem=args.conv_stem,

@@ -113,7 +113,6 @@ def _free_form(ff: dict | None) -> list[str]:
 _BEFORE_OPTIONS = {
     "vision_image_steps": 300,
     "vision_shape_steps": 0,
-    "vision_render_reuse": 1,
     "comes_goes_weight": 1.0,
     "comes_goes_rows": "both",
     "conv_stem": [],
@@ -150,7 +149,6 @@ def _model_flags(build: dict) -> str:
     return (
         f" --vision-image-steps {get['vision_image_steps']}"
         f" --vision-shape-steps {get['vision_shape_steps']}"
-        f" --vision-render-reuse {get['vision_render_reuse']}"
         f" --comes-goes-weight {get['comes_goes_weight']:g}"
         f" --comes-goes-rows {get['comes_goes_rows']} --conv-stem {stem}"
         f" --shape-stretches {get['shape_stretches']} --llm-layers {get['llm_layers']}"

@@ -145,7 +145,6 @@ class BuildPlan:
     # 4.5 seconds" where 4.0 is listed) instead of choosing the option nearest to it
     late_videos: int = 0
     vision_batch: int = 16  # clips per vision step
-    vision_render_reuse: int = 1  # batches each rendered clip is in (`PretrainPlan`)
     # every stage's matmuls: "fp32", or "bf16" (CPU autocast; weights stay fp32), which on a
     # CPU with bf16 dot products runs a step in 0.6-0.7× the time (benchmarks/cpu_bf16.py)
     precision: str = "fp32"

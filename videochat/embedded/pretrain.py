@@ -81,10 +81,6 @@ class PretrainPlan:
     # which rows take that weight: "both" (the per-shape rows and the frame rows) or "frame"
     # (the frame rows only; the per-shape rows, which carry the shape lookup, stay unweighted)
     comes_goes_rows: str = "both"
-    # each rendered clip is used in about this many batches (1: every clip fresh). Why: the
-    # worker that renders takes CPU from the step's two threads (a clip step 0.80x the time
-    # rendered once, `benchmarks/render_worker.py`); at 3 it renders a third as much
-    render_reuse: int = 1
 
 
 def render_clip(
@@ -119,20 +115,10 @@ class RenderedBatches(IterableDataset):
 
     def __iter__(self):
         rng = np.random.default_rng(self.plan.seed + 4242)
-        reuse = self.plan.render_reuse
-        recent: list[tuple[Tensor, SceneFacts]] = []  # the latest renders, newest first
         for step in range(self.plan.steps):
             single = step < self.plan.image_steps
             count = self.rendered[0] if single else self.rendered[1]
-            if step == self.plan.image_steps:  # clips from here on: no single frames again
-                recent = []
-            # a 1/reuse share fresh, the rest drawn from the last reuse*count renders: each
-            # clip is then in about `reuse` batches (never twice in one)
-            again = min(count - -(-count // reuse), len(recent))
-            fresh = [render_clip(rng, self.frames, self.size, single) for _ in range(count - again)]
-            picks = rng.choice(len(recent), again, replace=False) if again else []
-            clips = fresh + [recent[i] for i in picks]
-            recent = (fresh + recent)[: reuse * count] if reuse > 1 else []
+            clips = [render_clip(rng, self.frames, self.size, single) for _ in range(count)]
             batch = stack_facts([facts for _, facts in clips])
             batch["pixels"] = torch.stack([pixels for pixels, _ in clips])
             yield step, batch
