@@ -177,28 +177,39 @@ def test_the_same_data_in_another_folder_trains_the_same_weights(tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_batches_made_in_process_or_by_a_worker_train_the_same_weights(tmp_path):
+def test_batches_and_the_cache_made_in_process_or_by_workers_train_the_same_weights(tmp_path):
     # the embedded recipes make their batches in the training process (`num_workers: 0`, a
-    # worker only took CPU from the step): every sample's random choices are keyed by its
-    # epoch and index, so the worker count must not change a weight; 6 steps of 2 cross epochs
+    # worker only took CPU from the step) and decode the cache's files in 2 processes
+    # (`visual_cache_workers: 2`): every sample's random choices are keyed by its epoch and
+    # index, every sampling's by its file and number, so no worker count may change a weight;
+    # 6 steps of 2 cross epochs
     data = make_data(tmp_path / "data", videos=3, images=1)
     runs = [
         train(
             _recipe(
                 tmp_path,
                 data,
-                f"w{workers}",
+                f"w{workers}c{cache_workers}",
                 "visual_cache=2",
                 "sampling=rand",
                 "max_steps=6",
                 f"num_workers={workers}",
+                f"visual_cache_workers={cache_workers}",
             )
         )
-        for workers in (0, 1)
+        for workers, cache_workers in ((0, 0), (1, "null"), (0, 2))
     ]
-    a, b = (run.trainable for run in runs)
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert runs[0].last_loss == runs[1].last_loss
+    first = runs[0].trainable
+    for run in runs[1:]:
+        assert run.trainable.keys() == first.keys()
+        assert all(torch.equal(run.trainable[k], first[k]) for k in first)
+        assert run.last_loss == runs[0].last_loss
+
+
+def test_a_negative_visual_cache_worker_count_is_refused(tmp_path):
+    data = make_data(tmp_path / "data", videos=1, images=0)
+    with pytest.raises(RecipeError, match="visual_cache_workers must be >= 0"):
+        _recipe(tmp_path, data, "bad", "visual_cache=1", "visual_cache_workers=-1")
 
 
 def test_a_kept_cache_serves_the_next_run_with_the_same_draws(tmp_path, monkeypatch):

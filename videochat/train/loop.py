@@ -164,7 +164,7 @@ class _Run:
             names={e.path: e.name for e in entries},
             save=self.ctx.rank == 0,
             batch=r.batch_size,
-            workers=r.num_workers,
+            workers=r.num_workers if r.visual_cache_workers is None else r.visual_cache_workers,
             autocast=self.precision.autocast,
         )
         took = time.perf_counter() - start

@@ -133,6 +133,11 @@ class Recipe:
     # keep each built cache in this folder and load it when a run asks for the same one
     # (`visual_cache.cache_key`) instead of encoding again
     visual_cache_dir: str | None = None
+    # processes decoding the files while the frozen side encodes them (None: `num_workers`).
+    # Why apart from `num_workers`: building the cache is mostly decoding (about 20 of 25 ms a
+    # clip), where two processes help, while a step from the cache is cheap to batch
+    # (benchmarks/visual_cache_workers.py)
+    visual_cache_workers: int | None = None
     # batches of entries with similar text length (less padding; `sampler.group_by_length`)
     group_by_length: bool = False
     # "token": the loss is the mean over every answer token of the batch (the original);
@@ -171,6 +176,8 @@ class Recipe:
                 raise RecipeError(f"recipe: {message}")
         if self.visual_cache < 0:
             raise RecipeError("recipe: visual_cache must be >= 0 (0 = off)")
+        if self.visual_cache_workers is not None and self.visual_cache_workers < 0:
+            raise RecipeError("recipe: visual_cache_workers must be >= 0 (0 = this process)")
         if self.visual_cache and not self.freeze.vision_side_frozen:
             raise RecipeError(
                 "recipe: visual_cache needs the whole vision side frozen (freeze.vit, mhra, "
