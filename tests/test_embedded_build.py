@@ -679,6 +679,42 @@ def test_stage_0_packs_its_batches_and_every_stage_takes_the_math_attention(
     assert len(asked) == 12
 
 
+def test_a_stage_batch_option_sets_that_stage_recipes_batch_and_the_rebuild_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    from videochat.embedded import build as builder
+    from videochat.embedded.__main__ import make_plan, parse
+    from videochat.embedded.card import rebuild_command
+    from videochat.train import loop
+
+    batches: dict[str, int] = {}
+
+    def fake_train(recipe):
+        batches[Path(recipe.export).name] = recipe.batch_size
+        return loop.TrainResult(1, Path(recipe.export), 0.5, 0)
+
+    monkeypatch.setattr(loop, "train", fake_train)
+    plan = make_plan(parse(["--out", str(tmp_path), "--late-timing-batch", "32"]))
+    assert plan.batches == {"late_timing": 32}
+    plan.steps |= dict.fromkeys(("drill", "late_timing"), 1)
+    for stage in ("drill", "late_timing"):
+        builder.run_stage(plan, stage, tmp_path / "init", tmp_path / "data")
+    assert batches == {"drill": 64, "late_timing": 32}  # the drill keeps its recipe's 64
+    command = rebuild_command(
+        {"seed": 0, "videos": 8, "steps": plan.steps, "batches": plan.batches}
+    )
+    assert " --late-timing-batch 32 " in command and "--drill-batch" not in command
+    assert (
+        parse(command.split()[3:]).late_timing_batch == 32
+    )  # after `python -m videochat.embedded`
+    for bad in ("0", "-4", "x"):
+        with pytest.raises(SystemExit):
+            parse(["--out", "b", "--drill-batch", bad])
+        assert f"expected a whole number above 0, got '{bad}'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # the vision stage runs no recipe: no batch option
+        parse(["--out", "b", "--vision-batch", "8"])
+
+
 def test_config_is_the_small_videochat_with_temporal_embedding() -> None:
     cfg = embedded_config(vocab_rows(700))
     assert cfg.llm.hf_config["vocab_size"] == 704

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from videochat.embedded.build import LOG_FORMAT, build, check_steps
-from videochat.embedded.plan import STAGES, SWITCHES, BuildPlan, cli_flag
+from videochat.embedded.plan import RECIPE_STAGES, STAGES, SWITCHES, BuildPlan, cli_flag
 from videochat.embedded.pretrain import COMES_GOES_ROWS
 from videochat.errors import VideoChatError
 
@@ -40,6 +40,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
             type=int,
             default=None,
             help=f"{stage} optimizer steps (0: skip)",
+        )
+    for stage in RECIPE_STAGES:
+        p.add_argument(
+            f"--{cli_flag(stage)}-batch",
+            type=_count,
+            default=None,
+            help=f"{stage} batch size (default: its recipe's)",
         )
     p.add_argument(
         "--vision-image-steps",
@@ -124,6 +131,13 @@ def _channels(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in parts)
 
 
+def _count(text: str) -> int:
+    """`--late-timing-batch 32` → 32; anything but a whole number above 0 is refused."""
+    if not text.strip().isdigit() or int(text) == 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number above 0, got {text!r}")
+    return int(text)
+
+
 def _positive(text: str) -> float:
     """`--row-name-scale 3` → 3.0 (likewise `--comes-goes-weight`); anything not a number above
     0 is refused."""
@@ -161,6 +175,10 @@ def make_plan(args: argparse.Namespace) -> BuildPlan:
         value = getattr(args, f"{stage}_steps")
         if value is not None:
             plan.steps[stage] = value
+    for stage in RECIPE_STAGES:
+        batch = getattr(args, f"{stage}_batch")
+        if batch is not None:
+            plan.batches[stage] = batch
     check_steps(plan)
     return plan
 

@@ -207,6 +207,7 @@ def run_stage(plan: BuildPlan, stage: str, model_dir: Path, data_dir: Path) -> P
         *(["pack_batches=true"] if plan.pack_batches and packs(stage) else []),
         *(["shared_prefix=true"] if plan.shared_prefix else []),
         *(["compile_layers=true"] if plan.compile_layers else []),
+        *([f"batch_size={plan.batches[stage]}"] if stage in plan.batches else []),
         *plan.overrides.get(stage, []),
     ]
     recipe = stage_recipe(stage, overrides)
@@ -332,6 +333,7 @@ def build(plan: BuildPlan) -> dict:
         "videos": plan.videos,
         "late_videos": plan.late_videos,
         "steps": plan.steps,
+        "batches": plan.batches,
         "vision_image_steps": plan.vision_image_steps,
         "vision_shape_steps": plan.vision_shape_steps,
         "comes_goes_weight": plan.comes_goes_weight,

@@ -215,6 +215,19 @@ def describe_rows(config: VideoChatConfig) -> str:
     return line
 
 
+def rebuild_command(build: dict) -> str:
+    """The command that rebuilds the model a build record (`build.json`) describes."""
+    steps = {**dict.fromkeys(STAGES, 0), **build["steps"]}
+    command = REBUILD.format(
+        seed=build["seed"], videos=build["videos"], late_videos=build.get("late_videos", 0), **steps
+    )
+    if build.get("llm_seed") is not None:  # another draw of the LLM stages
+        command += f" --llm-seed {build['llm_seed']}"
+    batches = build.get("batches", {})  # stages whose batch size is not their recipe's
+    command += "".join(f" --{cli_flag(stage)}-batch {n}" for stage, n in batches.items())
+    return command + _model_flags(build)
+
+
 def render(
     build: dict,
     measure: dict,
@@ -228,12 +241,7 @@ def render(
     # records from before the drill or the focus stages: none
     steps = {**dict.fromkeys(STAGES, 0), **build["steps"]}
     late_videos = build.get("late_videos", 0)
-    command = REBUILD.format(
-        seed=build["seed"], videos=build["videos"], late_videos=late_videos, **steps
-    )
-    if build.get("llm_seed") is not None:  # another draw of the LLM stages
-        command += f" --llm-seed {build['llm_seed']}"
-    command += _model_flags(build)
+    command = rebuild_command(build)
     secs = build["seconds"]
     total = sum(secs.values())
     late_how = ", the frame stamps on" if build.get("late_stamps") else ""

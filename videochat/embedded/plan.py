@@ -34,6 +34,7 @@ LATE_STAGES: dict[str, str] = {
     "late_stage0_mix": data.STAGE0_MIX,
 }
 STAGES = ("vision", *data.FOCUS_TASKS, "drill", "stage0", *LATE_STAGES, "stage1", "stage2")
+RECIPE_STAGES = STAGES[1:]  # the stages that train with a recipe (all but the vision stage)
 # each stage's training seed is the build's seed + this (fixed when the drill came in, so the
 # builds from before it keep their seeds)
 SEED_OFFSET = {
@@ -149,6 +150,12 @@ class BuildPlan:
     # CPU with bf16 dot products runs a step in 0.6-0.7× the time (benchmarks/cpu_bf16.py)
     precision: str = "fp32"
     workers: int = 2
+    # an LLM stage's batch size instead of its recipe's (`--late-timing-batch 32`). Why: the
+    # late timing stage's loss ends at 0.0000 on its own videos (1,200 steps of 64, ~38
+    # passes over them), and a stage that fits its videos' answers writes its own estimate
+    # on held-out ones instead of choosing an option (see `late_videos`); fewer samples a step
+    # also take less time
+    batches: dict[str, int] = field(default_factory=dict)
     overrides: dict[str, list[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
