@@ -521,3 +521,16 @@ def test_fact_heads_of_a_timed_model_train_the_event_time(clips):
     before = {k: v.clone() for k, v in model.state_dict().items()}
     pretrain_vision(model, clips, PretrainPlan(steps=2, image_steps=1, batch=2, real_fraction=0.5))
     assert not torch.equal(before["query_tokens"], model.state_dict()["query_tokens"])
+
+
+def test_the_training_videos_decode_the_same_in_worker_processes(tmp_path):
+    # the build decodes the vision stage's real clips in 2 processes (about half the time):
+    # the same clips, facts and order as in this process
+    from videochat.embedded.pretrain import cache_clips
+    from videochat.synth.dataset import write_dataset
+
+    write_dataset(tmp_path, videos=4, images=1, seed=5, size=(112, 112))
+    here, there = (cache_clips(tmp_path, 8, 112, workers=n) for n in (0, 2))
+    assert here["pixels"].shape == (4, 8, 3, 112, 112) and here["pixels"].dtype == torch.float16
+    assert here.keys() == there.keys()
+    assert all(torch.equal(here[key], there[key]) for key in here)

@@ -155,7 +155,8 @@ class _DecodedScenes(Dataset):
 def cache_clips(data_dir: Path, num_frames: int, size: int, workers: int = 2) -> dict[str, Tensor]:
     """Decode every video of a synth directory once: pixels (N, T, 3, S, S) fp16 + facts.
     `workers`: decoding processes (0: this one). The same clips in the same order either way;
-    two took 0.56x the time of this one alone on the 2-core CPU (benchmarks/visual_cache_workers.py)."""
+    two took 0.56x the time of this one alone on the 2-core CPU
+    (benchmarks/visual_cache_workers.py)."""
     scenes = _DecodedScenes(data_dir, num_frames, size)
     prefetch = 8 if workers else None  # the workers run ahead: this process only collects
     loader = DataLoader(
