@@ -704,9 +704,8 @@ def test_a_stage_batch_option_sets_that_stage_recipes_batch_and_the_rebuild_comm
         {"seed": 0, "videos": 8, "steps": plan.steps, "batches": plan.batches}
     )
     assert " --late-timing-batch 32 " in command and "--drill-batch" not in command
-    assert (
-        parse(command.split()[3:]).late_timing_batch == 32
-    )  # after `python -m videochat.embedded`
+    arguments = command.split()[3:]  # after `python -m videochat.embedded`
+    assert parse(arguments).late_timing_batch == 32
     for bad in ("0", "-4", "x"):
         with pytest.raises(SystemExit):
             parse(["--out", "b", "--drill-batch", bad])

@@ -41,13 +41,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
             default=None,
             help=f"{stage} optimizer steps (0: skip)",
         )
-    for stage in RECIPE_STAGES:
-        p.add_argument(
-            f"--{cli_flag(stage)}-batch",
-            type=_count,
-            default=None,
-            help=f"{stage} batch size (default: its recipe's)",
-        )
+        if stage in RECIPE_STAGES:
+            p.add_argument(
+                f"--{cli_flag(stage)}-batch",
+                type=_count,
+                default=None,
+                help=f"{stage} batch size (default: its recipe's)",
+            )
     p.add_argument(
         "--vision-image-steps",
         type=int,
@@ -175,8 +175,7 @@ def make_plan(args: argparse.Namespace) -> BuildPlan:
         value = getattr(args, f"{stage}_steps")
         if value is not None:
             plan.steps[stage] = value
-    for stage in RECIPE_STAGES:
-        batch = getattr(args, f"{stage}_batch")
+        batch = getattr(args, f"{stage}_batch", None)  # none for the vision stage
         if batch is not None:
             plan.batches[stage] = batch
     check_steps(plan)

@@ -124,11 +124,6 @@ class RenderedBatches(IterableDataset):
             yield step, batch
 
 
-def _as_is(item):
-    """A DataLoader's identity collate (picklable, for worker processes)."""
-    return item
-
-
 class _DecodedScenes(Dataset):
     """The video scenes of a synth directory, each decoded as the model sees it: (pixels
     (T, 3, S, S) fp16, facts)."""
@@ -159,10 +154,9 @@ def cache_clips(data_dir: Path, num_frames: int, size: int, workers: int = 2) ->
     (benchmarks/visual_cache_workers.py)."""
     scenes = _DecodedScenes(data_dir, num_frames, size)
     prefetch = 8 if workers else None  # the workers run ahead: this process only collects
-    loader = DataLoader(
-        scenes, batch_size=None, num_workers=workers, prefetch_factor=prefetch, collate_fn=_as_is
+    decoded = list(
+        DataLoader(scenes, batch_size=None, num_workers=workers, prefetch_factor=prefetch)
     )
-    decoded = list(loader)
     return {
         "pixels": torch.stack([pixels for pixels, _ in decoded]),
         **stack_facts([facts for _, facts in decoded]),
