@@ -431,6 +431,63 @@ def test_late_videos_is_refused_without_late_steps_or_below_zero(capsys) -> None
     assert not Path("b").exists()
 
 
+def test_every_event_asks_each_scripted_events_time_in_place_of_the_benchmarks_one(
+    synth_dir: Path, tmp_path: Path
+) -> None:
+    from videochat.synth.plan import EVENT_GAP
+    from videochat.synth.questions import scripted
+
+    scenes = [json.loads(line) for line in (synth_dir / "scenes.jsonl").read_text().splitlines()]
+    events = {
+        s["media"]: scripted(s["events"]) for s in scenes if s.get("kind", "video") == "video"
+    }
+    asked = data.event_items(synth_dir)
+    assert sum(map(len, asked.values())) > len(asked)  # more than one event a video, in all
+    for video, items in asked.items():
+        # each scripted event once (an event in a clip too short for distractors is skipped)
+        assert len({item["question"] for item in items}) == len(items) <= len(events[video])
+        assert {time_value(item["answer"]) for item in items} <= {e["time"] for e in events[video]}
+        for item in items:
+            assert item["task"] == "event_localisation" and item["answer"] in item["candidates"]
+            others = [time_value(c) for c in item["candidates"] if c != item["answer"]]
+            assert all(abs(t - time_value(item["answer"])) >= EVENT_GAP - 1e-9 for t in others)
+    # in the drill's items they take the benchmark's event question's place; the rest is as it was
+    plain, every = data.drill_items(synth_dir), data.drill_items(synth_dir, every_event=True)
+    untimed = [pair for pair in plain if pair[1]["task"] != "event_localisation"]
+    assert [pair for pair in every if pair[1]["task"] != "event_localisation"] == untimed
+    timed = sorted(
+        (video, item["question"]) for video, item in every if item["task"] == "event_localisation"
+    )
+    assert timed == sorted((v, item["question"]) for v, items in asked.items() for item in items)
+    work = annotated_copy(synth_dir, tmp_path, every_event=True)
+    timing = json.loads((work / data.focus_file("timing")).read_text())
+    assert len(timing) == len(timed)
+    assert len(timing) > len(json.loads((synth_dir / data.focus_file("timing")).read_text()))
+
+
+def test_every_event_reaches_the_late_videos_only_and_needs_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    from videochat.embedded import build as builder
+    from videochat.embedded.__main__ import main
+
+    asked: dict[str, bool] = {}
+    monkeypatch.setattr(builder, "make_data", lambda plan, out, seed, videos: out)
+    monkeypatch.setattr(
+        builder.data,
+        "write_annotations",
+        lambda out, *args, **kwargs: asked.update({out.name: kwargs["every_event"]}),
+    )
+    plan = BuildPlan(tmp_path, every_event=True)
+    builder.annotated_data(plan, tmp_path / "data", 0, 10)
+    builder.annotated_data(plan, tmp_path / "late_data", 2000, 10, late=True)
+    assert asked == {"data": False, "late_data": True}
+    monkeypatch.chdir(tmp_path)
+    assert main(["--out", "b", "--every-event", "--late-drill-steps", "1"]) == 2
+    assert "every_event changes the late stages' own videos' questions" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
+
+
 def test_nearest_times_is_refused_without_the_late_stages_own_videos(capsys) -> None:
     from videochat.embedded.__main__ import main
 

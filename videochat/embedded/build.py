@@ -128,6 +128,7 @@ def annotated_data(plan: BuildPlan, out: Path, seed: int, videos: int, late: boo
         plan.bare_lookup,
         plan.nearest_times if late else plan.early_nearest_times,
         mix_lookups=plan.mix_lookups,
+        every_event=plan.every_event and late,
     )
     return data_dir
 
@@ -276,6 +277,11 @@ def check_steps(plan: BuildPlan) -> None:
     if plan.nearest_times and not plan.late_videos:
         raise ValueError(
             "nearest_times changes the late stages' own videos' questions: it needs "
+            "late_videos (e.g. --late-videos 6000)"
+        )
+    if plan.every_event and not plan.late_videos:
+        raise ValueError(
+            "every_event changes the late stages' own videos' questions: it needs "
             "late_videos (e.g. --late-videos 6000)"
         )
     if plan.late_videos and not late_steps:

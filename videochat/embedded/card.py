@@ -251,6 +251,8 @@ def render(
         late_how += ", each decimal one token ('.5')"
     if late_videos:
         late_how += f", on {late_videos} fresh videos"
+    if build.get("every_event"):
+        late_how += ", every event's time asked"
     near = ", the right event times listed up to 0.5 s off"
 
     def nearest(base: str, late: bool) -> str:  # only where `base` asks event times

@@ -119,6 +119,9 @@ class BuildPlan:
     # learns to answer event times, and with the truth listed its own estimate is as right as
     # the option (session 38)
     early_nearest_times: bool = False
+    # the late stages' drill questions (so the late timing stage's) ask every scripted event's
+    # time, not the benchmark's one event a video (`data.event_items`)
+    every_event: bool = False
     # the stage-0 mix asks a share of the colour and shape questions too (`data`)
     mix_lookups: bool = False
     # the LLM stages draw their visual caches' frames with the build's seed, not each stage's
@@ -202,6 +205,7 @@ SWITCHES: dict[str, str] = {
     "nearest_times": "the late stages' event-time questions list the right time up to 0.5 s off: "
     "the answer is the option nearest the truth",
     "early_nearest_times": "the same in the focus stages, the drill and stage 0",
+    "every_event": "the late stages' drill questions ask the time of every event of each video",
     "shared_visual_cache": "the LLM stages share one frame draw per video, encoded once",
     "pack_batches": "stage 0 packs each batch's samples end to end, their shared start once a row",
     "math_attention": "every stage's attention on PyTorch's math kernel (faster for tiny heads)",

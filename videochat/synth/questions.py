@@ -163,7 +163,12 @@ def q_position(rng, scene: Scene, tl: Timeline) -> Question | None:
 
 def timed_events(tl: Timeline) -> list[dict]:
     """The scripted, well-separated events (not wall bounces)."""
-    return [e for e in tl.events if e["type"] != "bounce"]
+    return scripted(tl.events)
+
+
+def scripted(events: list[dict]) -> list[dict]:
+    """`events` without the wall bounces (a timeline's, or a scene record's "events")."""
+    return [e for e in events if e["type"] != "bounce"]
 
 
 def q_order(rng, scene: Scene, tl: Timeline) -> Question | None:
@@ -206,8 +211,11 @@ def _time_distractors(rng: np.random.Generator, scene: Scene, answer: float) -> 
 
 def q_when(rng, scene: Scene, tl: Timeline) -> Question | None:
     e = _pick(rng, timed_events(tl))
-    if e is None:
-        return None
+    return None if e is None else when_question(rng, scene, e)
+
+
+def when_question(rng, scene: Scene, e: dict) -> Question | None:
+    """When one scripted event happens (None when the clip leaves no room for distractors)."""
     times = _time_distractors(rng, scene, e["time"])
     if times is None:
         return None
@@ -290,6 +298,15 @@ PER_OBJECT: dict[str, tuple[Callable[[Scene], list[SceneObject]], Callable[..., 
 def per_object_questions(rng: np.random.Generator, scene: Scene) -> list[Question]:
     """The `PER_OBJECT` tasks asked about every object they apply to, not one drawn at random."""
     return [ask(rng, scene, o) for objects, ask in PER_OBJECT.values() for o in objects(scene)]
+
+
+def event_time_questions(
+    rng: np.random.Generator, scene: Scene, events: list[dict]
+) -> list[Question]:
+    """The event-time question about every scripted event of `events` (the scene's), not one
+    drawn at random as the benchmark asks."""
+    asked = [when_question(rng, scene, e) for e in scripted(events)]
+    return [q for q in asked if q is not None]
 
 
 def image_questions(rng: np.random.Generator, scene: Scene, tl: Timeline) -> list[Question]:
