@@ -465,6 +465,49 @@ def test_every_event_asks_each_scripted_events_time_in_place_of_the_benchmarks_o
     assert len(timing) > len(json.loads((synth_dir / data.focus_file("timing")).read_text()))
 
 
+def test_event_draws_ask_each_event_again_with_options_drawn_anew(
+    synth_dir: Path, tmp_path: Path
+) -> None:
+    once, thrice = data.event_items(synth_dir), data.event_items(synth_dir, draws=3)
+    assert once.keys() == thrice.keys()
+    for video, items in thrice.items():
+        first = [item for item in items if "draw" not in item]
+        assert first == once[video]  # the first draw is the single draw's
+        for k in (1, 2):
+            again = [item for item in items if item.get("draw") == k]
+            strip = [{key: v for key, v in item.items() if key != "draw"} for item in again]
+            assert [(i["question"], i["answer"]) for i in strip] == [
+                (i["question"], i["answer"]) for i in first
+            ]
+    redrawn = [
+        (a["candidates"], b["candidates"])
+        for video in once
+        for a, b in zip(once[video], thrice[video][len(once[video]) :], strict=False)
+    ]
+    assert any(a != b for a, b in redrawn)  # the options are drawn anew, not copied
+    # the nearest listed time is drawn per repeat too
+    items = data.nearest_time_items(data.drill_items(synth_dir, every_event=True, event_draws=3))
+    steps: dict[tuple[str, str], set[float]] = {}
+    truth = {(v, i["question"]): i["answer"] for v, items in once.items() for i in items}
+    for video, item in items:
+        if item["task"] == "event_localisation":
+            key = (video, item["question"])
+            steps.setdefault(key, set()).add(time_value(item["answer"]) - time_value(truth[key]))
+    assert any(len(s) > 1 for s in steps.values())
+    # the stage-0 mix asks each event once however many draws the drill has
+    one = annotated_copy(synth_dir, tmp_path / "one", every_event=True)
+    three = annotated_copy(synth_dir, tmp_path / "three", every_event=True, event_draws=3)
+
+    def count(work: Path, name: str) -> int:
+        return len(json.loads((work / name).read_text()))
+
+    assert count(three, data.focus_file("timing")) == 3 * count(one, data.focus_file("timing"))
+    stage0_mix = data.focus_file(data.STAGE0_MIX)
+    assert (three / stage0_mix).read_text() == (one / stage0_mix).read_text()
+    with pytest.raises(ValueError, match="above 1 only with every_event"):
+        BuildPlan(tmp_path, event_draws=2)
+
+
 def test_every_event_reaches_the_late_videos_only_and_needs_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:

@@ -98,7 +98,7 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     # a record from before the curriculum options: the values those builds used, written out
     old_flags = "--vision-image-steps 300 --vision-shape-steps 0 --comes-goes-weight 1"
     old_flags += " --comes-goes-rows both --conv-stem none --shape-stretches 1 --llm-layers 4"
-    old_flags += " --precision fp32 --row-name-scale 1 --no-row-embed"
+    old_flags += " --precision fp32 --event-draws 1 --row-name-scale 1 --no-row-embed"
     old_flags += " --no-lmhra --no-frame-rows --no-row-names --no-every-object --no-group-by-length"
     old_flags += " --no-visual-positions --no-balanced-drill --no-bare-drill --no-merge-stretches"
     old_flags += " --no-bare-lookup --no-frame-times --no-frame-row-times --no-frame-stamps"
@@ -123,7 +123,7 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     flags = (
         "--vision-image-steps 700 --vision-shape-steps 500 --comes-goes-weight 8"
         " --comes-goes-rows frame --conv-stem 32,64 --shape-stretches 2 --llm-layers 2"
-        " --precision bf16 --row-name-scale 2.5 --row-embed --lmhra"
+        " --precision bf16 --event-draws 1 --row-name-scale 2.5 --row-embed --lmhra"
         " --frame-rows --row-names --every-object --group-by-length"
         " --visual-positions --balanced-drill --bare-drill --merge-stretches --bare-lookup"
         " --frame-times --frame-row-times --frame-stamps --frame-pairs --no-late-stamps"

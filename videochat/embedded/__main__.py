@@ -88,6 +88,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         help="Q-Former rows per shape, each reading its own stretch of the 8 frames (1: all)",
     )
     p.add_argument(
+        "--event-draws",
+        type=int,
+        default=BuildPlan.event_draws,
+        help="with --every-event: each event's time asked this often, options drawn anew",
+    )
+    p.add_argument(
         "--llm-layers",
         type=int,
         choices=range(1, 9),
@@ -164,6 +170,7 @@ def make_plan(args: argparse.Namespace) -> BuildPlan:
         comes_goes_rows=args.comes_goes_rows,
         conv_stem=args.conv_stem,
         shape_stretches=args.shape_stretches,
+        event_draws=args.event_draws,
         llm_layers=args.llm_layers,
         row_name_scale=args.row_name_scale,
         precision=args.precision,

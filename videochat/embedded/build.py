@@ -129,6 +129,7 @@ def annotated_data(plan: BuildPlan, out: Path, seed: int, videos: int, late: boo
         plan.nearest_times if late else plan.early_nearest_times,
         mix_lookups=plan.mix_lookups,
         every_event=plan.every_event and late,
+        event_draws=plan.event_draws if late else 1,
     )
     return data_dir
 
@@ -346,6 +347,7 @@ def build(plan: BuildPlan) -> dict:
         "comes_goes_rows": plan.comes_goes_rows,
         "conv_stem": list(plan.conv_stem),
         "shape_stretches": plan.shape_stretches,
+        "event_draws": plan.event_draws,
         "llm_layers": plan.llm_layers,
         "row_name_scale": plan.row_name_scale,
         "precision": plan.precision,

@@ -117,6 +117,7 @@ _BEFORE_OPTIONS = {
     "comes_goes_rows": "both",
     "conv_stem": [],
     "shape_stretches": 1,
+    "event_draws": 1,
     "llm_layers": 4,
     "row_name_scale": 1.0,
     "precision": "fp32",
@@ -152,7 +153,7 @@ def _model_flags(build: dict) -> str:
         f" --comes-goes-weight {get['comes_goes_weight']:g}"
         f" --comes-goes-rows {get['comes_goes_rows']} --conv-stem {stem}"
         f" --shape-stretches {get['shape_stretches']} --llm-layers {get['llm_layers']}"
-        f" --precision {get['precision']}"
+        f" --precision {get['precision']} --event-draws {get['event_draws']}"
         f" --row-name-scale {get['row_name_scale']:g}"
     ) + "".join(f" --{'' if get[name] else 'no-'}{cli_flag(name)}" for name in SWITCHES)
 
@@ -252,7 +253,8 @@ def render(
     if late_videos:
         late_how += f", on {late_videos} fresh videos"
     if build.get("every_event"):
-        late_how += ", every event's time asked"
+        draws = build.get("event_draws", 1)
+        late_how += ", every event's time asked" + (f" {draws} times" if draws > 1 else "")
     near = ", the right event times listed up to 0.5 s off"
 
     def nearest(base: str, late: bool) -> str:  # only where `base` asks event times

@@ -162,21 +162,23 @@ def protocol_turn(item: dict, with_system: bool = True) -> dict[str, str]:
 
 
 def mcq_items(
-    data_dir: Path, every_object: bool = False, every_event: bool = False
+    data_dir: Path, every_object: bool = False, every_event: bool = False, event_draws: int = 1
 ) -> dict[str, list[dict]]:
     """Each video's multiple-choice items (the training seed's benchmark), keyed by its media
     path. `every_object`: the `PER_OBJECT` tasks ask about each object they apply to
     (`object_items`) instead of the benchmark's one; `every_event`: event time is asked about
-    each scripted event (`event_items`) instead of the benchmark's one."""
+    each scripted event (`event_items`, `event_draws` times) instead of the benchmark's one."""
     per_video: dict[str, list[dict]] = defaultdict(list)
     replaced = {*(PER_OBJECT if every_object else ()), *(EVENT_TASKS if every_event else ())}
     for task in [t for t in TASKS if t not in replaced]:
         for item in json.loads((data_dir / "benchmark" / f"{task}.json").read_text()):
             per_video[f"videos/{item['video']}"].append({**item, "task": task})
-    for wanted, items_of in ((every_object, object_items), (every_event, event_items)):
-        if wanted:
-            for video, items in items_of(data_dir).items():
-                per_video[video] += items
+    if every_object:
+        for video, items in object_items(data_dir).items():
+            per_video[video] += items
+    if every_event:
+        for video, items in event_items(data_dir, event_draws).items():
+            per_video[video] += items
     return per_video
 
 
@@ -228,10 +230,13 @@ def drill_entries(
     return entries
 
 
-def drill_items(data_dir: Path, every_event: bool = False) -> list[tuple[str, dict]]:
+def drill_items(
+    data_dir: Path, every_event: bool = False, event_draws: int = 1
+) -> list[tuple[str, dict]]:
     """(media path, item) for every multiple-choice item about every object (`every_event`:
-    and about every event's time), by video."""
-    per_video = sorted(mcq_items(data_dir, every_object=True, every_event=every_event).items())
+    and about every event's time, `event_draws` times), by video."""
+    asked = mcq_items(data_dir, every_object=True, every_event=every_event, event_draws=event_draws)
+    per_video = sorted(asked.items())
     return [(video, item) for video, video_items in per_video for item in video_items]
 
 
@@ -268,7 +273,8 @@ def nearest_time_items(items: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
     for video, item in items:
         if item["task"] == "event_localisation":
             truth = item["answer"]
-            step = random.Random(f"{video}-{item['question']}").choice((-1, 0, 1))
+            draw = f"-{item['draw']}" if item.get("draw") else ""  # a repeat draws anew
+            step = random.Random(f"{video}-{item['question']}{draw}").choice((-1, 0, 1))
             listed = time_text(time_value(truth) + step * TIME_GRID)
             candidates = [listed if c == truth else c for c in item["candidates"]]
             item = {**item, "candidates": candidates, "answer": listed}
@@ -288,16 +294,24 @@ def object_items(data_dir: Path) -> dict[str, list[dict]]:
 EVENT_TASKS = ("event_localisation",)
 
 
-def event_items(data_dir: Path) -> dict[str, list[dict]]:
-    """Per video (media path): the time of every scripted event, as benchmark items. Why: the
-    benchmark asks about one event a video, and the late timing stage fits those questions
-    (loss 0.0000 at batch 64, session 52) while a third to a half of held-out event times stay
-    wrong; the videos hold about 2.8 times as many events."""
-    return scene_items(
-        data_dir,
-        lambda rng, scene, record: event_time_questions(rng, scene, record["events"]),
-        salt="events",
-    )
+def event_items(data_dir: Path, draws: int = 1) -> dict[str, list[dict]]:
+    """Per video (media path): the time of every scripted event, as benchmark items; with
+    `draws` > 1 each event is asked that often, its distractors and their order drawn anew each
+    time (the repeats marked ``"draw": k``). Why: the benchmark asks about one event a video,
+    and the late timing stage fits those questions (loss 0.0000 at batch 64, session 52) while
+    a third to a half of held-out event times stay wrong; the videos hold about 2.3 times as
+    many events. Drawn anew, a video's answer is not one fixed option to remember."""
+
+    asked: dict[str, list[dict]] = defaultdict(list)
+    for k in range(draws):
+        drawn = scene_items(
+            data_dir,
+            lambda rng, scene, record: event_time_questions(rng, scene, record["events"]),
+            salt="events" + (f"-{k}" if k else ""),
+        )
+        for video, items in drawn.items():
+            asked[video] += [{**item, "draw": k} if k else item for item in items]
+    return dict(asked)
 
 
 def scene_items(data_dir: Path, ask, salt: str = "") -> dict[str, list[dict]]:
@@ -363,17 +377,21 @@ def write_annotations(
     nearest_times: bool = False,
     mix_lookups: bool = False,
     every_event: bool = False,
+    event_draws: int = 1,
 ) -> int:
     """Write the instruction and drill files next to the synthetic data; return the instruction
     file's entry count. `bare_lookup`: the lookup stage's colour questions go without their
     options (`drill_turn`), whatever the drill's `drill_options`; `nearest_times`: every
     event-time question lists its right time near the truth (`nearest_time_items`);
     `mix_lookups`: the stage-0 mix asks the colour and shape questions too; `every_event`: the
-    drill and its subsets ask every event's time (`event_items`)."""
+    drill and its subsets ask every event's time (`event_items`), `event_draws` times (the
+    stage-0 mix once)."""
     data_dir = Path(data_dir)
     entries = train_entries(data_dir, every_object, nearest_times)
     (data_dir / TRAIN_FILE).write_text(json.dumps(entries, indent=1) + "\n")
-    items = drill_items(data_dir, every_event)  # derived once: each focus file is a subset
+    items = drill_items(
+        data_dir, every_event, event_draws
+    )  # derived once: each focus file is a subset
     if nearest_times:
         items = nearest_time_items(items)
     drill = drill_entries(data_dir, balanced_drill, drill_options, items=items)
@@ -385,8 +403,9 @@ def write_annotations(
         (data_dir / focus_file(stage)).write_text(json.dumps(focus[stage], indent=1) + "\n")
     mix = timing_mix_entries(focus["timing"], drill)
     (data_dir / focus_file(TIMING_MIX)).write_text(json.dumps(mix, indent=1) + "\n")
+    first_draws = [(video, item) for video, item in items if not item.get("draw")]
     asked = {
-        task: drill_entries(data_dir, tasks=(task,), items=items)
+        task: drill_entries(data_dir, tasks=(task,), items=first_draws)
         for task in stage0_mix_tasks(mix_lookups)
     }
     mix = stage0_mix_entries(asked, entries, mix_lookups)

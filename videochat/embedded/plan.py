@@ -122,6 +122,8 @@ class BuildPlan:
     # the late stages' drill questions (so the late timing stage's) ask every scripted event's
     # time, not the benchmark's one event a video (`data.event_items`)
     every_event: bool = False
+    # with every_event each event is asked this often, its options drawn anew each time
+    event_draws: int = 1
     # the stage-0 mix asks a share of the colour and shape questions too (`data`)
     mix_lookups: bool = False
     # the LLM stages draw their visual caches' frames with the build's seed, not each stage's
@@ -176,6 +178,11 @@ class BuildPlan:
             raise ValueError(
                 "time_tokens adds the option-time tokens before the first LLM stage, "
                 "late_time_tokens before the late stages: choose one"
+            )
+        if self.event_draws < 1 or (self.event_draws > 1 and not self.every_event):
+            raise ValueError(
+                f"event_draws must be 1 or more, and above 1 only with every_event "
+                f"(--every-event), got {self.event_draws}"
             )
         if self.late_videos < 0:
             raise ValueError(f"late_videos must be 0 or more, got {self.late_videos}")
