@@ -123,6 +123,7 @@ class BuildPlan:
     # time, not the benchmark's one event a video (`data.event_items`)
     every_event: bool = False
     # with every_event each event is asked this often, its options drawn anew each time
+    # (session 53: 3 draws took event time to at least 63% on three benchmarks, one did not)
     event_draws: int = 1
     # the stage-0 mix asks a share of the colour and shape questions too (`data`)
     mix_lookups: bool = False
