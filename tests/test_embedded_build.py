@@ -508,6 +508,34 @@ def test_event_draws_ask_each_event_again_with_options_drawn_anew(
         BuildPlan(tmp_path, event_draws=2)
 
 
+def test_every_order_asks_first_and_last_in_place_of_the_benchmarks_one(synth_dir: Path) -> None:
+    from videochat.synth.questions import event_phrase, scripted
+    from videochat.synth.world import Scene
+
+    scenes = [json.loads(line) for line in (synth_dir / "scenes.jsonl").read_text().splitlines()]
+    asked = data.order_items(synth_dir)
+    assert any(asked.values())
+    for record in scenes:
+        if record.get("kind", "video") != "video":
+            continue
+        items, events = asked[record["media"]], scripted(record["events"])
+        if len(events) < 3:
+            assert items == []
+            continue
+        scene = Scene.from_dict(record)
+        phrases = [event_phrase(scene, e) for e in events]
+        first, last = items
+        assert first["question"] == "Which of these happened first?"
+        assert last["question"] == "Which of these happened last?"
+        assert (first["answer"], last["answer"]) == (phrases[0], phrases[-1])
+        assert sorted(first["candidates"]) == sorted(last["candidates"]) == sorted(phrases)
+    plain, every = data.drill_items(synth_dir), data.drill_items(synth_dir, every_order=True)
+    others = [pair for pair in plain if pair[1]["task"] != "temporal_order"]
+    assert [pair for pair in every if pair[1]["task"] != "temporal_order"] == others
+    ordered = [(v, i["question"]) for v, i in every if i["task"] == "temporal_order"]
+    assert sorted(ordered) == sorted((v, i["question"]) for v, its in asked.items() for i in its)
+
+
 def test_every_event_reaches_the_late_videos_only_and_needs_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
@@ -528,6 +556,8 @@ def test_every_event_reaches_the_late_videos_only_and_needs_them(
     monkeypatch.chdir(tmp_path)
     assert main(["--out", "b", "--every-event", "--late-drill-steps", "1"]) == 2
     assert "every_event changes the late stages' own videos' questions" in capsys.readouterr().err
+    assert main(["--out", "b", "--every-order", "--late-drill-steps", "1"]) == 2
+    assert "every_order changes the late stages' own videos' questions" in capsys.readouterr().err
     assert not (tmp_path / "b").exists()
 
 

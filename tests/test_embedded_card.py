@@ -104,7 +104,8 @@ def test_model_card_reports_the_recorded_numbers() -> None:
     old_flags += " --no-bare-lookup --no-frame-times --no-frame-row-times --no-frame-stamps"
     old_flags += " --no-frame-pairs --no-late-stamps --no-time-tokens --no-late-time-tokens"
     old_flags += " --no-late-decimal-tokens --no-nearest-times"
-    old_flags += " --no-early-nearest-times --no-every-event --no-shared-visual-cache"
+    old_flags += " --no-early-nearest-times --no-every-event --no-every-order"
+    old_flags += " --no-shared-visual-cache"
     old_flags += " --no-pack-batches --no-math-attention --no-mix-lookups --no-frame-convs --no-shared-prefix"
     old_flags += " --no-compile-layers"
     assert f"--measure {old_flags}\n" in card
@@ -128,7 +129,8 @@ def test_model_card_reports_the_recorded_numbers() -> None:
         " --visual-positions --balanced-drill --bare-drill --merge-stretches --bare-lookup"
         " --frame-times --frame-row-times --frame-stamps --frame-pairs --no-late-stamps"
         " --no-time-tokens --no-late-time-tokens --no-late-decimal-tokens --no-nearest-times"
-        " --no-early-nearest-times --no-every-event --no-shared-visual-cache --no-pack-batches"
+        " --no-early-nearest-times --no-every-event --no-every-order --no-shared-visual-cache"
+        " --no-pack-batches"
         " --no-math-attention --no-mix-lookups --frame-convs --shared-prefix --no-compile-layers"
     )
     assert f"--measure {flags}\n" in card

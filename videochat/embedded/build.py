@@ -130,6 +130,7 @@ def annotated_data(plan: BuildPlan, out: Path, seed: int, videos: int, late: boo
         mix_lookups=plan.mix_lookups,
         every_event=plan.every_event and late,
         event_draws=plan.event_draws if late else 1,
+        every_order=plan.every_order and late,
     )
     return data_dir
 
@@ -280,11 +281,12 @@ def check_steps(plan: BuildPlan) -> None:
             "nearest_times changes the late stages' own videos' questions: it needs "
             "late_videos (e.g. --late-videos 6000)"
         )
-    if plan.every_event and not plan.late_videos:
-        raise ValueError(
-            "every_event changes the late stages' own videos' questions: it needs "
-            "late_videos (e.g. --late-videos 6000)"
-        )
+    for switch in ("every_event", "every_order"):
+        if getattr(plan, switch) and not plan.late_videos:
+            raise ValueError(
+                f"{switch} changes the late stages' own videos' questions: it needs "
+                "late_videos (e.g. --late-videos 6000)"
+            )
     if plan.late_videos and not late_steps:
         raise ValueError(
             "late_videos needs a late stage with steps (e.g. --late-stage0-steps 600): "

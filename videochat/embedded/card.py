@@ -255,6 +255,8 @@ def render(
     if build.get("every_event"):
         draws = build.get("event_draws", 1)
         late_how += ", every event's time asked" + (f" {draws} times" if draws > 1 else "")
+    if build.get("every_order"):
+        late_how += ", temporal order asked both ways"
     near = ", the right event times listed up to 0.5 s off"
 
     def nearest(base: str, late: bool) -> str:  # only where `base` asks event times

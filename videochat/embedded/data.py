@@ -41,6 +41,7 @@ from videochat.synth.questions import (
     TASKS,
     Question,
     event_time_questions,
+    order_questions,
     per_object_questions,
     time_text,
     time_value,
@@ -164,14 +165,20 @@ def protocol_turn(item: dict, with_system: bool = True) -> dict[str, str]:
 
 
 def mcq_items(
-    data_dir: Path, every_object: bool = False, every_event: bool = False, event_draws: int = 1
+    data_dir: Path,
+    every_object: bool = False,
+    every_event: bool = False,
+    event_draws: int = 1,
+    every_order: bool = False,
 ) -> dict[str, list[dict]]:
     """Each video's multiple-choice items (the training seed's benchmark), keyed by its media
     path. `every_object`: the `PER_OBJECT` tasks ask about each object they apply to
     (`object_items`) instead of the benchmark's one; `every_event`: event time is asked about
-    each scripted event (`event_items`, `event_draws` times) instead of the benchmark's one."""
+    each scripted event (`event_items`, `event_draws` times) instead of the benchmark's one;
+    `every_order`: temporal order is asked both ways (`order_items`)."""
     per_video: dict[str, list[dict]] = defaultdict(list)
     replaced = {*(PER_OBJECT if every_object else ()), *(EVENT_TASKS if every_event else ())}
+    replaced |= {*(ORDER_TASKS if every_order else ())}
     for task in [t for t in TASKS if t not in replaced]:
         for item in json.loads((data_dir / "benchmark" / f"{task}.json").read_text()):
             per_video[f"videos/{item['video']}"].append({**item, "task": task})
@@ -180,6 +187,9 @@ def mcq_items(
             per_video[video] += items
     if every_event:
         for video, items in event_items(data_dir, event_draws).items():
+            per_video[video] += items
+    if every_order:
+        for video, items in order_items(data_dir).items():
             per_video[video] += items
     return per_video
 
@@ -233,11 +243,12 @@ def drill_entries(
 
 
 def drill_items(
-    data_dir: Path, every_event: bool = False, event_draws: int = 1
+    data_dir: Path, every_event: bool = False, event_draws: int = 1, every_order: bool = False
 ) -> list[tuple[str, dict]]:
     """(media path, item) for every multiple-choice item about every object (`every_event`:
-    and about every event's time, `event_draws` times), by video."""
-    asked = mcq_items(data_dir, every_object=True, every_event=every_event, event_draws=event_draws)
+    and about every event's time, `event_draws` times; `every_order`: temporal order both
+    ways), by video."""
+    asked = mcq_items(data_dir, True, every_event, event_draws, every_order)
     per_video = sorted(asked.items())
     return [(video, item) for video, video_items in per_video for item in video_items]
 
@@ -318,6 +329,21 @@ def event_items(data_dir: Path, draws: int = 1) -> dict[str, list[dict]]:
     return dict(asked)
 
 
+# the task `order_items` asks both ways instead of the benchmark's one
+ORDER_TASKS = ("temporal_order",)
+
+
+def order_items(data_dir: Path) -> dict[str, list[dict]]:
+    """Per video (media path): which event happened first and which last, both asked (the
+    benchmark asks one). Why: most of j1's wrong temporal-order answers are phrases of its own,
+    not options (session 53), as its event times were before `event_items`' draws."""
+    return scene_items(
+        data_dir,
+        lambda rng, scene, record: order_questions(rng, scene, record["events"]),
+        salt="order",
+    )
+
+
 def scene_items(
     data_dir: Path, ask: Callable[..., list[Question]], salt: str = ""
 ) -> dict[str, list[dict]]:
@@ -384,6 +410,7 @@ def write_annotations(
     mix_lookups: bool = False,
     every_event: bool = False,
     event_draws: int = 1,
+    every_order: bool = False,
 ) -> int:
     """Write the instruction and drill files next to the synthetic data; return the instruction
     file's entry count. `bare_lookup`: the lookup stage's colour questions go without their
@@ -391,12 +418,12 @@ def write_annotations(
     event-time question lists its right time near the truth (`nearest_time_items`);
     `mix_lookups`: the stage-0 mix asks the colour and shape questions too; `every_event`: the
     drill and its subsets ask every event's time (`event_items`), `event_draws` times (the
-    stage-0 mix once)."""
+    stage-0 mix once); `every_order`: and temporal order both ways (`order_items`)."""
     data_dir = Path(data_dir)
     entries = train_entries(data_dir, every_object, nearest_times)
     (data_dir / TRAIN_FILE).write_text(json.dumps(entries, indent=1) + "\n")
     # derived once: each focus file is a subset
-    items = drill_items(data_dir, every_event, event_draws)
+    items = drill_items(data_dir, every_event, event_draws, every_order)
     if nearest_times:
         items = nearest_time_items(items)
     drill = drill_entries(data_dir, balanced_drill, drill_options, items=items)

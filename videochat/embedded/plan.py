@@ -125,6 +125,8 @@ class BuildPlan:
     # with every_event each event is asked this often, its options drawn anew each time
     # (session 53: 3 draws took event time to at least 63% on three benchmarks, one did not)
     event_draws: int = 1
+    # the late stages' drill questions ask temporal order both ways (`data.order_items`)
+    every_order: bool = False
     # the stage-0 mix asks a share of the colour and shape questions too (`data`)
     mix_lookups: bool = False
     # the LLM stages draw their visual caches' frames with the build's seed, not each stage's
@@ -214,6 +216,7 @@ SWITCHES: dict[str, str] = {
     "the answer is the option nearest the truth",
     "early_nearest_times": "the same in the focus stages, the drill and stage 0",
     "every_event": "the late stages' drill questions ask the time of every event of each video",
+    "every_order": "the late stages' drill questions ask which event came first and which last",
     "shared_visual_cache": "the LLM stages share one frame draw per video, encoded once",
     "pack_batches": "stage 0 packs each batch's samples end to end, their shared start once a row",
     "math_attention": "every stage's attention on PyTorch's math kernel (faster for tiny heads)",

@@ -176,6 +176,12 @@ def q_order(rng, scene: Scene, tl: Timeline) -> Question | None:
     if len(events) < 3:
         return None
     which = str(rng.choice(["first", "last"]))
+    return order_question(rng, scene, events, which)
+
+
+def order_question(rng, scene: Scene, events: list[dict], which: str) -> Question:
+    """Which of the scripted `events` (in time order, at least 3) happened `which` ("first" or
+    "last"); the options are all of them."""
     target = events[0] if which == "first" else events[-1]
     phrases = [event_phrase(scene, e) for e in events]
     answer = event_phrase(scene, target)
@@ -307,6 +313,15 @@ def event_time_questions(
     drawn at random as the benchmark asks."""
     asked = [when_question(rng, scene, e) for e in scripted(events)]
     return [q for q in asked if q is not None]
+
+
+def order_questions(rng: np.random.Generator, scene: Scene, events: list[dict]) -> list[Question]:
+    """Temporal order asked both ways, "first" and "last", about the scripted `events` (the
+    scene's; none with fewer than 3), not one way drawn at random as the benchmark asks."""
+    timed = scripted(events)
+    return (
+        [order_question(rng, scene, timed, w) for w in ("first", "last")] if len(timed) >= 3 else []
+    )
 
 
 def image_questions(rng: np.random.Generator, scene: Scene, tl: Timeline) -> list[Question]:
