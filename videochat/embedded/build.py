@@ -276,12 +276,7 @@ def check_steps(plan: BuildPlan) -> None:
                 f"{switch} needs a late stage with steps (e.g. --late-stage0-steps 600): "
                 f"without one {what} never come on"
             )
-    if plan.nearest_times and not plan.late_videos:
-        raise ValueError(
-            "nearest_times changes the late stages' own videos' questions: it needs "
-            "late_videos (e.g. --late-videos 6000)"
-        )
-    for switch in ("every_event", "every_order"):
+    for switch in ("nearest_times", "every_event", "every_order"):
         if getattr(plan, switch) and not plan.late_videos:
             raise ValueError(
                 f"{switch} changes the late stages' own videos' questions: it needs "

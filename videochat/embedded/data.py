@@ -176,20 +176,20 @@ def mcq_items(
     (`object_items`) instead of the benchmark's one; `every_event`: event time is asked about
     each scripted event (`event_items`, `event_draws` times) instead of the benchmark's one;
     `every_order`: temporal order is asked both ways (`order_items`)."""
+    # the tasks each option asks in its own way instead of the benchmark's, and those items
+    asked_otherwise = [
+        (tuple(PER_OBJECT), lambda: object_items(data_dir)) if every_object else None,
+        (EVENT_TASKS, lambda: event_items(data_dir, event_draws)) if every_event else None,
+        (ORDER_TASKS, lambda: order_items(data_dir)) if every_order else None,
+    ]
+    asked_otherwise = [pair for pair in asked_otherwise if pair is not None]
+    replaced = {task for tasks, _ in asked_otherwise for task in tasks}
     per_video: dict[str, list[dict]] = defaultdict(list)
-    replaced = {*(PER_OBJECT if every_object else ()), *(EVENT_TASKS if every_event else ())}
-    replaced |= {*(ORDER_TASKS if every_order else ())}
     for task in [t for t in TASKS if t not in replaced]:
         for item in json.loads((data_dir / "benchmark" / f"{task}.json").read_text()):
             per_video[f"videos/{item['video']}"].append({**item, "task": task})
-    if every_object:
-        for video, items in object_items(data_dir).items():
-            per_video[video] += items
-    if every_event:
-        for video, items in event_items(data_dir, event_draws).items():
-            per_video[video] += items
-    if every_order:
-        for video, items in order_items(data_dir).items():
+    for _, items_of in asked_otherwise:
+        for video, items in items_of().items():
             per_video[video] += items
     return per_video
 
